@@ -1,0 +1,188 @@
+"""The dataset directory as stages see it. `DatasetWriter` streams preprocessed images and masks
+into memory-mapped .npy arrays inside a staging directory and swaps the finished directory into
+place (so memory stays flat and a killed ingest leaves nothing); `Dataset` opens one for reading."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from spurspec.artefacts import io, provenance, schemas
+from spurspec.artefacts.layout import DatasetLayout
+from spurspec.errors import ArtefactError, ExistsError
+
+
+class DatasetWriter:
+    """Usage:
+
+        with DatasetWriter(out, n=len(items), size=256, channels=1, force=force) as w:
+            for i, ...: w.put(i, image_chw_uint8, mask_hw_01_or_None)
+            w.finish(manifest_rows, spurious=[...], keep=good_indices, ...)
+
+    `put` may be called in any order; rows never `put` or not in `keep` are dropped at finish.
+    """
+
+    def __init__(self, out: Path, n: int, size: int, channels: int, force: bool = False) -> None:
+        self.out = Path(out)
+        if self.out.exists() and any(self.out.iterdir()) and not force:
+            raise ExistsError(f"{self.out}: already exists; pass --force to replace it")
+        if self.out.exists() and not (self.out / "manifest.parquet").exists() and any(self.out.iterdir()):
+            raise ExistsError(f"{self.out}: exists and is not a spurspec dataset; refusing to replace it")
+        self.n, self.size, self.channels = n, size, channels
+        self._ctx = io.staging_dir(self.out)
+        self._finished = False
+
+    def __enter__(self) -> DatasetWriter:
+        self.staging = self._ctx.__enter__()
+        self.layout = DatasetLayout(self.staging)
+        shape = (max(self.n, 1), self.channels, self.size, self.size)
+        self.images = np.lib.format.open_memmap(self.layout.images, mode="w+", dtype=np.uint8, shape=shape)
+        self.masks = np.lib.format.open_memmap(
+            self.layout.masks, mode="w+", dtype=np.uint8, shape=(shape[0], self.size, self.size)
+        )
+        self.written = np.zeros(self.n, dtype=bool)
+        return self
+
+    def put(self, i: int, image: np.ndarray, mask: np.ndarray | None) -> None:
+        if image.ndim == 2:
+            image = image[None]
+        if image.shape != (self.channels, self.size, self.size) or image.dtype != np.uint8:
+            raise ValueError(f"image {i}: expected uint8 {(self.channels, self.size, self.size)}, got {image.dtype} {image.shape}")
+        self.images[i] = image
+        if mask is not None:
+            self.masks[i] = mask
+        self.written[i] = True
+
+    def finish(
+        self,
+        manifest: pa.Table,
+        spurious: list[str],
+        info: dict[str, Any],
+        settings: dict[str, Any],
+        inputs: dict[str, str],
+        keep: list[int] | None = None,
+        mask_rle: pa.Table | None = None,
+        rejects: pa.Table | None = None,
+        extra_fields: list[pa.Field] | None = None,
+        stage: str = "ingest",
+    ) -> None:
+        """`manifest` has one row per put index (0..n-1) without the `row` column."""
+        if manifest.num_rows != self.n:
+            raise ValueError(f"manifest has {manifest.num_rows} rows, writer has {self.n}")
+        keep_idx = np.arange(self.n) if keep is None else np.asarray(sorted(keep), dtype=np.int64)
+        unwritten = [int(i) for i in keep_idx if not self.written[i]]
+        if unwritten:
+            raise ValueError(f"rows {unwritten[:5]} were kept but never written")
+        if len(keep_idx) == 0:
+            raise ArtefactError("no images left to write")
+        self.images.flush()
+        self.masks.flush()
+        if len(keep_idx) != self.images.shape[0]:
+            self._compact(keep_idx)
+        manifest = manifest.take(pa.array(keep_idx)).append_column(
+            "row", pa.array(np.arange(len(keep_idx), dtype=np.int32))
+        )
+        schema = schemas.manifest_schema(spurious, extra_fields)
+        io.write_table(self.layout.manifest, manifest, schema)
+        if mask_rle is not None:
+            io.write_table(self.layout.mask_rle, mask_rle, schemas.MASK_RLE)
+        if rejects is not None and rejects.num_rows:
+            io.write_table(self.layout.rejects, rejects, schemas.REJECTS)
+        full_info = {
+            **info,
+            "size": self.size,
+            "channels": self.channels,
+            "n_images": int(len(keep_idx)),
+            "spurious": list(spurious),
+            "schema_version": schemas.SCHEMA_VERSION,
+        }
+        io.write_json(self.layout.info, full_info)
+        provenance.write(self.layout.provenance(stage), stage, settings, inputs)
+        self._finished = True
+
+    def _compact(self, keep_idx: np.ndarray) -> None:
+        """Copy the kept rows into right-sized arrays (only when rows were rejected)."""
+        for name, src in (("images", self.images), ("masks", self.masks)):
+            path = getattr(self.layout, name)
+            tmp = path.with_suffix(".compact.npy")
+            dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=src.dtype, shape=(len(keep_idx), *src.shape[1:]))
+            for start in range(0, len(keep_idx), 256):
+                chunk = keep_idx[start : start + 256]
+                dst[start : start + len(chunk)] = src[chunk]
+            dst.flush()
+            del dst
+            setattr(self, name, None)
+            del src
+            tmp.replace(path)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.images = self.masks = None  # release the memmaps before the directory moves
+        if exc_type is None and not self._finished:
+            exc_type, exc = RuntimeError, RuntimeError("DatasetWriter closed without finish()")
+            self._ctx.__exit__(exc_type, exc, None)
+            raise exc
+        return bool(self._ctx.__exit__(exc_type, exc, tb))
+
+
+@dataclass
+class Dataset:
+    """A dataset directory opened for reading: manifest, info, and memory-mapped arrays."""
+
+    root: Path
+    manifest: pa.Table
+    info: dict[str, Any]
+    layout: DatasetLayout = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.layout = DatasetLayout(self.root)
+
+    @classmethod
+    def open(cls, root: Path) -> Dataset:
+        root = Path(root)
+        layout = DatasetLayout(root)
+        if not layout.manifest.exists():
+            raise ArtefactError(f"{root}: not a spurspec dataset (no manifest.parquet); run `spurspec ingest` first")
+        manifest = schemas.check(io.read_table(layout.manifest, "manifest"), schemas.manifest_schema([]), layout.manifest)
+        try:
+            info = json.loads(layout.info.read_text())
+        except (OSError, ValueError) as exc:
+            raise ArtefactError(f"{layout.info}: unreadable dataset info: {exc}") from None
+        return cls(root=root, manifest=manifest, info=info)
+
+    @property
+    def spurious(self) -> list[str]:
+        return schemas.spurious_attributes(self.manifest)
+
+    @property
+    def size(self) -> int:
+        return int(self.info["size"])
+
+    @property
+    def channels(self) -> int:
+        return int(self.info["channels"])
+
+    def images(self) -> np.ndarray:
+        return np.load(self.layout.images, mmap_mode="r")
+
+    def masks(self) -> np.ndarray:
+        return np.load(self.layout.masks, mmap_mode="r")
+
+    def fingerprint(self) -> str:
+        """Identity of the dataset's content for downstream provenance: the manifest's digest."""
+        return provenance.file_digest(self.layout.manifest)
+
+
+def up_to_date(out: Path, stage: str, settings: dict[str, Any], inputs: dict[str, str], force: bool) -> bool:
+    """Call before any work: True if `out` already holds this stage's output for exactly these
+    settings and inputs (nothing to do); an existing different output needs `force`."""
+    out = Path(out)
+    if force or not out.exists() or not any(out.iterdir()):
+        return False
+    if provenance.is_up_to_date(DatasetLayout(out).provenance(stage), settings, inputs):
+        return True
+    raise ExistsError(f"{out}: already holds a dataset made with other settings or inputs; pass --force to replace it")

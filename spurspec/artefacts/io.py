@@ -1,0 +1,110 @@
+"""Atomic writes: every artefact is written to a temporary file in the same directory and then
+renamed into place, so a killed stage never leaves a half-written table, array or checkpoint."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from spurspec.errors import ArtefactError
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def write_table(path: Path, table: pa.Table, schema: pa.Schema | None = None) -> None:
+    """Write a Parquet table atomically, cast to `schema` (which carries the schema version)."""
+    if schema is not None:
+        table = conform(table, schema)
+    with atomic_path(path, suffix=".parquet") as tmp:
+        # Fixed writer settings keep the bytes identical across identical runs.
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Select and cast `table` to `schema`'s fields (extra columns kept after them), with metadata."""
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise ArtefactError(f"table lacks required column(s): {', '.join(missing)}")
+    fields = list(schema)
+    extra = [table.schema.field(n) for n in table.column_names if n not in schema.names]
+    columns = [table.column(f.name).cast(f.type) for f in fields]
+    columns += [table.column(f.name) for f in extra]
+    out_schema = pa.schema(fields + extra, metadata=schema.metadata)
+    return pa.Table.from_arrays(columns, schema=out_schema)
+
+
+def read_table(path: Path, what: str = "table") -> pa.Table:
+    path = Path(path)
+    if not path.exists():
+        raise ArtefactError(f"{path}: {what} not found")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ArtefactError(f"{path}: unreadable {what}: {exc}") from None
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Swap a fully written staging directory into place (the old one goes only after)."""
+    target = Path(target)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staging_dir(target: Path) -> Iterator[Path]:
+    """A fresh directory beside `target`; removed if the block fails, swapped in if it succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    try:
+        yield staging
+        replace_dir(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,147 @@
+"""The pyarrow schemas of every table stages hand to each other, each with a name and version
+in its metadata. Readers call `check()` so a stale or foreign file fails with a clear error."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+from spurspec.errors import ArtefactError
+
+SCHEMA_VERSION = "1"
+
+
+def _schema(name: str, fields: list[pa.Field], **meta: str) -> pa.Schema:
+    metadata = {"spurspec.schema": name, "spurspec.schema_version": SCHEMA_VERSION, **meta}
+    return pa.schema(fields, metadata=metadata)
+
+
+# One row per image, in the order of the preprocessed arrays (`row` is the array index).
+MANIFEST_FIELDS = [
+    pa.field("row", pa.int32(), nullable=False),
+    pa.field("image_id", pa.string(), nullable=False),
+    pa.field("patient_id", pa.string(), nullable=False),
+    pa.field("split", pa.string(), nullable=False),  # 'train' | 'val' | 'test'
+    pa.field("label", pa.int8(), nullable=False),  # 1 = the abnormality
+    pa.field("has_mask", pa.bool_(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("orig_height", pa.int32(), nullable=False),
+    pa.field("orig_width", pa.int32(), nullable=False),
+]
+SPLITS = ("train", "val", "test")
+
+
+def manifest_schema(spurious: list[str], extra: list[pa.Field] | None = None) -> pa.Schema:
+    """Base manifest fields, one nullable int8 column per spurious attribute, then extras."""
+    fields = list(MANIFEST_FIELDS)
+    fields += [pa.field(a, pa.int8(), nullable=True) for a in spurious]
+    fields += list(extra or [])
+    return _schema("manifest", fields, **{"spurspec.spurious": json.dumps(list(spurious))})
+
+
+def spurious_attributes(table_or_schema: pa.Table | pa.Schema) -> list[str]:
+    schema = table_or_schema.schema if isinstance(table_or_schema, pa.Table) else table_or_schema
+    raw = (schema.metadata or {}).get(b"spurspec.spurious")
+    return json.loads(raw) if raw else []
+
+
+# Full-resolution masks as SIIM-style RLE (column-major, relative), "-1" for an empty mask.
+MASK_RLE = _schema(
+    "mask_rle",
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("height", pa.int32(), nullable=False),
+        pa.field("width", pa.int32(), nullable=False),
+        pa.field("rle", pa.string(), nullable=False),
+    ],
+)
+
+# Boxes are half-open [x0, x1) x [y0, y1), in original and in training-size pixels.
+BOXES = _schema(
+    "boxes",
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("box_index", pa.int32(), nullable=False),
+        pa.field("x0", pa.int32(), nullable=False),
+        pa.field("y0", pa.int32(), nullable=False),
+        pa.field("x1", pa.int32(), nullable=False),
+        pa.field("y1", pa.int32(), nullable=False),
+        pa.field("train_x0", pa.int32(), nullable=False),
+        pa.field("train_y0", pa.int32(), nullable=False),
+        pa.field("train_x1", pa.int32(), nullable=False),
+        pa.field("train_y1", pa.int32(), nullable=False),
+        pa.field("area", pa.int64(), nullable=False),
+    ],
+)
+
+REJECTS = _schema(
+    "rejects",
+    [pa.field("input", pa.string(), nullable=False), pa.field("reason", pa.string(), nullable=False)],
+)
+
+TRAIN_LOG = _schema(
+    "train_log",
+    [
+        pa.field("epoch", pa.int32(), nullable=False),
+        pa.field("train_loss", pa.float64()),
+        pa.field("val_loss", pa.float64()),
+        pa.field("val_auroc", pa.float64()),
+        pa.field("val_dice", pa.float64()),
+        pa.field("lr", pa.float64()),
+        pa.field("images_per_s", pa.float64()),
+        pa.field("data_wait_fraction", pa.float64()),
+        pa.field("epoch_seconds", pa.float64()),
+        pa.field("is_best", pa.bool_()),
+    ],
+)
+
+# Long format: pixel granularities give one row per (image, summarising function).
+PREDICTIONS = _schema(
+    "predictions",
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("split", pa.string()),
+        pa.field("summary", pa.string(), nullable=False),  # summarising function, 'logit' for binary
+        pa.field("score", pa.float64(), nullable=False),
+        pa.field("run_id", pa.string()),
+        pa.field("granularity", pa.string()),
+        pa.field("method", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("seed", pa.int64()),
+        pa.field("checkpoint", pa.string()),
+    ],
+)
+
+METRICS = _schema(
+    "metrics",
+    [
+        pa.field("metric", pa.string(), nullable=False),
+        pa.field("attribute", pa.string()),  # null for overall metrics
+        pa.field("summary", pa.string()),
+        pa.field("value", pa.float64()),  # null when undefined; `reason` says why
+        pa.field("ci_low", pa.float64()),
+        pa.field("ci_high", pa.float64()),
+        pa.field("n_pos", pa.int64()),
+        pa.field("n_neg", pa.int64()),
+        pa.field("reason", pa.string()),
+    ],
+)
+
+
+def check(table: pa.Table, expected: pa.Schema, path: object = "") -> pa.Table:
+    """Fail clearly if `table` is not the artefact `expected` describes (name, version, columns)."""
+    meta = table.schema.metadata or {}
+    name = expected.metadata[b"spurspec.schema"]
+    where = f"{path}: " if path else ""
+    if meta.get(b"spurspec.schema") != name:
+        raise ArtefactError(f"{where}not a spurspec {name.decode()} table")
+    version = meta.get(b"spurspec.schema_version", b"?").decode()
+    if version != SCHEMA_VERSION:
+        raise ArtefactError(
+            f"{where}schema version {version}, this spurspec reads {SCHEMA_VERSION}; re-run the stage"
+        )
+    missing = [f.name for f in expected if f.name not in table.column_names]
+    if missing:
+        raise ArtefactError(f"{where}missing column(s) {', '.join(missing)}")
+    return table

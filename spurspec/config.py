@@ -1,0 +1,152 @@
+"""Configs are data: each stage declares one frozen dataclass of defaults (in its own module);
+a TOML file overrides them and CLI flags override that. This module resolves the layers,
+checks keys and types, and writes the resolved config beside a stage's output."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from spurspec.errors import ConfigError
+
+C = TypeVar("C")
+
+
+def _check_type(cls_name: str, key: str, value: Any, hint: Any) -> Any:
+    """Coerce TOML/CLI values to the field's declared type; reject what does not fit."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(cls_name, key, value, arg)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{cls_name}.{key}: {value!r} does not fit {hint}")
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{cls_name}.{key}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [_check_type(cls_name, key, v, inner) for v in value]
+        return tuple(items)
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{cls_name}.{key}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{cls_name}.{key}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{cls_name}.{key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{cls_name}.{key}: expected a string, got {value!r}")
+        return value
+    if hint is Path:
+        if not isinstance(value, str | Path):
+            raise ConfigError(f"{cls_name}.{key}: expected a path, got {value!r}")
+        return Path(value)
+    return value
+
+
+def build(cls: type[C], values: dict[str, Any], where: str = "") -> C:
+    """Make `cls` from defaults overlaid with `values`; unknown keys are an error naming them."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        place = f" in {where}" if where else ""
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)}{place} for {cls.__name__}; "
+            f"valid: {', '.join(sorted(names))}"
+        )
+    hints = typing.get_type_hints(cls)
+    checked = {k: _check_type(cls.__name__, k, v, hints[k]) for k, v in values.items()}
+    return cls(**checked)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def resolve(
+    cls: type[C],
+    toml_path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    section: str | None = None,
+) -> C:
+    """Defaults < TOML file (optionally one [section] of it) < CLI overrides (None = not given)."""
+    values: dict[str, Any] = {}
+    if toml_path is not None:
+        data = read_toml(toml_path)
+        if section is not None:
+            data = data.get(section, {})
+        values.update(data)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    return build(cls, values, where=str(toml_path) if toml_path else "")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain, TOML/JSON-ready dict of a config dataclass (paths as strings, tuples as lists)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return {f.name: plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        escaped = v.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def dumps_toml(data: dict[str, Any]) -> str:
+    """Write a flat-or-one-level-nested dict as TOML; None values are left out (TOML has no null)."""
+    lines: list[str] = []
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    for key, value in data.items():
+        if value is None or isinstance(value, dict):
+            continue
+        lines.append(f"{key} = {_toml_value(value)}")
+    for name, table in tables.items():
+        lines.append("")
+        lines.append(f"[{name}]")
+        for key, value in table.items():
+            if value is not None:
+                lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

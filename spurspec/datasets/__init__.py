@@ -1,0 +1,20 @@
+"""Dataset sources: each module turns one kind of input into a dataset directory through the
+artefact contract. Looked up by name; each module exposes `Config` (its defaults) and
+`ingest(cfg, force=False, progress=True) -> IngestResult`."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from spurspec.registry import Registry
+
+SOURCES: Registry[str] = Registry("dataset source")
+SOURCES.add("siim", "spurspec.datasets.siim")
+SOURCES.add("synthetic", "spurspec.datasets.synthetic")
+SOURCES.add("isic", "spurspec.datasets.isic")
+SOURCES.add("folder", "spurspec.datasets.folder")
+
+
+def get_source(name: str) -> ModuleType:
+    return importlib.import_module(SOURCES.get(name))
