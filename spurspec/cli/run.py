@@ -1,0 +1,45 @@
+"""`spurspec run PIPELINE`: run a declared study (pipelines/*.toml) on an executor; prints the
+job table, then the results and the report's path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from spurspec.cli.choices import choices
+from spurspec.cli.common import out, print_rows
+from spurspec.pipeline.executors import EXECUTORS
+from spurspec.pipeline.spec import STAGES
+
+Executor = choices("Executor", EXECUTORS.names())
+StageName = choices("StageName", STAGES)
+
+
+def command(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline file, e.g. pipelines/demo.toml.", exists=True, dir_okay=False)],
+    executor: Annotated[Executor, typer.Option(help="Where jobs run.")] = Executor("local"),  # type: ignore[valid-type]
+    workers: Annotated[int, typer.Option(min=1, help="Local jobs at once.")] = 1,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the job table (and sbatch settings for slurm); run nothing.")] = False,
+    only: Annotated[StageName | None, typer.Option(help="Run only this stage (its inputs must be done).")] = None,  # type: ignore[valid-type]
+    force: Annotated[bool, typer.Option("--force", help="Re-run jobs even if they are done.")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Study directory (default: the pipeline's study.out).")] = None,
+) -> None:
+    """Run a study: ingest -> boxes -> train -> evaluate -> report, skipping finished jobs."""
+    from spurspec.pipeline import RunOptions, run_pipeline
+    from spurspec.pipeline.results import results_table
+
+    opts = RunOptions(pipeline=pipeline, executor=executor.value, workers=workers, dry_run=dry_run,
+                      only=only.value if only else None, force=force, out=out_dir)
+    result = run_pipeline(opts, on_event=lambda msg: out.print(msg))
+    print_rows(f"jobs of {result.study}", result.jobs)
+    for stage, script in result.sbatch.items():
+        out.print(f"\n# sbatch for stage {stage}\n{script}")
+    if dry_run:
+        return
+    rows = results_table(result.study)
+    if rows:
+        print_rows("results (test split)", rows)
+    if result.report is not None:
+        out.print(f"report: {result.report / 'report.html'}")

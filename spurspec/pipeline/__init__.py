@@ -1,0 +1,100 @@
+"""`spurspec run`: a study declared in a pipeline file, run stage by stage (ingest -> boxes ->
+train -> evaluate -> report) on an executor. Reads the pipeline TOML; writes job directories
+under the study's `out`, each finished job marked `done`, and a job table (jobs.parquet)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from spurspec.artefacts import io
+from spurspec.artefacts.layout import RunLayout, StudyLayout
+from spurspec.pipeline import plan as planning
+from spurspec.pipeline import spec as specs
+from spurspec.pipeline.executors import EXECUTORS, sbatch_preview
+from spurspec.pipeline.jobs import validate
+from spurspec.pipeline.spec import STAGES
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    pipeline: Path
+    executor: str = "local"
+    workers: int = 1
+    dry_run: bool = False
+    only: str | None = None
+    force: bool = False
+    out: Path | None = None  # overrides the pipeline's [study] out
+
+
+@dataclass
+class PipelineResult:
+    study: Path
+    jobs: list[dict[str, Any]]  # stage, job, status, label
+    sbatch: dict[str, str] = field(default_factory=dict)  # stage -> sbatch script (dry run, slurm)
+    report: Path | None = None
+    ran: list[str] = field(default_factory=list)
+
+
+def prepare(opts: RunOptions) -> tuple[specs.PipelineSpec, list[planning.Job], Any]:
+    """Everything that can fail before a job starts: the file, every stage's settings, inputs,
+    and the executor's needs."""
+    spec = specs.load(opts.pipeline, out=opts.out)
+    jobs = planning.plan(spec)
+    for job in jobs:
+        validate(job)
+    planning.check_inputs(spec)
+    executor = EXECUTORS.get(opts.executor)(StudyLayout(spec.out).logs, opts.workers, spec.slurm)
+    if not opts.dry_run:
+        executor.check()
+    return spec, jobs, executor
+
+
+def job_rows(jobs: list[planning.Job]) -> list[dict[str, Any]]:
+    return [{"stage": j.stage, "job": j.key, "status": planning.status(j), "what": j.label} for j in jobs]
+
+
+def run_pipeline(opts: RunOptions, on_event: Callable[[str], None] = lambda _: None) -> PipelineResult:
+    spec, jobs, executor = prepare(opts)
+    selected = planning.select(jobs, opts.only)
+    result = PipelineResult(study=spec.out, jobs=job_rows(jobs))
+    if opts.dry_run:
+        if opts.executor == "slurm":
+            previous = None
+            for stage in STAGES:
+                stage_jobs = [j for j in selected if j.stage == stage and (opts.force or planning.status(j) != "done")]
+                if stage_jobs:
+                    result.sbatch[stage] = sbatch_preview(stage, stage_jobs, spec.slurm, StudyLayout(spec.out).logs / stage,
+                                                          dependency=f"afterok:<{previous} array>" if previous else None)
+                    previous = stage
+        return result
+    if opts.only is not None:
+        _check_upstream_done(jobs, selected)
+    for stage in STAGES:
+        todo = [j for j in selected if j.stage == stage and (opts.force or planning.status(j) != "done")]
+        if not todo:
+            continue
+        on_event(f"{stage}: {len(todo)} job(s)")
+        executor.run_stage(stage, todo, opts.force, lambda job_id: (result.ran.append(job_id), on_event(f"  done {job_id}")))
+    executor.finish()
+    result.jobs = job_rows(jobs)
+    io.write_table(StudyLayout(spec.out).jobs_table, pa.Table.from_pylist(result.jobs))
+    report_dir = StudyLayout(spec.out).report
+    result.report = report_dir if report_dir.exists() else None
+    return result
+
+
+def _check_upstream_done(jobs: list[planning.Job], selected: list[planning.Job]) -> None:
+    from spurspec.errors import ConfigError
+
+    by_id = {j.id: j for j in jobs}
+    for job in selected:
+        for dep in job.deps:
+            if planning.status(by_id[dep]) != "done":
+                raise ConfigError(f"{job.id} needs {dep}, which has not run; run its stage first (or drop --only)")
+
+

@@ -1,0 +1,139 @@
+"""Runs one pipeline job by calling the stage's library function (the same one the CLI
+command calls), then writes the job's `done` marker last. Executors (local processes, Slurm
+through submitit) only ever call `run_job`, so a job behaves the same wherever it runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spurspec.artefacts import io
+from spurspec.artefacts.layout import RunLayout
+from spurspec.config import build, dumps_toml
+from spurspec.errors import SpurspecError
+from spurspec.pipeline.plan import Job
+from spurspec.registry import Registry
+
+@dataclass(frozen=True)
+class Stage:
+    """How a pipeline runs one stage: build its config from a job's settings (validated at plan
+    time, before any job starts), and call the library function with it."""
+
+    config: Callable[[Job], Any]
+    run: Callable[[Job, Any, bool], None]
+
+
+STAGES: Registry[Stage] = Registry("pipeline stage")
+
+
+def _ingest_config(job: Job) -> Any:
+    from spurspec.datasets import get_source
+
+    settings = dict(job.settings)
+    module = get_source(settings.pop("source"))
+    return build(module.Config, settings, where=job.id)
+
+
+def _ingest_run(job: Job, cfg: Any, force: bool) -> None:
+    from spurspec.datasets import get_source
+
+    get_source(job.settings["source"]).ingest(cfg, force=force)
+
+
+def _boxes_config(job: Job) -> Any:
+    from spurspec.boxes import DeriveBoxesConfig
+
+    return build(DeriveBoxesConfig, job.settings, where=job.id)
+
+
+def _boxes_run(job: Job, cfg: Any, force: bool) -> None:
+    from spurspec.boxes import derive_boxes
+
+    derive_boxes(cfg, force=force)
+
+
+def _train_config(job: Job) -> Any:
+    from spurspec.training import TrainConfig
+
+    return build(TrainConfig, job.settings, where=job.id)
+
+
+def _train_run(job: Job, cfg: Any, force: bool) -> None:
+    from spurspec.training import train
+
+    run = RunLayout(job.dir)
+    resume = run.checkpoint("last").exists() and not force
+    # A directory with no checkpoint holds nothing worth resuming (killed before epoch 1).
+    start_over = force or (job.dir.exists() and not resume)
+    gpus = int(job.resources.get("gpus", 0) or 0)
+    if gpus > 1:
+        _torchrun_train(job, gpus, resume=resume, force=start_over)
+    else:
+        train(cfg, resume=resume, force=start_over, progress=sys.stderr.isatty())
+
+
+def _torchrun_train(job: Job, gpus: int, resume: bool, force: bool) -> None:
+    """Multi-GPU training: the same `spurspec train` command under torchrun, settings via TOML."""
+    settings = dict(job.settings)
+    dataset, out = settings.pop("dataset"), settings.pop("out")
+    cfg_path = Path(job.dir).with_name(f".{job.key}.train.toml")
+    io.write_text(cfg_path, dumps_toml(settings))
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}",
+           "-m", "spurspec.cli.main", "train", dataset, "--out", out, "--config", str(cfg_path)]
+    cmd += ["--resume"] if resume else (["--force"] if force else [])
+    proc = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False)
+    if proc.returncode != 0:
+        raise SpurspecError(f"{job.id}: torchrun training exited with {proc.returncode}")
+
+
+def _evaluate_config(job: Job) -> Any:
+    from spurspec.metrics.evaluate import EvaluateConfig
+
+    return build(EvaluateConfig, job.settings, where=job.id)
+
+
+def _evaluate_run(job: Job, cfg: Any, force: bool) -> None:
+    from spurspec.metrics.evaluate import evaluate
+
+    # This job runs only when its marker is missing, i.e. the training run may be new: re-score.
+    evaluate(cfg, force=True)
+
+
+def _report_config(job: Job) -> Any:
+    from spurspec.report import ReportConfig
+
+    return build(ReportConfig, job.settings, where=job.id)
+
+
+def _report_run(job: Job, cfg: Any, force: bool) -> None:
+    from spurspec.report import build_report
+
+    build_report(cfg)
+
+
+STAGES.add("ingest", Stage(_ingest_config, _ingest_run))
+STAGES.add("boxes", Stage(_boxes_config, _boxes_run))
+STAGES.add("train", Stage(_train_config, _train_run))
+STAGES.add("evaluate", Stage(_evaluate_config, _evaluate_run))
+STAGES.add("report", Stage(_report_config, _report_run))
+
+
+def validate(job: Job) -> None:
+    """Build the job's config now so a bad key fails before any job starts."""
+    STAGES.get(job.stage).config(job)
+
+
+def run_job(job: Job, force: bool = False) -> str:
+    """Run one job unless its `done` marker exists (or `force`); returns the job id."""
+    if job.done_marker.exists() and not force:
+        return job.id
+    stage = STAGES.get(job.stage)
+    stage.run(job, stage.config(job), force)
+    job.dir.mkdir(parents=True, exist_ok=True)
+    io.write_text(job.done_marker, job.id + "\n")
+    return job.id
