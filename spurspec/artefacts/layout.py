@@ -135,6 +135,24 @@ class ReportLayout:
 
 
 @dataclass(frozen=True)
+class TheoryLayout:
+    """`spurspec theory --out DIR`: the measures table and their plot."""
+
+    root: Path
+
+    @property
+    def table(self) -> Path:
+        return self.root / "theory.parquet"
+
+    @property
+    def figure(self) -> Path:
+        return self.root / "theory.png"
+
+    def provenance(self, stage: str) -> Path:
+        return self.root / "provenance" / f"{stage}.json"
+
+
+@dataclass(frozen=True)
 class StudyLayout:
     """A pipeline's output: one directory per job, keyed by the hash of its resolved settings."""
 

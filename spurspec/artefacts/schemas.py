@@ -96,6 +96,17 @@ TRAIN_LOG = _schema(
     ],
 )
 
+# Training images with a mask and whether `--mask-budget` kept its pixel supervision (train).
+MASK_BUDGET = _schema(
+    "mask_budget",
+    [
+        pa.field("row", pa.int32(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("label", pa.int8(), nullable=False),
+        pa.field("kept", pa.bool_(), nullable=False),
+    ],
+)
+
 # Long format: pixel granularities give one row per (image, summarising function).
 PREDICTIONS = _schema(
     "predictions",
@@ -125,6 +136,27 @@ METRICS = _schema(
         pa.field("n_pos", pa.int64()),
         pa.field("n_neg", pa.int64()),
         pa.field("reason", pa.string()),
+    ],
+)
+
+
+# `spurspec theory`: one row per (P(y,s), overlap, r, measure); exact value beside Monte Carlo.
+THEORY = _schema(
+    "theory",
+    [
+        pa.field("p_ys", pa.string(), nullable=False),  # "p00,p01,p10,p11"
+        pa.field("p_s_given_y1", pa.float64(), nullable=False),
+        pa.field("overlap", pa.bool_(), nullable=False),
+        pa.field("r", pa.int32(), nullable=False),  # number of regions
+        pa.field("region_side", pa.int32(), nullable=False),  # block side in pixels
+        pa.field("measure", pa.string(), nullable=False),  # 'var_x' | 'mi_sy_bits'
+        pa.field("exact", pa.float64(), nullable=False),
+        pa.field("simulated", pa.float64(), nullable=False),
+        pa.field("se", pa.float64(), nullable=False),  # bootstrap standard error
+        pa.field("ci_low", pa.float64(), nullable=False),  # 95%: simulated -/+ 1.96 se
+        pa.field("ci_high", pa.float64(), nullable=False),
+        pa.field("z", pa.float64()),  # (simulated - exact) / se; null when se = 0
+        pa.field("samples", pa.int64(), nullable=False),
     ],
 )
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -37,11 +38,11 @@ def print_rows(title: str, rows: list[dict[str, Any]]) -> None:
     if not rows:
         out.print(f"{title}: (empty)")
         return
-    table = Table(title=title)
+    table = Table(title=escape(title))
     for key in rows[0]:
-        table.add_column(str(key), justify="right" if isinstance(rows[0][key], int | float) else "left")
+        table.add_column(escape(str(key)), justify="right" if isinstance(rows[0][key], int | float) else "left")
     for row in rows:
-        table.add_row(*("" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row.values()))
+        table.add_row(*("" if v is None else escape(f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row.values()))
     out.print(table)
 
 

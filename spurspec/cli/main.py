@@ -48,6 +48,16 @@ app.add_typer(ingest_app, name="ingest")
 
 # (group, command name, module with a `command` function). Modules import torch lazily.
 COMMANDS: list[tuple[str | None, str, str]] = [
+    (None, "run", "spurspec.cli.run"),
+    (None, "derive-boxes", "spurspec.cli.derive_boxes"),
+    ("ingest", "folder", "spurspec.cli.ingest_folder"),
+    ("ingest", "isic", "spurspec.cli.ingest_isic"),
+    ("ingest", "siim", "spurspec.cli.ingest_siim"),
+    (None, "train", "spurspec.cli.train"),
+    (None, "evaluate", "spurspec.cli.evaluate"),
+    (None, "report", "spurspec.cli.report"),
+    ("ingest", "synthetic", "spurspec.cli.ingest_synthetic"),
+    (None, "theory", "spurspec.cli.theory"),
 ]
 
 

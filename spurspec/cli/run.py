@@ -34,6 +34,8 @@ def command(
                       only=only.value if only else None, force=force, out=out_dir)
     result = run_pipeline(opts, on_event=lambda msg: out.print(msg))
     print_rows(f"jobs of {result.study}", result.jobs)
+    for note in result.notes:
+        out.print(note)
     for stage, script in result.sbatch.items():
         out.print(f"\n# sbatch for stage {stage}\n{script}")
     if dry_run:

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from spurspec.artefacts import io
 from spurspec.artefacts.layout import RunLayout, StudyLayout
+from spurspec.errors import ConfigError
 from spurspec.pipeline import plan as planning
 from spurspec.pipeline import spec as specs
 from spurspec.pipeline.executors import EXECUTORS, sbatch_preview
@@ -38,20 +39,27 @@ class PipelineResult:
     sbatch: dict[str, str] = field(default_factory=dict)  # stage -> sbatch script (dry run, slurm)
     report: Path | None = None
     ran: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
-def prepare(opts: RunOptions) -> tuple[specs.PipelineSpec, list[planning.Job], Any]:
+def prepare(opts: RunOptions) -> tuple[specs.PipelineSpec, list[planning.Job], Any, list[str]]:
     """Everything that can fail before a job starts: the file, every stage's settings, inputs,
     and the executor's needs."""
     spec = specs.load(opts.pipeline, out=opts.out)
     jobs = planning.plan(spec)
     for job in jobs:
         validate(job)
-    planning.check_inputs(spec)
+    notes: list[str] = []
+    try:
+        planning.check_inputs(spec)
+    except ConfigError as exc:
+        if not opts.dry_run:
+            raise
+        notes.append(f"warning: {exc}; a real run would stop here")
     executor = EXECUTORS.get(opts.executor)(StudyLayout(spec.out).logs, opts.workers, spec.slurm)
     if not opts.dry_run:
         executor.check()
-    return spec, jobs, executor
+    return spec, jobs, executor, notes
 
 
 def job_rows(jobs: list[planning.Job]) -> list[dict[str, Any]]:
@@ -59,9 +67,9 @@ def job_rows(jobs: list[planning.Job]) -> list[dict[str, Any]]:
 
 
 def run_pipeline(opts: RunOptions, on_event: Callable[[str], None] = lambda _: None) -> PipelineResult:
-    spec, jobs, executor = prepare(opts)
+    spec, jobs, executor, notes = prepare(opts)
     selected = planning.select(jobs, opts.only)
-    result = PipelineResult(study=spec.out, jobs=job_rows(jobs))
+    result = PipelineResult(study=spec.out, jobs=job_rows(jobs), notes=notes)
     if opts.dry_run:
         if opts.executor == "slurm":
             previous = None
@@ -89,8 +97,6 @@ def run_pipeline(opts: RunOptions, on_event: Callable[[str], None] = lambda _: N
 
 
 def _check_upstream_done(jobs: list[planning.Job], selected: list[planning.Job]) -> None:
-    from spurspec.errors import ConfigError
-
     by_id = {j.id: j for j in jobs}
     for job in selected:
         for dep in job.deps:

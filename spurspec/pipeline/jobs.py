@@ -105,13 +105,13 @@ def _evaluate_run(job: Job, cfg: Any, force: bool) -> None:
 
 
 def _report_config(job: Job) -> Any:
-    from spurspec.report import ReportConfig
+    from spurspec.report.build import ReportConfig
 
     return build(ReportConfig, job.settings, where=job.id)
 
 
 def _report_run(job: Job, cfg: Any, force: bool) -> None:
-    from spurspec.report import build_report
+    from spurspec.report.build import build_report
 
     build_report(cfg)
 

@@ -104,7 +104,7 @@ def plan(spec: PipelineSpec) -> list[Job]:
         logical = {"train": tj.key, "options": spec.evaluate}
         key = _slug(tj.key, job_hash("evaluate", logical))
         eval_jobs.append(Job("evaluate", key, study.job("evaluate", key), {**spec.evaluate, "run": str(tj.dir)},
-                             deps=(tj.id,), label=f"evaluate {tj.key}", resources=res("evaluate")))
+                             deps=(tj.id,), label=tj.label, resources=res("evaluate")))
     jobs += eval_jobs
 
     logical = {"evaluate": sorted(j.key for j in eval_jobs), "options": spec.report}

@@ -24,15 +24,20 @@ def results_table(study: Path) -> list[dict[str, Any]]:
         cfg = tomllib.loads(run.config.read_text())
         metrics = pq.read_table(run.metrics).to_pylist()
         for summary in _summaries(metrics, cfg):
-            row: dict[str, Any] = {"run": run_dir.name, "granularity": cfg.get("granularity"), "seed": cfg.get("seed"), "summary": summary}
+            row: dict[str, Any] = {"granularity": cfg.get("granularity"), "seed": cfg.get("seed"), "summary": summary}
             for m in metrics:
                 if m.get("summary") != summary:
                     continue
-                name = m["metric"] if m.get("attribute") is None else f"{m['metric']}[{m['attribute']}]"
-                if m["metric"] in ("auroc", "robust_auroc"):
+                name = _NAMES.get(m["metric"], m["metric"])
+                if m.get("attribute") is not None:
+                    name = f"{name} ({m['attribute']})"
+                if m["metric"] in _NAMES:
                     row[name] = _fmt(m)
             rows.append(row)
     return rows
+
+
+_NAMES = {"auroc": "AUROC", "robust_auroc": "robust AUROC"}
 
 
 def _summaries(metrics: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:

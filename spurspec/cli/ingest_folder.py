@@ -1,0 +1,56 @@
+"""`spurspec ingest folder TABLE --out DIR ...`: a CSV/Parquet table of images (PNG, JPEG, DICOM,
+NIfTI) with labels and optional masks -> a dataset directory (calls spurspec.datasets.folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from spurspec.cli.common import print_ingest, progress_bar
+
+
+def command(
+    table: Annotated[Path, typer.Argument(help="CSV or Parquet table, one row per image.")],
+    out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
+    image_col: Annotated[str, typer.Option(help="Column with the image path (PNG, JPEG, DICOM, NIfTI).")],
+    label_col: Annotated[str, typer.Option(help="Column with the 0/1 abnormality label.")],
+    mask_col: Annotated[str | None, typer.Option(help="Column with a mask file path (0/1 or 0/255); empty = no mask.")] = None,
+    rle_col: Annotated[str | None, typer.Option(help="Column with a SIIM-style RLE mask at the image's size; -1 = empty mask.")] = None,
+    spurious_col: Annotated[list[str] | None, typer.Option(help="0/1 spurious-attribute column (empty = unknown); repeat for several.")] = None,
+    patient_col: Annotated[str | None, typer.Option(help="Column with patient ids: a patient's images stay in one split.")] = None,
+    split_col: Annotated[str | None, typer.Option(help="Column with train/val/test; without it splits are drawn (seeded).")] = None,
+    root: Annotated[Path | None, typer.Option(help="Folder relative paths resolve against (default: the table's folder).")] = None,
+    size: Annotated[int | None, typer.Option(help="Training size in pixels (square).")] = None,
+    channels: Annotated[int | None, typer.Option(help="1 = grey, 3 = RGB.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Decode processes.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the drawn split.")] = None,
+    skip_bad: Annotated[bool, typer.Option(help="Leave out bad rows/files, recording them in rejects.parquet.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing dataset directory.")] = False,
+) -> None:
+    """Ingest your own images from a CSV or Parquet table."""
+    from spurspec.config import resolve
+    from spurspec.datasets.folder import Config, ingest
+
+    overrides = {
+        "table": table,
+        "out": out,
+        "image_col": image_col,
+        "label_col": label_col,
+        "mask_col": mask_col,
+        "rle_col": rle_col,
+        "spurious_cols": tuple(spurious_col) if spurious_col else None,
+        "patient_col": patient_col,
+        "split_col": split_col,
+        "root": root,
+        "size": size,
+        "channels": channels,
+        "workers": workers,
+        "seed": seed,
+        "skip_bad": skip_bad,
+    }
+    cfg = resolve(Config, None, overrides)
+    with progress_bar("decoding", None) as advance:
+        result = ingest(cfg, force=force, progress=advance)
+    print_ingest(result)

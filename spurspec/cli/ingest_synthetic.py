@@ -1,0 +1,44 @@
+"""`spurspec ingest synthetic --out DIR`: a dataset directory drawn from the study's data model
+(calls spurspec.datasets.synthetic.ingest): a subtle abnormality, an easy spurious stroke
+correlated with it in train and val and reversed in test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from spurspec.cli.common import print_ingest, progress_bar
+
+
+def command(
+    out: Annotated[Path | None, typer.Option(help="Dataset directory to write (default data/synthetic).")] = None,
+    n: Annotated[int | None, typer.Option(help="Number of images (default 2000).")] = None,
+    size: Annotated[int | None, typer.Option(help="Image side in pixels (default 128).")] = None,
+    correlation: Annotated[float | None, typer.Option(help="P(spurious = label) in train and val (default 0.9); test gets 1 - this.")] = None,
+    test_correlation: Annotated[float | None, typer.Option(help="P(spurious = label) in test (default: 1 - correlation).")] = None,
+    spurious_name: Annotated[str | None, typer.Option(help="Name of the spurious-attribute column (default chest_tube).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Generator processes (the output does not depend on it).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed: the same seed gives the same bytes.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file of settings (flags override it).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing dataset directory.")] = False,
+) -> None:
+    """Generate the synthetic dataset (the demo's and CI's default data)."""
+    from spurspec.config import resolve
+    from spurspec.datasets.synthetic import Config, ingest
+
+    overrides = {
+        "out": out,
+        "n": n,
+        "size": size,
+        "correlation": correlation,
+        "test_correlation": test_correlation,
+        "spurious_name": spurious_name,
+        "workers": workers,
+        "seed": seed,
+    }
+    cfg = resolve(Config, config, overrides)
+    with progress_bar("generating", cfg.n) as advance:
+        result = ingest(cfg, force=force, progress=advance)
+    print_ingest(result)

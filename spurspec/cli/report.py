@@ -1,0 +1,31 @@
+"""`spurspec report RUN... --out DIR`: combine evaluated runs into report.md, a self-contained
+report.html and PNG figures (calls spurspec.report.build.build_report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from spurspec.cli.common import out
+
+
+def command(
+    runs: Annotated[list[Path], typer.Argument(help="Evaluated run directories, or directories holding runs.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Report directory to write.")],
+    title: Annotated[str | None, typer.Option(help="Report title.")] = None,
+    summary: Annotated[str | None, typer.Option(help="Pixel models' headline summarising function (default mean, the study's).")] = None,
+    attribute: Annotated[str | None, typer.Option(help="Headline spurious attribute (default chest_tube if present, else the first).")] = None,
+) -> None:
+    """Combine evaluated runs into a report: headline figure, reference table, ROC, summaries, saliency."""
+    from spurspec.config import resolve
+    from spurspec.report.build import ReportConfig, build_report
+
+    cfg = resolve(ReportConfig, None, {"runs": tuple(runs), "out": out_dir, "title": title, "summary": summary, "attribute": attribute})
+    res = build_report(cfg)
+    for note in res.notes:
+        out.print(f"note: {note}")
+    out.print(f"report of {res.n_runs} run(s): {res.out}/report.html, {res.out}/report.md")
+    for f in res.figures:
+        out.print(f"  figure {f}")

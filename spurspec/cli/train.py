@@ -1,0 +1,97 @@
+"""`spurspec train DATASET --granularity ... --out RUN`: resolves settings (defaults < --config TOML
+< flags; with --resume the run's own config.toml is the base), calls spurspec.training.train and
+prints the outcome. Torch is imported only when the command runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from spurspec.cli.choices import choices
+from spurspec.cli.common import out, print_rows
+from spurspec.errors import ConfigError
+from spurspec.training import granularity, summaries
+from spurspec.training.models import MODELS
+
+Model = choices("Model", MODELS.names())
+BoxMode = choices("BoxMode", ["union", "components"])
+Loss = choices("Loss", ["bce", "bce+dice"])
+Balance = choices("Balance", ["subsample", "pos-weight", "none"])
+Metric = choices("Metric", ["auroc", "dice"])
+
+
+def parse_budget(text: str | None) -> int | float | None:
+    """'300' -> 300 images; '0.25' -> a quarter of the masks."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--mask-budget {text!r}: give a count (300) or a fraction (0.25)") from None
+
+
+def _value(v):
+    return v.value if hasattr(v, "value") else v
+
+
+def command(
+    dataset: Annotated[Path, typer.Argument(help="Dataset directory written by `spurspec ingest`.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run directory to write (config, log, checkpoints).")],
+    granularity_: Annotated[str | None, typer.Option("--granularity", help=f"Supervision: {', '.join(granularity.names())} (default binary).")] = None,
+    model: Annotated[Model | None, typer.Option(help="Named model setting (see README's models table; default small).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (default 30).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per step, per process (default 32).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate (default 5e-4, the study's).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seeds weights, augmentation, sampling, mask budget (default 0).")] = None,
+    mask_budget: Annotated[str | None, typer.Option(help="Training positives keeping pixel/box supervision: a count (300) or fraction (0.25); default all.")] = None,
+    summary: Annotated[str | None, typer.Option(help=f"Image score of a pixel model: {', '.join(summaries.names())} (default mean).")] = None,
+    box_mode: Annotated[BoxMode | None, typer.Option(help="bbox targets: union (the study's one box) or components.")] = None,
+    loss: Annotated[Loss | None, typer.Option(help="Per-pixel loss (default bce).")] = None,
+    balance: Annotated[Balance | None, typer.Option(help="Class balance: subsample negatives per epoch (the study's, default), pos-weight, none.")] = None,
+    select_metric: Annotated[Metric | None, typer.Option(help="Checkpoint selection (default: dice for seg, auroc otherwise).")] = None,
+    patience: Annotated[int | None, typer.Option(help="Early stopping: epochs without improvement (default 10).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto (cuda if available, else cpu), cpu, cuda, cuda:N.")] = None,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (bf16 where supported, else fp16).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Data-loader processes (default min(4, CPUs-1)).")] = None,
+    pretrained: Annotated[Path | None, typer.Option(help="Local state-dict file of encoder weights (never downloaded).")] = None,
+    epochs_this_run: Annotated[int | None, typer.Option(help="Stop after this many epochs now; continue later with --resume.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file of settings (flags override it).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
+) -> None:
+    """Train one model at one granularity of spatial specificity."""
+    from spurspec.config import resolve
+    from spurspec.training import TrainConfig, train
+    from spurspec.training.trainer import RunLayout
+
+    overrides = {
+        "dataset": dataset, "out": out_dir, "granularity": granularity_, "model": _value(model),
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+        "mask_budget": parse_budget(mask_budget), "summary": summary, "box_mode": _value(box_mode),
+        "loss": _value(loss), "balance": _value(balance), "select_metric": _value(select_metric),
+        "patience": patience, "device": device, "amp": amp, "workers": workers, "pretrained": pretrained,
+        "epochs_this_run": epochs_this_run,
+    }
+    saved = RunLayout(out_dir).config
+    # A resumed run's own resolved settings are the base, so `--resume` needs no other flags.
+    base = config if config is not None or not (resume and saved.exists()) else saved
+    cfg = resolve(TrainConfig, base, overrides)
+    result = train(cfg, resume=resume, force=force, progress=True)
+    if result.rank != 0:
+        return
+    if result.up_to_date:
+        out.print(f"{result.out}: already finished; nothing to do. Use --force to train again.")
+        return
+    best = "-" if result.best_metric is None else f"{result.best_metric:.4f}"
+    state = "finished" if result.finished else "paused (continue with --resume)"
+    print_rows(f"{result.out}: {state}", [{
+        "granularity": cfg.granularity, "model": cfg.model, "epochs this run": result.epochs_run,
+        "best epoch": result.best_epoch + 1, f"best val {result.select_metric}": best,
+    }])
+

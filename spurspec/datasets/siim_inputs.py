@@ -1,0 +1,177 @@
+"""Find and check the inputs of a SIIM-ACR folder before any pixel is decoded: the label CSV
+(stage 1 `train-rle.csv`, stage 2 `stage_2_train.csv`), the DICOMs (stage 1 nested under
+`dicom-images-train/`, stage 2 flat in `stage_2_images/`) and optional chest-tube labels; pair
+them up and report every mismatch as a reject naming the file or CSV row."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from spurspec.errors import ConfigError, InputError
+from spurspec.imaging.rle import EMPTY
+
+LABEL_FILES = ("train-rle.csv", "stage_2_train.csv", "train-rle.csv.gz", "stage_2_train.csv.gz")
+# Image folders of the Kaggle layouts; stage 2 labels also cover stage 1's test images.
+IMAGE_DIRS = {"stage1": ("dicom-images-train",), "stage2": ("stage_2_images", "dicom-images-train", "dicom-images-test")}
+
+
+@dataclass(frozen=True)
+class RleRow:
+    line: int
+    text: str
+
+
+@dataclass(frozen=True)
+class SiimItem:
+    """One image ready to decode: its DICOM, its RLE rows (OR-ed), label and tube label."""
+
+    image_id: str
+    path: Path
+    rows: tuple[RleRow, ...]
+    label: int
+    tube: int | None
+
+
+@dataclass
+class Problems:
+    """Bad inputs found while pairing files: (input, reason) rows, in the order found."""
+
+    rows: list[dict[str, str]]
+
+    def add(self, input_name: str, reason: str) -> None:
+        self.rows.append({"input": input_name, "reason": reason})
+
+    def raise_first(self) -> None:
+        if self.rows:
+            first = self.rows[0]
+            more = f" (and {len(self.rows) - 1} more problem(s))" if len(self.rows) > 1 else ""
+            raise InputError(f"{first['input']}: {first['reason']}{more}; use --skip-bad to leave them out")
+
+
+def find_labels(root: Path, labels: Path | None) -> Path:
+    """The given label file, else the one Kaggle label file found at the top of `root`."""
+    if labels is not None:
+        if not Path(labels).is_file():
+            raise InputError(f"{labels}: label file not found")
+        return Path(labels)
+    found = [root / name for name in LABEL_FILES if (root / name).is_file()]
+    if not found:
+        raise InputError(f"{root}: no label file ({' or '.join(LABEL_FILES[:2])}); pass --labels FILE")
+    if len(found) > 1:
+        raise ConfigError(f"{root}: several label files ({', '.join(p.name for p in found)}); choose one with --labels")
+    return found[0]
+
+
+def find_dicoms(root: Path, labels: Path) -> list[Path]:
+    """DICOMs under the layout's image folders (all of `root` when none of them exists)."""
+    stage = "stage2" if labels.name.startswith("stage_2") else "stage1"
+    dirs = [root / d for d in IMAGE_DIRS[stage] if (root / d).is_dir()] or [root]
+    paths = {p for d in dirs for p in d.rglob("*") if p.suffix.lower() == ".dcm" and p.is_file()}
+    return sorted(paths)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        return raw.decode("utf-8-sig")
+    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read label CSV ({exc})") from None
+
+
+def _rle_syntax(text: str) -> str | None:
+    """What is wrong with an RLE string's tokens, checked before any decoding (whether runs stay
+    inside the image is checked once the DICOM's size is known)."""
+    if text == EMPTY:
+        return None
+    tokens = text.split()
+    if not all(t.isdigit() for t in tokens):
+        bad = next(t for t in tokens if not t.isdigit())
+        return f"RLE token {bad!r} is not a non-negative integer"
+    if len(tokens) % 2:
+        return f"RLE has an odd number of tokens ({len(tokens)})"
+    return None
+
+
+def read_rle_csv(path: Path, problems: Problems) -> dict[str, list[RleRow]]:
+    """ImageId -> its RLE rows. Column names and values are stripped (the Kaggle header has a
+    leading space). Identical duplicate rows are kept once; an image with both '-1' and a mask
+    is a conflict and is left out (reported)."""
+    reader = csv.reader(io.StringIO(_read_text(path)))
+    header = [h.strip() for h in next(reader, [])]
+    if "ImageId" not in header or "EncodedPixels" not in header:
+        raise InputError(f"{path}: expected columns ImageId, EncodedPixels; found {', '.join(header) or 'nothing'}")
+    id_col, rle_col = header.index("ImageId"), header.index("EncodedPixels")
+    rows: dict[str, list[RleRow]] = {}
+    poisoned: set[str] = set()
+    for line, row in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        where = f"{path}:{line}"
+        if len(row) <= max(id_col, rle_col):
+            problems.add(where, f"expected {len(header)} columns, got {len(row)}")
+            continue
+        image_id, text = row[id_col].strip(), " ".join(row[rle_col].split())
+        if not image_id:
+            problems.add(where, "empty ImageId")
+            continue
+        bad = f"empty EncodedPixels (write {EMPTY} for no pneumothorax)" if not text else _rle_syntax(text)
+        if bad is not None:
+            problems.add(where, f"{image_id}: {bad}")
+            poisoned.add(image_id)
+        elif all(r.text != text for r in rows.get(image_id, [])):
+            rows.setdefault(image_id, []).append(RleRow(line, text))
+    # An image with a bad row is left out whole (a partial mask would be a wrong label); it
+    # stays known, so its DICOM and tube label are not reported again.
+    for image_id in poisoned:
+        rows[image_id] = []
+    for image_id in list(rows):
+        texts = [r.text for r in rows[image_id]]
+        if EMPTY in texts and len(texts) > 1:  # '-1' beside a mask: which one is right is unknowable
+            neg = next(r.line for r in rows[image_id] if r.text == EMPTY)
+            pos = next(r.line for r in rows[image_id] if r.text != EMPTY)
+            problems.add(f"{path}:{neg}", f"{image_id}: conflicting rows: {EMPTY} (no pneumothorax) here but a mask on line {pos}")
+            rows[image_id] = []
+    return rows
+
+
+def pair(
+    labels_path: Path,
+    rows: dict[str, list[RleRow]],
+    dicoms: list[Path],
+    tubes: dict[str, int] | None,
+    tubes_path: Path | None,
+    problems: Problems,
+) -> list[SiimItem]:
+    """Match CSV images to DICOM files (by file stem = SOPInstanceUID) and attach tube labels.
+    Every unmatched CSV row, DICOM and tube label is a problem naming it."""
+    by_id: dict[str, Path] = {}
+    for path in dicoms:
+        image_id = path.stem
+        if image_id in by_id:
+            problems.add(str(path), f"second DICOM for image {image_id} (first: {by_id[image_id]})")
+            continue
+        by_id[image_id] = path
+        if image_id not in rows:
+            problems.add(str(path), f"DICOM has no row in {labels_path}")
+    for image_id, image_rows in rows.items():
+        if image_rows and image_id not in by_id:
+            problems.add(f"{labels_path}:{image_rows[0].line}", f"ImageId {image_id} has no DICOM file")
+    if tubes is not None:
+        for image_id in tubes:
+            if image_id not in rows:
+                problems.add(f"{tubes_path}: {image_id}", f"chest-tube label for an image not in {labels_path}")
+    items = []
+    for image_id in sorted(rows):
+        image_rows = rows[image_id]
+        if not image_rows or image_id not in by_id:
+            continue
+        label = int(any(r.text != EMPTY for r in image_rows))
+        tube = tubes.get(image_id) if tubes is not None else None
+        items.append(SiimItem(image_id, by_id[image_id], tuple(image_rows), label, tube))
+    return items

@@ -1,0 +1,128 @@
+"""Patient-level, label-stratified bootstrap of every metric at once, vectorised with numpy.
+Each replicate draws, within each stratum (patients with any positive image / with none), as many
+patients as the stratum holds, with replacement; an image's weight is its patient's draw count."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spurspec.metrics.auroc import Ranked, weighted_auroc, weighted_average_precision
+
+# Replicates drawn per block: bounds memory (block x images weights) and is fixed, so the draws
+# of a seed do not depend on the data size or the machine.
+BLOCK = 50
+
+
+def patient_strata(patient: np.ndarray, label: np.ndarray, n_patients: int) -> np.ndarray:
+    """1 for a patient with any positive image, else 0 (the label stratum of a patient)."""
+    strata = np.zeros(n_patients, dtype=np.int8)
+    np.maximum.at(strata, patient, (np.asarray(label) == 1).astype(np.int8))
+    return strata
+
+
+def patient_counts(strata: np.ndarray, n_boot: int, rng: np.random.Generator, block: int = BLOCK) -> Iterator[np.ndarray]:
+    """Blocks of (b, n_patients) draw counts; each row keeps every stratum's patient total."""
+    members = [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    done = 0
+    while done < n_boot:
+        b = min(block, n_boot - done)
+        counts = np.zeros((b, len(strata)), dtype=np.float64)
+        offsets = np.arange(b)[:, None]
+        for idx in members:
+            n = len(idx)
+            draws = rng.integers(0, n, size=(b, n), dtype=np.int64) + offsets * n
+            counts[:, idx] = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n)
+        done += b
+        yield counts
+
+
+def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float | None, float | None, int]:
+    """Percentile interval over the replicates where the metric is defined, and how many were."""
+    ok = values[~np.isnan(values)]
+    if len(ok) == 0:
+        return None, None, 0
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(ok, [alpha, 1.0 - alpha])
+    return float(lo), float(hi), int(len(ok))
+
+
+@dataclass
+class Sample:
+    """The evaluated images of one summarising function."""
+
+    score: np.ndarray  # float64 (n,)
+    label: np.ndarray  # int (n,) in {0, 1}
+    patient: np.ndarray  # int (n,) patient index 0..P-1
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)  # name -> int (n,), -1 unknown
+
+    @classmethod
+    def from_ids(cls, score, label, patient_ids, attributes=None) -> Sample:
+        _, patient = np.unique(np.asarray(patient_ids, dtype=object).astype(str), return_inverse=True)
+        return cls(np.asarray(score, dtype=np.float64), np.asarray(label).astype(np.int64), patient, dict(attributes or {}))
+
+
+def subsets(sample: Sample) -> dict[tuple[str, str | None], Ranked]:
+    """The ranked subsets the AUROC metrics are computed on, keyed (metric, attribute); their
+    columns are patients, so replicate weights are the patients' draw counts directly."""
+    s, y, cols = sample.score, sample.label, sample.patient
+    out = {("auroc", None): Ranked.build(s, y, columns=cols)}
+    for name, a in sample.attributes.items():
+        robust = np.flatnonzero(((y == 1) & (a == 0)) | ((y == 0) & (a == 1)))
+        out[("robust_auroc", name)] = Ranked.build(s, y, robust, cols)
+        out[("auroc_attr0", name)] = Ranked.build(s, y, np.flatnonzero(a == 0), cols)
+        out[("auroc_attr1", name)] = Ranked.build(s, y, np.flatnonzero(a == 1), cols)
+    return out
+
+
+def replicates(sample: Sample, n_boot: int, seed: int | np.random.SeedSequence,
+               threshold: float | None = None) -> dict[tuple[str, str | None], np.ndarray]:
+    """(n_boot,) replicate values of every metric, NaN where a replicate leaves it undefined."""
+    rng = np.random.default_rng(seed)
+    n_patients = int(sample.patient.max()) + 1 if len(sample.patient) else 0
+    strata = patient_strata(sample.patient, sample.label, n_patients)
+    ranked = subsets(sample)
+    pos = sample.label == 1
+    keys = list(ranked) + [("auprc", None)]
+    if threshold is not None:
+        called = sample.score >= threshold
+        # Per patient: how many of their images are positives, true positives, negatives, true negatives.
+        per_patient = np.stack([
+            np.bincount(sample.patient, weights=m.astype(float), minlength=n_patients)
+            for m in (pos, pos & called, ~pos, ~pos & ~called)
+        ], axis=1)
+        keys += [("sensitivity", None), ("specificity", None)]
+    out = {k: np.empty(n_boot) for k in keys}
+    done = 0
+    for counts in patient_counts(strata, n_boot, rng):
+        rows = slice(done, done + len(counts))
+        for key, r in ranked.items():
+            out[key][rows] = weighted_auroc(r, counts)
+        out[("auprc", None)][rows] = weighted_average_precision(ranked[("auroc", None)], counts)
+        if threshold is not None:
+            n_p, tp, n_n, tn = (counts @ per_patient).T
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[("sensitivity", None)][rows] = tp / np.where(n_p > 0, n_p, np.nan)
+                out[("specificity", None)][rows] = tn / np.where(n_n > 0, n_n, np.nan)
+        done += len(counts)
+    add_worst(out, list(sample.attributes))
+    return out
+
+
+def add_worst(values: dict[tuple[str, str | None], np.ndarray], attributes: list[str]) -> None:
+    """Worst-subgroup AUROC: per attribute the lower of a=0 / a=1, and over all attributes the
+    lowest of every subgroup; undefined subgroups are left out (NaN only if all are)."""
+    every = []
+    for a in attributes:
+        pair = np.vstack([values[("auroc_attr0", a)], values[("auroc_attr1", a)]])
+        every.append(pair)
+        values[("worst_subgroup_auroc", a)] = _nanmin(pair)
+    if every:
+        values[("worst_subgroup_auroc", None)] = _nanmin(np.vstack(every))
+
+
+def _nanmin(stack: np.ndarray) -> np.ndarray:
+    filled = np.where(np.isnan(stack), np.inf, stack).min(axis=0)
+    return np.where(np.isinf(filled), np.nan, filled)

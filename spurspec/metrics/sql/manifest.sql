@@ -1,0 +1,3 @@
+-- The dataset manifest, straight from its Parquet file.
+CREATE OR REPLACE TEMP TABLE manifest AS
+SELECT * FROM read_parquet($path);

@@ -1,0 +1,72 @@
+"""Checkpoints RUN/checkpoints/{last,best}.pt, written atomically: model, optimiser, scheduler,
+grad scaler, every RNG state, epoch, early-stopping state and the train log so far. Everything is
+stored as tensors, numbers, strings, lists and dicts, so loading uses torch.load(weights_only=True)
+and never runs code from the file."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spurspec.artefacts.io import atomic_path
+from spurspec.errors import ArtefactError
+
+FORMAT = 1
+
+
+def rng_states() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = states["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save(path: Path, *, model: torch.nn.Module, optimizer, scheduler, scaler, epoch: int,
+         best: float | None, best_epoch: int, log: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    """`epoch` is the last finished epoch (0-based); training resumes at epoch + 1."""
+    state = {
+        "format": FORMAT,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng": rng_states(),
+        "epoch": epoch,
+        "best": best,
+        "best_epoch": best_epoch,
+        "log": log,
+        "meta": meta,
+    }
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+
+
+def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    if not Path(path).exists():
+        raise ArtefactError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for a damaged or unsafe file
+        raise ArtefactError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ArtefactError(f"{path}: not a spurspec checkpoint (format {FORMAT})")
+    return state

@@ -1,0 +1,141 @@
+"""Training data from a dataset directory's memory-mapped arrays: a torch Dataset whose items are
+(row, epoch) keys, MONAI dictionary transforms that move image and target together, seeded per
+(seed, epoch, row) so augmentation is identical whatever the worker count, rank or resumption;
+and the per-epoch sampler (class balance, shuffling, sharding across ranks)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+from spurspec.artefacts.layout import DatasetLayout
+from spurspec.training.granularity import Targets
+
+AUGMENTS = ("standard", "none")
+
+
+def transforms(kind: str, pixel: bool):
+    """The study's chest X-ray recipe in MONAI terms: horizontal flip, shift-scale-rotate,
+    brightness/contrast/gamma. Geometry applies to image and target alike (nearest for target)."""
+    if kind == "none":
+        return None
+    from monai import transforms as T
+
+    keys = ["image", "target"] if pixel else ["image"]
+    modes = ["bilinear", "nearest"] if pixel else ["bilinear"]
+    return T.Compose([
+        T.RandFlipd(keys=keys, prob=0.5, spatial_axis=1),
+        T.RandAffined(
+            keys=keys, prob=0.5, rotate_range=math.pi / 4, scale_range=0.1, translate_range=0.0625,
+            mode=modes, padding_mode="zeros",
+        ),
+        T.RandScaleIntensityd(keys="image", factors=0.2, prob=0.5),
+        T.RandShiftIntensityd(keys="image", offsets=0.1, prob=0.5),
+        T.RandAdjustContrastd(keys="image", gamma=(0.8, 1.25), prob=0.5),
+    ])
+
+
+def item_seed(seed: int, epoch: int, row: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, row]).generate_state(1)[0])
+
+
+class RowsDataset(torch.utils.data.Dataset):
+    """Items are keyed (row, epoch); epoch < 0 means no augmentation (validation, prediction).
+    Returns image float32 (C, S, S) scaled to [-1, 1], label, row and, for pixel models, the
+    target float32 (S, S)."""
+
+    def __init__(self, root: Path, labels: np.ndarray, targets: Targets | None, augment: str, seed: int) -> None:
+        self.root, self.labels, self.targets, self.seed = Path(root), labels, targets, seed
+        self.augment = augment
+        self._images: np.ndarray | None = None
+        self._transform = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _open(self) -> None:
+        self._images = np.load(DatasetLayout(self.root).images, mmap_mode="r")
+        if self.augment != "none":
+            from monai.data import set_track_meta
+
+            set_track_meta(False)  # plain tensors: metadata tracking costs time and is unused here
+            self._transform = transforms(self.augment, self.targets is not None)
+
+    def __getitem__(self, key: tuple[int, int] | int) -> dict[str, torch.Tensor]:
+        row, epoch = key if isinstance(key, tuple) else (key, -1)
+        if self._images is None:
+            self._open()
+        image = torch.from_numpy(np.asarray(self._images[row], dtype=np.float32)) / 255.0
+        item = {"image": image}
+        if self.targets is not None:
+            item["target"] = torch.from_numpy(self.targets(row).astype(np.float32))[None]
+        if epoch >= 0 and self._transform is not None:
+            self._transform.set_random_state(seed=item_seed(self.seed, epoch, row))
+            item = self._transform(item)
+        out = {
+            "image": (torch.as_tensor(item["image"]).float() - 0.5) / 0.5,
+            "label": torch.tensor(float(self.labels[row])),
+            "row": torch.tensor(row),
+        }
+        if self.targets is not None:
+            out["target"] = torch.as_tensor(item["target"]).float()[0]
+        return out
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_images": None, "_transform": None}  # workers re-open the memmap
+
+
+def epoch_rows(rows: np.ndarray, labels: np.ndarray, balance: str, seed: int, epoch: int) -> np.ndarray:
+    """The training rows of one epoch: all of them, or (balance=subsample) every image of the
+    minority class plus a fresh seeded draw of as many majority images. Deterministic in
+    (seed, epoch), so a resumed run sees the same epochs."""
+    if balance != "subsample":
+        return rows
+    pos, neg = rows[labels[rows] == 1], rows[labels[rows] == 0]
+    small, large = (pos, neg) if len(pos) <= len(neg) else (neg, pos)
+    rng = np.random.default_rng([seed, epoch, 7])
+    keep = rng.choice(large, size=len(small), replace=False)
+    return np.sort(np.concatenate([small, keep]))
+
+
+class EpochSampler(Sampler):
+    """Shuffles an epoch's rows (seeded by seed + epoch, like DistributedSampler) and gives each
+    rank an equal share, padding by repetition as DistributedSampler does; yields (row, epoch)."""
+
+    def __init__(self, rows: np.ndarray, epoch: int, seed: int, rank: int = 0, world: int = 1, shuffle: bool = True) -> None:
+        self.rows, self.epoch, self.seed = rows, epoch, seed
+        self.rank, self.world, self.shuffle = rank, world, shuffle
+        self.per_rank = math.ceil(len(rows) / world)
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = np.arange(len(self.rows))
+        if self.shuffle:
+            g = torch.Generator()
+            g.manual_seed(self.seed + self.epoch)
+            order = torch.randperm(len(self.rows), generator=g).numpy()
+        total = self.per_rank * self.world
+        if total > len(order):
+            order = np.concatenate([order, order[: total - len(order)]])
+        for i in order[self.rank : total : self.world]:
+            yield int(self.rows[i]), self.epoch
+
+
+def shard(rows: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """Evaluation rows of one rank: a plain stride, no padding (results are gathered)."""
+    return rows[rank::world]
+
+
+def loader(dataset: RowsDataset, sampler, batch_size: int, workers: int, device: torch.device) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+        pin_memory=device.type == "cuda", persistent_workers=False, drop_last=False,
+        prefetch_factor=4 if workers > 0 else None,
+    )

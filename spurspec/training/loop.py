@@ -1,0 +1,134 @@
+"""One training epoch and one evaluation pass over a loader. Losses are computed in fp32 even
+under autocast; timing separates waiting for data from computing, so the train log can show
+whether loading is ever the bottleneck. Reads batches, updates the model; writes nothing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("bce", "bce+dice")
+BALANCES = ("subsample", "pos-weight", "none")
+SELECT_METRICS = ("auroc", "dice")
+
+
+@dataclass
+class Step:
+    """What a step needs; built once per run."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp_dtype: torch.dtype | None  # None = full precision
+    pixel: bool
+    loss: str
+    pos_weight: float  # weight of a positive image's loss (1.0 unless balance = pos-weight)
+    channels_last: bool
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def inputs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = batch["image"].to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+def loss_per_image(step: Step, logits: torch.Tensor, batch: dict[str, torch.Tensor], weighted: bool) -> torch.Tensor:
+    """(B,) fp32 losses. Pixel: mean per-pixel BCE (+ soft Dice on images with a non-empty
+    target: Dice of an empty target is degenerate). Binary: BCE of the image logit."""
+    logits = logits.float()
+    label = batch["label"].to(step.device, non_blocking=True)
+    if step.pixel:
+        target = batch["target"].to(step.device, non_blocking=True)
+        loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).mean(1)
+        if step.loss == "bce+dice":
+            prob = torch.sigmoid(logits).flatten(1)
+            t = target.flatten(1)
+            dice = 1 - (2 * (prob * t).sum(1) + 1.0) / (prob.sum(1) + t.sum(1) + 1.0)
+            loss = loss + dice * (t.sum(1) > 0)
+    else:
+        loss = F.binary_cross_entropy_with_logits(logits, label, reduction="none")
+    if weighted and step.pos_weight != 1.0:
+        loss = loss * torch.where(label > 0.5, step.pos_weight, 1.0)
+    return loss
+
+
+def train_epoch(step: Step, loader, on_batch: Callable[[int, float], None]) -> dict[str, float]:
+    """Returns sums over this rank: loss_sum, n, seconds, wait_seconds."""
+    step.model.train()
+    loss_sum = torch.zeros((), device=step.device, dtype=torch.float64)
+    n, wait, last_report = 0, 0.0, 0
+    start = time.perf_counter()
+    batches = iter(loader)
+    while True:
+        t0 = time.perf_counter()
+        batch = next(batches, None)
+        wait += time.perf_counter() - t0
+        if batch is None:
+            break
+        x = step.inputs(batch)
+        with step.autocast():
+            logits = step.model(x)
+        loss = loss_per_image(step, logits, batch, weighted=True)
+        step.optimizer.zero_grad(set_to_none=True)
+        step.scaler.scale(loss.mean()).backward()
+        step.scaler.step(step.optimizer)
+        step.scaler.update()
+        loss_sum += loss.detach().sum()
+        n += len(x)
+        if n - last_report >= 8 * len(x) or last_report == 0:
+            # .item() synchronises the device, so the bar is refreshed only every few batches.
+            on_batch(n - last_report, float(loss_sum) / n)
+            last_report = n
+    if n > last_report:
+        on_batch(n - last_report, float(loss_sum) / max(n, 1))
+    if step.device.type == "cuda":
+        torch.cuda.synchronize(step.device)
+    return {"loss_sum": float(loss_sum), "n": n, "seconds": time.perf_counter() - start, "wait_seconds": wait}
+
+
+@torch.no_grad()
+def predict(step: Step, loader, summary: Callable[[torch.Tensor], torch.Tensor] | None) -> dict[str, np.ndarray]:
+    """Rows, labels, image scores (probability; pixel models through `summary`), per-image loss,
+    and per-image Dice at 0.5 for pixel models (NaN where the target is empty)."""
+    step.model.eval()
+    rows, labels, scores, losses, dices = [], [], [], [], []
+    for batch in loader:
+        x = step.inputs(batch)
+        with step.autocast():
+            logits = step.model(x)
+        logits = logits.float()
+        losses.append(loss_per_image(step, logits, batch, weighted=False).cpu())
+        prob = torch.sigmoid(logits)
+        if step.pixel:
+            scores.append(summary(prob).cpu())
+            target = batch["target"].to(step.device)
+            pred = (prob > 0.5).float()
+            inter = (pred * target).flatten(1).sum(1)
+            denom = pred.flatten(1).sum(1) + target.flatten(1).sum(1)
+            dice = torch.where(target.flatten(1).sum(1) > 0, 2 * inter / denom.clamp_min(1), torch.nan)
+            dices.append(dice.cpu())
+        else:
+            scores.append(prob.cpu())
+        rows.append(batch["row"])
+        labels.append(batch["label"])
+    cat = lambda xs: torch.cat(xs).double().numpy() if xs else np.zeros(0)  # noqa: E731
+    return {"row": cat(rows).astype(np.int64), "label": cat(labels), "score": cat(scores),
+            "loss": cat(losses), "dice": cat(dices) if step.pixel else np.zeros(0)}
+
+
+def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    return float(roc_auc_score(labels, scores))

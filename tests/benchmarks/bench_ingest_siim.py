@@ -1,0 +1,160 @@
+"""Benchmark `ingest siim` on generated 1024x1024 JPEG-Baseline DICOMs at --size 256.
+
+Side by side in one run (medians of --repeats): a bare loop of pydicom.dcmread(f).pixel_array plus
+a resize (pydicom's default decoder choice), the library's per-file decode (JPEG fast path), and the
+full `ingest` with 1 and 2 workers; the fast path's mean absolute difference from full decode +
+resize; and the peak RSS of a full ingest of --rss-sizes images in a child process each.
+
+    .venv/bin/python tests/benchmarks/bench_ingest_siim.py [--n 200] [--rss-sizes 1000,4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the SIIM folder builder
+from siim_builder import chest_like, jpeg_dicom_bytes  # noqa: E402
+
+from spurspec.datasets import siim  # noqa: E402
+from spurspec.imaging import dicom, rle  # noqa: E402
+from spurspec.imaging.resize import resize_image  # noqa: E402
+
+SIZE = 256
+
+
+def make_folder(root: Path, n: int, unique: int) -> list[Path]:
+    """A stage-2 style folder of n DICOMs (`unique` distinct images, the rest byte copies under
+    new ids, which costs the decoder the same) and a label CSV, a quarter of it positive."""
+    images = root / "stage_2_images"
+    images.mkdir(parents=True)
+    blobs = [jpeg_dicom_bytes(chest_like(1024, 1024, k), f"1.2.826.0.9.{k}", f"P{k}") for k in range(min(unique, n))]
+    rng = np.random.default_rng(0)
+    lines = ["ImageId, EncodedPixels"]
+    paths = []
+    for k in range(n):
+        image_id = f"1.2.826.0.9.{k}"
+        path = images / f"{image_id}.dcm"
+        path.write_bytes(blobs[k % len(blobs)])
+        paths.append(path)
+        if k % 4 == 0:
+            mask = np.zeros((1024, 1024), dtype=bool)
+            y, x = rng.integers(100, 700, size=2)
+            mask[y : y + 200, x : x + 150] = True
+            lines.append(f"{image_id},{rle.encode(mask)}")
+        else:
+            lines.append(f"{image_id},-1")
+    (root / "stage_2_train.csv").write_text("\n".join(lines) + "\n")
+    return paths
+
+
+def timed(fn, repeats: int, setup=None) -> float:
+    times = []
+    for _ in range(repeats):
+        if setup is not None:
+            setup()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bare_loop(paths: list[Path]) -> None:
+    for p in paths:
+        resize_image(pydicom.dcmread(p).pixel_array, SIZE)
+
+
+def fast_loop(paths: list[Path]) -> None:
+    for p in paths:
+        dicom.decode(p, SIZE)
+
+
+def run_ingest(root: Path, out: Path, workers: int) -> None:
+    siim.ingest(siim.resolve(root=root, out=out, size=SIZE, workers=workers), force=True)
+
+
+def rss_child(root: Path, out: Path, workers: int) -> dict:
+    """Peak memory (MiB) of a fresh process running the full ingest: ru_maxrss (which counts the
+    memory-mapped output arrays' resident pages), and sampled peaks of anonymous memory (the heap:
+    what must stay flat) and file-backed memory (reclaimable page cache of images.npy/masks.npy)."""
+    code = (
+        "import json, resource, sys, threading, time\n"
+        "from pathlib import Path\n"
+        "from spurspec.datasets import siim\n"
+        "peak = {'RssAnon': 0, 'RssFile': 0}\n"
+        "def sample():\n"
+        "    while True:\n"
+        "        for line in open('/proc/self/status'):\n"
+        "            k, _, v = line.partition(':')\n"
+        "            if k in peak: peak[k] = max(peak[k], int(v.split()[0]))\n"
+        "        time.sleep(0.02)\n"
+        "threading.Thread(target=sample, daemon=True).start()\n"
+        "r, o, w = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])\n"
+        "siim.ingest(siim.resolve(root=r, out=o, size=256, workers=w), force=True)\n"
+        "me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "print(json.dumps({'maxrss': round(me), 'anon': round(peak['RssAnon'] / 1024), 'file': round(peak['RssFile'] / 1024), 'worker': round(kids)}))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code, str(root), str(out), str(workers)], capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=200, help="DICOMs in the throughput run")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rss-sizes", default="200,800", help="comma-separated dataset sizes for peak RSS (issue: 1000,4000)")
+    ap.add_argument("--unique", type=int, default=200, help="distinct images generated for the RSS folders (rest are copies)")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-siim-"))
+    try:
+        root = tmp / "siim"
+        paths = make_folder(root, args.n, args.n)
+        fast_loop(paths[:5])  # warm imports and caches for every contender
+        bare_loop(paths[:5])
+        rows = []
+        bare = timed(lambda: bare_loop(paths), args.repeats)
+        rows.append(("bare loop: dcmread().pixel_array + resize", bare))
+        rows.append(("spurspec decode (JPEG fast path), 1 process", timed(lambda: fast_loop(paths), args.repeats)))
+        for w in (1, 2):
+            fresh = lambda: shutil.rmtree(tmp / "out", ignore_errors=True)  # noqa: E731  (untimed)
+            rows.append((f"spurspec ingest siim, --workers {w}", timed(lambda w=w: run_ingest(root, tmp / "out", w), args.repeats, fresh)))
+        print(f"{args.n} DICOMs 1024x1024 JPEG-Baseline -> {SIZE}x{SIZE}, median of {args.repeats}")
+        print(f"| {'path':<46} | images/s | vs bare loop |")
+        print(f"|{'-' * 48}|---------:|-------------:|")
+        for name, seconds in rows:
+            print(f"| {name:<46} | {args.n / seconds:8.1f} | {bare / seconds:11.2f}x |")
+
+        diffs = []
+        for p in paths[: min(50, len(paths))]:
+            fast, _ = dicom.decode(p, SIZE)
+            full = resize_image(pydicom.dcmread(p).pixel_array, SIZE)[0]
+            diffs.append(np.abs(fast.astype(np.int16) - full.astype(np.int16)).mean())
+        print(f"fast path vs full decode + resize: mean |diff| = {np.mean(diffs):.3f} grey levels (max per image {np.max(diffs):.3f})")
+
+        for m in [int(x) for x in args.rss_sizes.split(",") if x]:
+            big = tmp / f"siim{m}"
+            make_folder(big, m, args.unique)
+            for w in (1, 2):
+                r = rss_child(big, tmp / f"out{m}", w)
+                print(f"ingest of {m} images, --workers {w}: peak RSS {r['maxrss']} MiB = anonymous {r['anon']} MiB "
+                      f"+ memory-mapped output {r['file']} MiB; largest worker RSS {r['worker']} MiB")
+            shutil.rmtree(big)
+            shutil.rmtree(tmp / f"out{m}", ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

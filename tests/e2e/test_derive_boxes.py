@@ -1,0 +1,128 @@
+"""`spurspec derive-boxes` end to end on a tiny dataset built with DatasetWriter: union and
+component boxes in original and training pixels, filled box masks, exact grids from the
+full-resolution RLE, the training-mask fallback, up-to-date re-runs and bad options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from spurspec.artefacts.dataset import DatasetWriter
+from spurspec.artefacts.layout import DatasetLayout
+from spurspec.imaging import boxes as bx
+from spurspec.imaging import rle
+from spurspec.imaging.resize import resize_mask
+
+H, W, S = 40, 32, 16
+
+
+def _full_masks():
+    a = np.zeros((H, W), np.uint8)
+    a[2:6, 3:7] = 1
+    a[30:35, 20:30] = 1
+    b = np.zeros((H, W), np.uint8)  # known-empty mask: no boxes
+    d = np.zeros((H, W), np.uint8)
+    d[39, 31] = 1  # a single corner pixel: the last grid cell, whatever k is
+    return {"a": a, "b": b, "c": None, "d": d}
+
+
+def _build(root, with_rle=True):
+    masks = _full_masks()
+    ids = list(masks)
+    with DatasetWriter(root, n=len(ids), size=S, channels=1) as w:
+        for i, k in enumerate(ids):
+            m = masks[k]
+            w.put(i, np.full((1, S, S), 7 * i, np.uint8), None if m is None else resize_mask(m, S))
+        manifest = pa.table(
+            {
+                "image_id": ids,
+                "patient_id": ids,
+                "split": ["train", "train", "val", "test"],
+                "label": pa.array([1, 0, 0, 1], pa.int8()),
+                "has_mask": [m is not None for m in masks.values()],
+                "source": [f"{k}.png" for k in ids],
+                "orig_height": pa.array([H] * 4, pa.int32()),
+                "orig_width": pa.array([W] * 4, pa.int32()),
+            }
+        )
+        rles = [(k, rle.encode(m)) for k, m in masks.items() if m is not None]
+        mask_rle = pa.table({"image_id": [k for k, _ in rles], "height": [H] * 3, "width": [W] * 3, "rle": [r for _, r in rles]})
+        w.finish(manifest, spurious=[], info={"name": "tiny"}, settings={}, inputs={}, mask_rle=mask_rle if with_rle else None)
+    return masks
+
+
+def test_union_boxes_grids_and_rerun(tmp_path, cli):
+    root = tmp_path / "ds"
+    masks = _build(root)
+    res = cli(["derive-boxes", root, "--grid", "4", "--grid", "5"])
+    assert "2 of 4 images have boxes" in res.stdout
+    assert "grids written: 4x4, 5x5" in res.stdout
+    lay = DatasetLayout(root)
+    boxes = pq.read_table(lay.boxes).to_pylist()
+    assert [(b["image_id"], b["box_index"]) for b in boxes] == [("a", 0), ("d", 0)]
+    a = boxes[0]
+    assert (a["x0"], a["y0"], a["x1"], a["y1"]) == (3, 2, 30, 35)
+    assert a["area"] == 27 * 33
+    assert (a["train_x0"], a["train_y0"], a["train_x1"], a["train_y1"]) == bx.to_training((3, 2, 30, 35), H, W, S)
+    d = boxes[1]
+    assert (d["x0"], d["y0"], d["x1"], d["y1"]) == (31, 39, 32, 40)
+    filled = np.load(lay.box_masks)
+    assert filled.shape == (4, S, S) and filled.dtype == np.uint8
+    assert filled[1].sum() == 0 and filled[2].sum() == 0
+    assert np.array_equal(filled[0], bx.fill_boxes([bx.to_training((3, 2, 30, 35), H, W, S)], S))
+    # the box covers the training-size mask it was derived from
+    train_masks = np.load(lay.masks)
+    assert (train_masks[0] <= filled[0]).all() and (train_masks[3] <= filled[3]).all()
+    g5 = np.load(lay.grid(5))
+    assert g5.shape == (4, 5, 5)
+    for i, m in enumerate(masks.values()):
+        assert np.array_equal(g5[i], bx.grid_mask(m, 5) if m is not None else np.zeros((5, 5)))
+    assert g5[3].sum() == 1 and g5[3, 4, 4] == 1
+
+    again = cli(["derive-boxes", root, "--grid", "5", "--grid", "4"])
+    assert "up to date" in again.stdout
+    forced = cli(["derive-boxes", root, "--grid", "4", "--grid", "5", "--force"])
+    assert "2 of 4 images have boxes" in forced.stdout
+
+
+def test_components_and_margin(tmp_path, cli):
+    root = tmp_path / "ds"
+    _build(root)
+    cli(["derive-boxes", root, "--mode", "components", "--margin", "2", "--grid", "2"])
+    boxes = pq.read_table(DatasetLayout(root).boxes).to_pylist()
+    got = [(b["image_id"], b["x0"], b["y0"], b["x1"], b["y1"]) for b in boxes]
+    assert got == [("a", 1, 0, 9, 8), ("a", 18, 28, 32, 37), ("d", 29, 37, 32, 40)]
+    filled = np.load(DatasetLayout(root).box_masks)
+    expect = bx.fill_boxes([bx.to_training(b[1:], H, W, S) for b in got[:2]], S)
+    assert np.array_equal(filled[0], expect)
+
+
+def test_fallback_to_training_masks_says_so(tmp_path, cli):
+    root = tmp_path / "ds"
+    _build(root, with_rle=False)
+    res = cli(["derive-boxes", root, "--grid", "4"])
+    assert "mask_rle.parquet absent" in res.stdout
+    boxes = pq.read_table(DatasetLayout(root).boxes).to_pylist()
+    a = boxes[0]
+    # scaled back from 16x16: still covers the true box
+    assert a["x0"] <= 3 and a["y0"] <= 2 and a["x1"] >= 30 and a["y1"] >= 35
+    assert DatasetLayout(root).grid(4).exists()
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [(["--mode", "diagonal"], "unknown box mode"), (["--margin", "-1"], "margin"), (["--grid", "99"], "grid sizes")],
+)
+def test_bad_options_fail_clearly_and_write_nothing(tmp_path, cli, args, needle):
+    root = tmp_path / "ds"
+    _build(root)
+    res = cli(["derive-boxes", root, *args], expect=2)
+    assert needle in res.output
+    assert not DatasetLayout(root).boxes.exists()
+
+
+def test_not_a_dataset(tmp_path, cli):
+    res = cli(["derive-boxes", tmp_path], expect=3)
+    assert "not a spurspec dataset" in res.output

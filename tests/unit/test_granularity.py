@@ -1,0 +1,101 @@
+"""Granularity parsing, grid upsampling, the mask budget and per-epoch sampling."""
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from spurspec.errors import ConfigError, InputError
+from spurspec.training import budget, data, granularity
+
+
+def test_parse_names():
+    assert granularity.parse("binary").pixel is False
+    seg = granularity.parse("seg")
+    assert seg.pixel and seg.source == "masks" and seg.default_select == "dice"
+    assert granularity.parse("bbox").default_select == "auroc"
+    g = granularity.parse("grid:8")
+    assert g.grid == 8 and g.source == "grid" and g.name == "grid:8"
+    assert set(granularity.names()) == {"binary", "bbox", "seg", "grid:K"}
+
+
+@pytest.mark.parametrize("bad", ["grid", "grid:0", "grid:x", "seg:2", "boxes"])
+def test_parse_rejects(bad):
+    with pytest.raises(ConfigError):
+        granularity.parse(bad)
+
+
+def test_grid_targets_upsample_nearest(tmp_path: Path):
+    (tmp_path / "grids").mkdir()
+    grid = np.zeros((1, 4, 4), np.uint8)
+    grid[0, 1, 2] = 1
+    np.save(tmp_path / "grids" / "grid4.npy", grid)
+    t = granularity.Targets.__new__(granularity.Targets)
+    t.root, t.gran, t.size, t._array = tmp_path, granularity.parse("grid:4"), 10, None
+    t._cells = (np.arange(10) * 4) // 10
+    up = t(0)
+    assert up.shape == (10, 10)
+    rows, cols = np.nonzero(up)
+    # cell (1, 2) of a 4x4 grid covers rows 3..4 and columns 5..7 of a 10x10 image
+    assert sorted(set(rows.tolist())) == [3, 4] and sorted(set(cols.tolist())) == [5, 6, 7]
+
+
+def _manifest(labels, has_mask):
+    n = len(labels)
+    return pa.table({"image_id": [f"i{i}" for i in range(n)], "label": pa.array(labels, pa.int8()),
+                     "has_mask": has_mask})
+
+
+def test_budget_counts_fractions_and_errors():
+    assert budget.resolve_count(None, 7) == 7
+    assert budget.resolve_count(3, 7) == 3
+    assert budget.resolve_count(0.5, 10) == 5
+    with pytest.raises(InputError, match="larger than the 7"):
+        budget.resolve_count(8, 7)
+    with pytest.raises(ConfigError):
+        budget.resolve_count(1.5, 7)
+
+
+def test_budget_keeps_negatives_and_drops_unkept_positives():
+    labels = [1, 1, 1, 1, 0, 0, 1, 0]
+    has_mask = [True, True, True, True, False, False, False, False]
+    m = _manifest(labels, has_mask)
+    train = np.arange(8)
+    rows, table = budget.choose(m, train, 2, seed=3)
+    assert set([4, 5, 7]) <= set(rows.tolist())  # negatives always
+    assert 6 not in rows  # a positive without a mask leaves pixel training
+    assert sum(table.column("kept").to_pylist()) == 2 and table.num_rows == 4
+    rows2, _ = budget.choose(m, train, 2, seed=3)
+    assert rows.tolist() == rows2.tolist()  # seeded
+
+
+def test_epoch_rows_subsample_balances_and_is_seeded():
+    labels = np.array([1] * 5 + [0] * 20)
+    rows = np.arange(25)
+    e0 = data.epoch_rows(rows, labels, "subsample", seed=1, epoch=0)
+    assert (labels[e0] == 1).sum() == 5 and (labels[e0] == 0).sum() == 5
+    assert e0.tolist() == data.epoch_rows(rows, labels, "subsample", seed=1, epoch=0).tolist()
+    assert e0.tolist() != data.epoch_rows(rows, labels, "subsample", seed=1, epoch=1).tolist()
+    assert data.epoch_rows(rows, labels, "none", 1, 0).tolist() == rows.tolist()
+
+
+def test_epoch_sampler_shards_cover_every_row():
+    rows = np.arange(11) * 3
+    shards = [list(data.EpochSampler(rows, epoch=2, seed=0, rank=r, world=2)) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 6
+    seen = {row for shard in shards for row, epoch in shard}
+    assert seen == set(rows.tolist()) and all(e == 2 for s in shards for _, e in s)
+    one = [row for row, _ in data.EpochSampler(rows, epoch=2, seed=0)]
+    assert sorted(one) == sorted(rows.tolist())
+
+
+def test_selection_ties_on_dice_are_broken_by_val_auroc():
+    from spurspec.training.trainer import _improves
+
+    nan = float("nan")
+    assert _improves(0.0, 0.6, None, None)
+    assert _improves(0.0, 0.8, 0.0, 0.6)  # Dice still 0, AUROC rose: progress
+    assert not _improves(0.0, 0.5, 0.0, 0.6)
+    assert _improves(0.1, 0.1, 0.0, 0.9)  # the selection metric decides first
+    assert not _improves(nan, 0.9, 0.0, 0.5)
