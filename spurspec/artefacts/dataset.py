@@ -5,6 +5,7 @@ place (so memory stays flat and a killed ingest leaves nothing); `Dataset` opens
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,37 @@ import pyarrow as pa
 from spurspec.artefacts import io, provenance, schemas
 from spurspec.artefacts.layout import DatasetLayout
 from spurspec.errors import ArtefactError, ExistsError
+
+
+class _RowFile:
+    """A .npy file written row by row with positioned writes. Unlike a writable memmap, written
+    rows do not stay in the process's resident memory, so peak RSS is flat in the dataset size."""
+
+    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+        self.path, self.dtype, self.shape = path, np.dtype(dtype), shape
+        # open_memmap writes the header and sizes the (sparse) file; no data page is touched.
+        header_only = np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=shape)
+        del header_only
+        with open(path, "rb") as fh:
+            fmt = np.lib.format
+            read_header = fmt.read_array_header_1_0 if fmt.read_magic(fh) == (1, 0) else fmt.read_array_header_2_0
+            read_header(fh)
+            self.offset = fh.tell()
+        self.row_bytes = int(np.prod(shape[1:])) * self.dtype.itemsize
+        self.fd = os.open(path, os.O_RDWR)
+
+    def write(self, i: int, row: np.ndarray) -> None:
+        os.pwrite(self.fd, np.ascontiguousarray(row, dtype=self.dtype).tobytes(), self.offset + i * self.row_bytes)
+
+    def read(self, i: int) -> np.ndarray:
+        data = os.pread(self.fd, self.row_bytes, self.offset + i * self.row_bytes)
+        return np.frombuffer(data, dtype=self.dtype).reshape(self.shape[1:])
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
 
 
 class DatasetWriter:
@@ -36,15 +68,15 @@ class DatasetWriter:
         self.n, self.size, self.channels = n, size, channels
         self._ctx = io.staging_dir(self.out)
         self._finished = False
+        self._files: list[_RowFile] = []
 
     def __enter__(self) -> DatasetWriter:
         self.staging = self._ctx.__enter__()
         self.layout = DatasetLayout(self.staging)
-        shape = (max(self.n, 1), self.channels, self.size, self.size)
-        self.images = np.lib.format.open_memmap(self.layout.images, mode="w+", dtype=np.uint8, shape=shape)
-        self.masks = np.lib.format.open_memmap(
-            self.layout.masks, mode="w+", dtype=np.uint8, shape=(shape[0], self.size, self.size)
-        )
+        rows = max(self.n, 1)
+        self.images = _RowFile(self.layout.images, np.uint8, (rows, self.channels, self.size, self.size))
+        self.masks = _RowFile(self.layout.masks, np.uint8, (rows, self.size, self.size))
+        self._files = [self.images, self.masks]
         self.written = np.zeros(self.n, dtype=bool)
         return self
 
@@ -53,9 +85,9 @@ class DatasetWriter:
             image = image[None]
         if image.shape != (self.channels, self.size, self.size) or image.dtype != np.uint8:
             raise ValueError(f"image {i}: expected uint8 {(self.channels, self.size, self.size)}, got {image.dtype} {image.shape}")
-        self.images[i] = image
+        self.images.write(i, image)
         if mask is not None:
-            self.masks[i] = mask
+            self.masks.write(i, mask)
         self.written[i] = True
 
     def finish(
@@ -80,10 +112,10 @@ class DatasetWriter:
             raise ValueError(f"rows {unwritten[:5]} were kept but never written")
         if len(keep_idx) == 0:
             raise ArtefactError("no images left to write")
-        self.images.flush()
-        self.masks.flush()
         if len(keep_idx) != self.images.shape[0]:
             self._compact(keep_idx)
+        for f in self._files:
+            f.close()
         manifest = manifest.take(pa.array(keep_idx)).append_column(
             "row", pa.array(np.arange(len(keep_idx), dtype=np.int32))
         )
@@ -107,21 +139,21 @@ class DatasetWriter:
 
     def _compact(self, keep_idx: np.ndarray) -> None:
         """Copy the kept rows into right-sized arrays (only when rows were rejected)."""
-        for name, src in (("images", self.images), ("masks", self.masks)):
-            path = getattr(self.layout, name)
-            tmp = path.with_suffix(".compact.npy")
-            dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=src.dtype, shape=(len(keep_idx), *src.shape[1:]))
-            for start in range(0, len(keep_idx), 256):
-                chunk = keep_idx[start : start + 256]
-                dst[start : start + len(chunk)] = src[chunk]
-            dst.flush()
-            del dst
-            setattr(self, name, None)
-            del src
-            tmp.replace(path)
+        for name in ("images", "masks"):
+            src: _RowFile = getattr(self, name)
+            tmp = src.path.with_suffix(".compact.npy")
+            dst = _RowFile(tmp, src.dtype, (len(keep_idx), *src.shape[1:]))
+            for j, i in enumerate(keep_idx.tolist()):
+                dst.write(j, src.read(i))
+            dst.close()
+            src.close()
+            tmp.replace(src.path)
+            setattr(self, name, dst)
+        self._files = [self.images, self.masks]
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        self.images = self.masks = None  # release the memmaps before the directory moves
+        for f in self._files:  # release the files before the directory moves
+            f.close()
         if exc_type is None and not self._finished:
             exc_type, exc = RuntimeError, RuntimeError("DatasetWriter closed without finish()")
             self._ctx.__exit__(exc_type, exc, None)

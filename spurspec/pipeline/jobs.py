@@ -74,7 +74,7 @@ def _train_run(job: Job, cfg: Any, force: bool) -> None:
     if gpus > 1:
         _torchrun_train(job, gpus, resume=resume, force=start_over)
     else:
-        train(cfg, resume=resume, force=start_over, progress=sys.stderr.isatty())
+        train(cfg, resume=resume, force=start_over, progress=True)
 
 
 def _torchrun_train(job: Job, gpus: int, resume: bool, force: bool) -> None:
