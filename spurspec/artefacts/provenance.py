@@ -5,8 +5,8 @@ match the current ones is up to date and does nothing unless forced."""
 from __future__ import annotations
 
 import hashlib
-import json
 import importlib.metadata
+import json
 import os
 import platform
 import sys

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from spurspec.artefacts import io
-from spurspec.artefacts.layout import RunLayout, StudyLayout
+from spurspec.artefacts.layout import StudyLayout
 from spurspec.errors import ConfigError
 from spurspec.pipeline import plan as planning
 from spurspec.pipeline import spec as specs

@@ -19,6 +19,7 @@ from spurspec.errors import SpurspecError
 from spurspec.pipeline.plan import Job
 from spurspec.registry import Registry
 
+
 @dataclass(frozen=True)
 class Stage:
     """How a pipeline runs one stage: build its config from a job's settings (validated at plan

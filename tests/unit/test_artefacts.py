@@ -82,7 +82,7 @@ def test_existing_dataset_needs_force_and_old_one_survives_failure(tmp_path):
     with pytest.raises(ExistsError):
         _write(out)
     with pytest.raises(ValueError):
-        with DatasetWriter(out, n=2, size=8, channels=1, force=True) as w:
+        with DatasetWriter(out, n=2, size=8, channels=1, force=True):
             raise ValueError("killed mid-way")
     assert Dataset.open(out).manifest.num_rows == 4
 
