@@ -42,7 +42,7 @@ class TrainConfig:
     patience: int = 10  # epochs without improvement of the selection metric before stopping
     device: str = "auto"  # auto = cuda if available else cpu; chosen once and passed around
     amp: bool = True  # mixed precision on CUDA only (bf16 where supported, else fp16 + scaler)
-    workers: int | None = None  # data-loader processes; unset = min(4, CPUs - 1)
+    workers: int | None = None  # data-loader processes; unset = 0 on CPU (compute uses every core), else min(8, CPUs - 1)
     augment: str = "standard"  # standard (flip, affine, intensity, as the study) | none
     pretrained: Path | None = None  # a local state-dict file for the encoder; nothing is downloaded
     # Stop after this many epochs in this invocation and continue later with --resume

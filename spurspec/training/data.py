@@ -6,6 +6,7 @@ and the per-epoch sampler (class balance, shuffling, sharding across ranks)."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,6 +132,16 @@ class EpochSampler(Sampler):
 def shard(rows: np.ndarray, rank: int, world: int) -> np.ndarray:
     """Evaluation rows of one rank: a plain stride, no padding (results are gathered)."""
     return rows[rank::world]
+
+
+def default_workers(device: torch.device) -> int:
+    """Loader processes when the user sets none. On a CPU device torch's compute threads already
+    use every core, and a loader process only competes with them (measured on 2 cores: 656 vs
+    393 images/s without augmentation, 308 vs 225 with it), so loading stays in-process. With an
+    accelerator the cores are free for decoding and augmentation."""
+    if device.type == "cpu":
+        return 0
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
 def loader(dataset: RowsDataset, sampler, batch_size: int, workers: int, device: torch.device) -> torch.utils.data.DataLoader:

@@ -6,7 +6,6 @@ mask_budget.parquet, train_log.parquet (per epoch), checkpoints/{last,best}.pt, 
 from __future__ import annotations
 
 import math
-import os
 import random
 import shutil
 import tomllib
@@ -199,7 +198,7 @@ def _train(cfg, resume, force, show, dist: distributed.Dist, device: torch.devic
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     step = loop.Step(net, optimizer, scaler, device, amp_dtype, gran.pixel, cfg.loss, pos_weight, cuda)
 
-    workers = cfg.workers if cfg.workers is not None else max(0, min(4, (os.cpu_count() or 1) - 1))
+    workers = cfg.workers if cfg.workers is not None else data.default_workers(device)
     dataset = data.RowsDataset(ds.root, labels, targets, cfg.augment, cfg.seed)
     val_set = data.RowsDataset(ds.root, labels, targets, "none", cfg.seed)
     val_loader = data.loader(val_set, data.shard(rows["val"], dist.rank, dist.world).tolist(), cfg.batch_size, workers, device)
