@@ -57,6 +57,8 @@ def test_report_files_and_tables(report):
     assert "report of 6 run(s)" in stdout and "skipped" in stdout
     md = (rep / "report.md").read_text()
     assert "study (reference)" in md and "| seg | " in md and "0.820" in md and "0.460" in md
+    assert "Robust AUROC by spurious attribute" in md and "| group | chest_tube | marker |" in md
+    assert "ours is robust AUROC on the chest_tube cells" in md
     for name in ("headline", "roc_robust", "by_summary", "saliency"):
         assert (rep / "figures" / f"{name}.png").exists()
         assert f"figures/{name}.png" in md
