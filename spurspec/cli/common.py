@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -19,13 +21,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
+# Every stage takes --config: a TOML file of its settings, which flags on the command line override.
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML file of settings (flags override it).", exists=True, dir_okay=False)]
+
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 
 @contextlib.contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """Yield `advance(n)`; the bar draws on stderr and stays quiet when stderr is not a terminal."""
+    """Yield `advance(n, total=None)`; the bar draws on stderr (only its end state when stderr is
+    not a terminal). `total` may be given later, by the first call that knows it."""
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -37,7 +43,13 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
     )
     with bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance(n: int = 1, total: int | None = None) -> None:
+            if total is not None:  # library code learns the total only once inputs are listed
+                bar.update(task, total=total)
+            bar.advance(task, n)
+
+        yield advance
 
 
 def print_rows(title: str, rows: list[dict[str, Any]]) -> None:

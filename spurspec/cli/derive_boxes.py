@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from spurspec.cli.common import out
+from spurspec.cli.common import ConfigFile, out
 
 
 def command(
@@ -17,13 +17,14 @@ def command(
     margin: Annotated[int | None, typer.Option(help="Pixels (original resolution) added on every side of each box, clipped to the image.")] = None,
     grid: Annotated[list[int] | None, typer.Option("--grid", help="Grid size k for coarse k x k masks; repeat for several (default 2 4 8 16 32).")] = None,
     force: Annotated[bool, typer.Option(help="Recompute even if the outputs are up to date.")] = False,
+    config: ConfigFile = None,
 ) -> None:
     """Derive boxes (and coarse grid masks) from the dataset's masks."""
     from spurspec.boxes import DeriveBoxesConfig, derive_boxes
     from spurspec.config import resolve
 
     overrides = {"dataset": dataset, "mode": mode, "margin": margin, "grids": tuple(grid) if grid else None}
-    cfg = resolve(DeriveBoxesConfig, None, overrides)
+    cfg = resolve(DeriveBoxesConfig, config, overrides)
     res = derive_boxes(cfg, force=force)
     if res.up_to_date:
         out.print(f"{res.dataset}: boxes up to date (same settings and masks); nothing to do. Use --force to rebuild.")

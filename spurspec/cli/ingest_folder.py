@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from spurspec.cli.common import print_ingest, progress_bar
+from spurspec.cli.common import ConfigFile, print_ingest, progress_bar
 
 
 def command(
@@ -28,6 +28,7 @@ def command(
     seed: Annotated[int | None, typer.Option(help="Seed of the drawn split.")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad rows/files, recording them in rejects.parquet.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing dataset directory.")] = False,
+    config: ConfigFile = None,
 ) -> None:
     """Ingest your own images from a CSV or Parquet table."""
     from spurspec.config import resolve
@@ -50,7 +51,7 @@ def command(
         "seed": seed,
         "skip_bad": skip_bad,
     }
-    cfg = resolve(Config, None, overrides)
+    cfg = resolve(Config, config, overrides)
     with progress_bar("decoding", None) as advance:
         result = ingest(cfg, force=force, progress=advance)
     print_ingest(result)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from spurspec.cli.common import print_ingest, progress_bar
+from spurspec.cli.common import ConfigFile, print_ingest, progress_bar
 
 
 def command(
@@ -23,6 +23,7 @@ def command(
     seed: Annotated[int | None, typer.Option(help="Seed of the drawn split (without trap sets).")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad rows/files, recording them in rejects.parquet.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing dataset directory.")] = False,
+    config: ConfigFile = None,
 ) -> None:
     """Ingest ISIC 2018 with artefact annotations and trap sets."""
     from spurspec.config import resolve
@@ -40,7 +41,7 @@ def command(
         "seed": seed,
         "skip_bad": skip_bad,
     }
-    cfg = resolve(Config, None, overrides)
+    cfg = resolve(Config, config, overrides)
     with progress_bar("decoding", None) as advance:
         result = ingest(cfg, force=force, progress=advance)
     print_ingest(result)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from spurspec.cli.common import out
+from spurspec.cli.common import ConfigFile, out
 
 
 def command(
@@ -17,12 +17,13 @@ def command(
     title: Annotated[str | None, typer.Option(help="Report title.")] = None,
     summary: Annotated[str | None, typer.Option(help="Pixel models' headline summarising function (default mean, the study's).")] = None,
     attribute: Annotated[str | None, typer.Option(help="Headline spurious attribute (default chest_tube if present, else the first).")] = None,
+    config: ConfigFile = None,
 ) -> None:
     """Combine evaluated runs into a report: headline figure, reference table, ROC, summaries, saliency."""
     from spurspec.config import resolve
     from spurspec.report.build import ReportConfig, build_report
 
-    cfg = resolve(ReportConfig, None, {"runs": tuple(runs), "out": out_dir, "title": title, "summary": summary, "attribute": attribute})
+    cfg = resolve(ReportConfig, config, {"runs": tuple(runs), "out": out_dir, "title": title, "summary": summary, "attribute": attribute})
     res = build_report(cfg)
     for note in res.notes:
         out.print(f"note: {note}")

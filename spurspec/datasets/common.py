@@ -5,7 +5,7 @@ file), and the split x label x attribute summary the CLI prints."""
 from __future__ import annotations
 
 import multiprocessing as mp
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +51,7 @@ def decode_all(
     writer: DatasetWriter,
     workers: int,
     skip_bad: bool,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[..., None] | None = None,
 ) -> tuple[list[int], list[dict[str, str]], dict[int, dict[str, Any]]]:
     """Decode `items` = [(input name, payload)] with `decode` (a top-level function, so it can
     run in worker processes) and put each result into the writer at its index.
@@ -62,6 +62,8 @@ def decode_all(
     kept: list[int] = []
     rejects: list[dict[str, str]] = []
     facts: dict[int, dict[str, Any]] = {}
+    if progress is not None:
+        progress(0, total=len(items))
     for index, result, error in _run(items, decode, workers):
         if error is not None:
             name = items[index][0]
@@ -89,8 +91,7 @@ def _run(items: list[tuple[str, Any]], decode: Callable[[Any], Decoded], workers
         # Bounded window of futures: results stream back in order without queuing the dataset.
         window = workers * 8
         pending: list[Any] = []
-        it: Iterable[int] = iter(range(len(items)))
-        for i in it:
+        for i in range(len(items)):
             pending.append(pool.submit(_call, decode, i, items[i][1]))
             if len(pending) >= window:
                 yield pending.pop(0).result()
