@@ -63,7 +63,7 @@ class DatasetWriter:
         self.out = Path(out)
         if self.out.exists() and any(self.out.iterdir()) and not force:
             raise ExistsError(f"{self.out}: already exists; pass --force to replace it")
-        if self.out.exists() and not (self.out / "manifest.parquet").exists() and any(self.out.iterdir()):
+        if self.out.exists() and not DatasetLayout(self.out).manifest.exists() and any(self.out.iterdir()):
             raise ExistsError(f"{self.out}: exists and is not a spurspec dataset; refusing to replace it")
         self.n, self.size, self.channels = n, size, channels
         self._ctx = io.staging_dir(self.out)

@@ -133,6 +133,10 @@ class ReportLayout:
     def table(self) -> Path:  # the combined metrics of every run in the report
         return self.root / "results.parquet"
 
+    @property
+    def provenance(self) -> Path:
+        return self.root / "provenance" / "report.json"
+
 
 @dataclass(frozen=True)
 class TheoryLayout:
@@ -158,8 +162,14 @@ class StudyLayout:
 
     root: Path
 
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / stage
+
     def job(self, stage: str, key: str) -> Path:
-        return self.root / stage / key
+        return self.stage_dir(stage) / key
+
+    def launch_config(self, key: str) -> Path:  # settings handed to `torchrun ... train --config`
+        return self.stage_dir("train") / f".{key}.train.toml"
 
     def done(self, stage: str, key: str) -> Path:
         return self.job(stage, key) / DONE_MARKER

@@ -49,7 +49,7 @@ def command(
         "channels": channels,
         "workers": workers,
         "seed": seed,
-        "skip_bad": skip_bad,
+        "skip_bad": skip_bad or None,  # unset flag: the TOML value (or the default) stands
     }
     cfg = resolve(Config, config, overrides)
     with progress_bar("decoding", None) as advance:

@@ -18,15 +18,21 @@ def command(
     summary: Annotated[str | None, typer.Option(help="Pixel models' headline summarising function (default mean, the study's).")] = None,
     attribute: Annotated[str | None, typer.Option(help="Headline spurious attribute (default chest_tube if present, else the first).")] = None,
     config: ConfigFile = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing report of other runs or settings.")] = False,
 ) -> None:
     """Combine evaluated runs into a report: headline figure, reference table, ROC, summaries, saliency."""
+    from spurspec.artefacts.layout import ReportLayout
     from spurspec.config import resolve
     from spurspec.report.build import ReportConfig, build_report
 
     cfg = resolve(ReportConfig, config, {"runs": tuple(runs), "out": out_dir, "title": title, "summary": summary, "attribute": attribute})
-    res = build_report(cfg)
+    res = build_report(cfg, force=force)
+    if res.up_to_date:
+        out.print(f"{res.out}: up to date (same runs, metrics and settings); nothing to do. Use --force to rebuild.")
+        return
     for note in res.notes:
         out.print(f"note: {note}")
-    out.print(f"report of {res.n_runs} run(s): {res.out}/report.html, {res.out}/report.md")
+    layout = ReportLayout(res.out)
+    out.print(f"report of {res.n_runs} run(s): {layout.html}, {layout.markdown}")
     for f in res.figures:
         out.print(f"  figure {f}")

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from spurspec.artefacts.layout import ReportLayout
 from spurspec.cli.choices import choices
 from spurspec.cli.common import out, print_rows
 from spurspec.pipeline.executors import EXECUTORS
@@ -44,4 +45,4 @@ def command(
     if rows:
         print_rows("results (test split)", rows)
     if result.report is not None:
-        out.print(f"report: {result.report / 'report.html'}")
+        out.print(f"report: {ReportLayout(result.report).html}")

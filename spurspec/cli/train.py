@@ -58,7 +58,7 @@ def command(
     patience: Annotated[int | None, typer.Option(help="Early stopping: epochs without improvement (default 10).")] = None,
     device: Annotated[str | None, typer.Option(help="auto (cuda if available, else cpu), cpu, cuda, cuda:N.")] = None,
     amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (bf16 where supported, else fp16).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Data-loader processes (default min(4, CPUs-1)).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Data-loader processes (default: 0 on CPU, where compute uses every core; min(8, CPUs-1) with an accelerator).")] = None,
     pretrained: Annotated[Path | None, typer.Option(help="Local state-dict file of encoder weights (never downloaded).")] = None,
     epochs_this_run: Annotated[int | None, typer.Option(help="Stop after this many epochs now; continue later with --resume.")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file of settings (flags override it).")] = None,
@@ -66,9 +66,9 @@ def command(
     force: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
 ) -> None:
     """Train one model at one granularity of spatial specificity."""
+    from spurspec.artefacts.layout import RunLayout
     from spurspec.config import resolve
     from spurspec.training import TrainConfig, train
-    from spurspec.training.trainer import RunLayout
 
     overrides = {
         "dataset": dataset, "out": out_dir, "granularity": granularity_, "model": _value(model),

@@ -147,7 +147,7 @@ class SubmititExecutor:
             try:
                 on_done(sub.result())
             except Exception as exc:  # submitit re-raises the job's own failure with its log tail
-                raise SpurspecError(f"{job.id} failed (logs under {self.folder}): {str(exc).strip().splitlines()[-1]}") from None
+                raise SpurspecError(f"{job.id} failed (logs under {self.folder}): {(str(exc).strip().splitlines() or [type(exc).__name__])[-1]}") from None
 
     def finish(self) -> None:
         for jobs, submitted, on_done in self._pending:

@@ -9,11 +9,10 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from spurspec.artefacts import io
-from spurspec.artefacts.layout import RunLayout
+from spurspec.artefacts.layout import RunLayout, StudyLayout
 from spurspec.config import build, dumps_toml
 from spurspec.errors import SpurspecError
 from spurspec.pipeline.plan import Job
@@ -82,7 +81,7 @@ def _torchrun_train(job: Job, gpus: int, resume: bool, force: bool) -> None:
     """Multi-GPU training: the same `spurspec train` command under torchrun, settings via TOML."""
     settings = dict(job.settings)
     dataset, out = settings.pop("dataset"), settings.pop("out")
-    cfg_path = Path(job.dir).with_name(f".{job.key}.train.toml")
+    cfg_path = StudyLayout(job.dir.parent.parent).launch_config(job.key)
     io.write_text(cfg_path, dumps_toml(settings))
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}",
            "-m", "spurspec.cli.main", "train", dataset, "--out", out, "--config", str(cfg_path)]
@@ -114,7 +113,8 @@ def _report_config(job: Job) -> Any:
 def _report_run(job: Job, cfg: Any, force: bool) -> None:
     from spurspec.report.build import build_report
 
-    build_report(cfg)
+    # The job runs only when its marker is missing: its runs were (re-)evaluated, so rebuild.
+    build_report(cfg, force=True)
 
 
 STAGES.add("ingest", Stage(_ingest_config, _ingest_run))

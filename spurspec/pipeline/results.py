@@ -14,7 +14,7 @@ from spurspec.artefacts.layout import RunLayout, StudyLayout
 
 def results_table(study: Path) -> list[dict[str, Any]]:
     rows = []
-    train_root = StudyLayout(study).job("train", "x").parent
+    train_root = StudyLayout(study).stage_dir("train")
     if not train_root.exists():
         return rows
     for run_dir in sorted(train_root.iterdir()):

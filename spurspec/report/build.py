@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from spurspec.artefacts import io
+from spurspec.artefacts import io, provenance
 from spurspec.artefacts.layout import DatasetLayout, ReportLayout, RunLayout
-from spurspec.errors import ConfigError
+from spurspec.config import to_dict
+from spurspec.errors import ConfigError, ExistsError
 from spurspec.metrics.auroc import auroc, roc_points
 from spurspec.metrics.evaluate import read_saliency
 from spurspec.report import figures
@@ -38,6 +39,7 @@ class ReportResult:
     n_runs: int
     figures: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    up_to_date: bool = False
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
@@ -76,11 +78,29 @@ def _pick_attribute(runs: list[Run], wanted: str | None) -> str:
     return "chest_tube" if "chest_tube" in attrs else attrs[0]
 
 
-def build_report(cfg: ReportConfig) -> ReportResult:
+def build_report(cfg: ReportConfig, force: bool = False) -> ReportResult:
+    """Write the report into a staging directory and swap it in whole; an existing report of the
+    same runs (same metrics files) and settings is up to date, another one needs `force`."""
     if not cfg.runs:
         raise ConfigError("name at least one run directory (or a directory holding runs)")
     runs, notes = find_runs(list(cfg.runs))
-    layout = ReportLayout(Path(cfg.out))
+    final = ReportLayout(Path(cfg.out))
+    settings = to_dict(cfg)
+    inputs = {str(run.root): provenance.file_digest(RunLayout(run.root).metrics) for run in runs}
+    if final.root.exists() and any(final.root.iterdir()):
+        if not final.markdown.exists():
+            raise ExistsError(f"{final.root}: exists and is not a spurspec report; refusing to replace it")
+        if not force and provenance.is_up_to_date(final.provenance, settings, inputs):
+            return ReportResult(final.root, len(runs), notes=notes, up_to_date=True)
+        if not force:
+            raise ExistsError(f"{final.root}: holds a report of other runs or settings; pass --force to replace it")
+    with io.staging_dir(final.root) as staging:
+        made, notes = _write(cfg, runs, notes, ReportLayout(staging))
+        provenance.write(ReportLayout(staging).provenance, "report", settings, inputs)
+    return ReportResult(final.root, len(runs), [final.root / p.relative_to(staging) for p in made], notes)
+
+
+def _write(cfg: ReportConfig, runs: list[Run], notes: list[str], layout: ReportLayout) -> tuple[list[Path], list[str]]:
     attribute = _pick_attribute(runs, cfg.attribute)
     groups = sorted({r.group for r in runs}, key=granularity_key)
     ref_name, reference = reference_for(runs)
@@ -184,7 +204,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         blocks += [Block("h2", "Notes")] + [Block("p", n) for n in notes]
     io.write_text(layout.markdown, markdown(blocks, layout.root))
     io.write_text(layout.html, to_html(blocks, cfg.title))
-    return ReportResult(layout.root, len(runs), made, notes)
+    return made, notes
 
 
 def _values(runs: list[Run], group: str, metric: str, attribute: str, summary: str) -> list[float]:

@@ -82,7 +82,7 @@ def find_runs(paths: list[Path]) -> tuple[list[Run], list[str]]:
         path = Path(path)
         if not path.exists():
             raise InputError(f"{path}: no such run or directory")
-        candidates = [path] if RunLayout(path).config.exists() else sorted(p.parent for p in path.rglob("config.toml"))
+        candidates = [path] if RunLayout(path).config.exists() else sorted(p.parent for p in path.rglob(RunLayout(path).config.name))
         if not candidates:
             raise InputError(f"{path}: holds no training runs (no config.toml found)")
         for root in candidates:

@@ -4,6 +4,7 @@ headless Chromium when it is installed."""
 
 import base64
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -86,6 +87,8 @@ def test_html_is_self_contained(report):
 @pytest.mark.slow
 def test_html_renders_in_headless_chromium(report, tmp_path):
     if CHROMIUM is None:
+        if os.environ.get("CI"):  # .ci/run installs chromium: its absence there is a failure, not a skip
+            pytest.fail("chromium is not installed; .ci/run should have installed Debian's chromium")
         pytest.skip("chromium is not installed here (CI installs Debian's chromium); the parse test above still checks every image")
     rep, _ = report
     shot = tmp_path / "shot.png"
@@ -96,3 +99,21 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 10  # text, tables and figures, not a blank page
     assert (pixels < 128).mean() > 0.01
+
+
+@pytest.mark.e2e
+def test_rerun_is_up_to_date_and_other_settings_need_force(report, cli):
+    rep, _ = report
+    study = rep.parent / "study"
+    before = (rep / "report.html").stat().st_mtime_ns
+    again = cli(["report", study, "--out", rep, "--title", "Test study"])
+    assert "up to date" in again.stdout
+    assert (rep / "report.html").stat().st_mtime_ns == before
+    other = cli(["report", study, "--out", rep, "--title", "Another title"], expect=4)
+    assert "pass --force" in other.stderr
+    assert "Test study" in (rep / "report.md").read_text()  # the old report is untouched
+    not_a_report = rep.parent / "elsewhere"
+    not_a_report.mkdir()
+    (not_a_report / "notes.txt").write_text("mine")
+    cli(["report", study, "--out", not_a_report, "--force"], expect=4)
+    assert (not_a_report / "notes.txt").read_text() == "mine"

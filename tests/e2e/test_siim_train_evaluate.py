@@ -22,6 +22,8 @@ def test_siim_format_dataset_trains_at_every_granularity_and_evaluates(real_data
         run = tmp_path / gran.replace(":", "")
         result = cli(["train", ds, "--granularity", gran, "--out", run, "--epochs", "1", "--batch-size", "8"])
         assert (run / "done").exists() and (run / "checkpoints" / "best.pt").exists(), result.stdout
+        if gran == "bbox":
+            assert "deriving boxes" in result.stdout, result.stdout  # it made the boxes, and said so
     assert (ds / "boxes.parquet").exists()  # bbox derived the boxes it needed, saying so
     for gran in ("binary", "seg"):
         cli(["evaluate", tmp_path / gran, "--bootstrap", "50"])

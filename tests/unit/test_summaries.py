@@ -36,6 +36,7 @@ def test_bad_names_are_config_errors(bad):
 
 
 def test_predict_summaries_are_valid():
+    assert summaries.PREDICT_SUMMARIES == ("mean", "max", "topk:1", "topk:5", "topk:10")
     for name in summaries.PREDICT_SUMMARIES:
         summaries.get(name)
     assert "topk:P" in summaries.names()
