@@ -7,6 +7,7 @@ import io
 import os
 import re
 import shutil
+import statistics
 import subprocess
 from html.parser import HTMLParser
 
@@ -65,6 +66,11 @@ def test_report_files_and_tables(report):
         assert f"figures/{name}.png" in md
     results = pq.read_table(rep / "results.parquet")
     assert set(results.column("group").to_pylist()) == {"binary", "bbox", "seg"}
+    # Our own numbers: the seg group's robust AUROC, mean ± sd over its two seeds' metrics files.
+    seg = [r["value"] for r in results.to_pylist() if r["group"] == "seg" and r["metric"] == "robust_auroc"
+           and r["attribute"] == "chest_tube" and r["summary"] == "mean"]
+    assert len(seg) == 2
+    assert f"| seg | {statistics.mean(seg):.3f} ± {statistics.stdev(seg):.3f} | 2 | 0.820 |" in md
 
 
 @pytest.mark.e2e

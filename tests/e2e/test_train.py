@@ -4,6 +4,7 @@ weights as an uninterrupted one; bad inputs fail clearly and overwrite nothing."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -113,3 +114,19 @@ def test_bad_inputs_fail_clearly_and_overwrite_nothing(cli, dataset, tmp_path):
     (stranger / "notes.txt").write_text("mine")
     cli(["train", dataset, "--out", stranger, *FAST, "--force"], expect=4)
     assert (stranger / "notes.txt").read_text() == "mine"
+
+
+def test_component_boxes_pos_weight_and_max_summary_are_recorded(cli, tmp_path):
+    import tomllib
+
+    dataset = make(tmp_path / "ds")  # its own: the shared one already has union boxes
+    run = RunLayout(tmp_path / "run")
+    cli(["train", dataset, "--granularity", "bbox", "--out", run.root, *FAST, "--box-mode", "components",
+         "--balance", "pos-weight", "--summary", "max", "--select-metric", "dice"])
+    cfg = tomllib.loads(run.config.read_text())
+    assert (cfg["box_mode"], cfg["balance"], cfg["summary"], cfg["select_metric"]) == ("components", "pos-weight", "max", "dice")
+    boxes = json.loads(DatasetLayout(dataset).provenance("derive-boxes").read_text())
+    assert boxes["settings"]["mode"] == "components"
+    # A second box mode on the same dataset is refused with the command to run, not silently mixed.
+    res = cli(["train", dataset, "--granularity", "bbox", "--out", tmp_path / "other", *FAST, "--box-mode", "union"], expect=None)
+    assert res.exit_code != 0 and "derive-boxes" in res.output
