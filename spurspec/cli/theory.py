@@ -39,7 +39,7 @@ def command(
 ) -> None:
     """Compute Var(X | Ỹ=1) and I(S; Y | Ỹ=1) against r, exactly and by simulation."""
     from spurspec.config import resolve
-    from spurspec.theory import TheoryConfig, run_theory
+    from spurspec.theory import TheoryConfig, run_theory, wide_rows
 
     overrides = {
         "out": out,
@@ -54,14 +54,6 @@ def command(
     }
     cfg = resolve(TheoryConfig, config, overrides)
     result = run_theory(cfg, force=force)
-    by_key: dict[tuple, dict] = {}
-    for row in result.table.to_pylist():
-        key = (row["p_ys"], row["overlap"], row["r"])
-        entry = by_key.setdefault(key, {"P(y,s)": row["p_ys"], "overlap": "yes" if row["overlap"] else "no", "r": row["r"]})
-        tag = "Var" if row["measure"] == "var_x" else "MI bits"
-        entry[tag] = f"{row['exact']:.5f}"
-        entry[f"{tag} sim"] = f"{row['simulated']:.5f}"
-        entry["±" if tag == "Var" else "± "] = f"{1.96 * row['se']:.5f}"
-    print_rows("Var(X|Ỹ=1) and I(S;Y|Ỹ=1) in bits against r: exact, simulated ± 95% interval", list(by_key.values()))
+    print_rows("Var(X|Ỹ=1) and I(S;Y|Ỹ=1) in bits against r: exact, simulated ± 95% interval", wide_rows(result.table))
     state = "up to date, nothing recomputed" if result.up_to_date else "written"
     console.print(f"{result.out}: theory.parquet and theory.png {state}")

@@ -66,9 +66,8 @@ def command(
     force: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
 ) -> None:
     """Train one model at one granularity of spatial specificity."""
-    from spurspec.artefacts.layout import RunLayout
-    from spurspec.config import resolve
-    from spurspec.training import TrainConfig, train
+    from spurspec.training import train
+    from spurspec.training.config import resolve_train_config
 
     overrides = {
         "dataset": dataset, "out": out_dir, "granularity": granularity_, "model": _value(model),
@@ -78,10 +77,7 @@ def command(
         "patience": patience, "device": device, "amp": amp, "workers": workers, "pretrained": pretrained,
         "epochs_this_run": epochs_this_run,
     }
-    saved = RunLayout(out_dir).config
-    # A resumed run's own resolved settings are the base, so `--resume` needs no other flags.
-    base = config if config is not None or not (resume and saved.exists()) else saved
-    cfg = resolve(TrainConfig, base, overrides)
+    cfg = resolve_train_config(config, overrides, resume)
     result = train(cfg, resume=resume, force=force, progress=True)
     if result.rank != 0:
         return

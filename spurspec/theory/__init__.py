@@ -125,3 +125,16 @@ def run_theory(cfg: TheoryConfig, force: bool = False) -> TheoryResult:
     plot(table, layout.figure)
     provenance.write(recorded, "theory", settings, {})
     return TheoryResult(layout.root, table, False)
+
+
+def wide_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """One row per (P(y,s), overlap, r) with both measures side by side, for printing."""
+    by_key: dict[tuple, dict[str, Any]] = {}
+    for row in table.to_pylist():
+        key = (row["p_ys"], row["overlap"], row["r"])
+        entry = by_key.setdefault(key, {"P(y,s)": row["p_ys"], "overlap": "yes" if row["overlap"] else "no", "r": row["r"]})
+        tag = "Var" if row["measure"] == "var_x" else "MI bits"
+        entry[tag] = f"{row['exact']:.5f}"
+        entry[f"{tag} sim"] = f"{row['simulated']:.5f}"
+        entry["±" if tag == "Var" else "± "] = f"{1.96 * row['se']:.5f}"
+    return list(by_key.values())

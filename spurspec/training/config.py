@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from spurspec.artefacts.layout import RunLayout
+from spurspec.config import resolve
 
 # Settings that may change when a run is resumed (they do not change what is learned per epoch).
 RESUMABLE_CHANGES = ("epochs", "patience", "device", "workers", "epochs_this_run")
@@ -48,3 +52,11 @@ class TrainConfig:
     # Stop after this many epochs in this invocation and continue later with --resume
     # (for time-limited cluster jobs); unset = train to the end.
     epochs_this_run: int | None = None
+
+
+def resolve_train_config(toml: Path | None, overrides: dict[str, Any], resume: bool) -> TrainConfig:
+    """Defaults < TOML < flags. With `resume` and no TOML, the run's own resolved config.toml is
+    the base, so `--resume` needs no other flags."""
+    saved = RunLayout(Path(overrides["out"])).config
+    base = toml if toml is not None or not (resume and saved.exists()) else saved
+    return resolve(TrainConfig, base, overrides)
