@@ -66,6 +66,12 @@ class RowsDataset(torch.utils.data.Dataset):
 
             set_track_meta(False)  # plain tensors: metadata tracking costs time and is unused here
             self._transform = transforms(self.augment, self.targets is not None)
+            # One generator shared by every random transform, reseeded per item. Compose's own
+            # set_random_state builds a generator per transform per call: 0.86 ms of a 1.5 ms item.
+            self._rng = np.random.RandomState()
+            for t in self._transform.transforms:
+                if hasattr(t, "set_random_state"):
+                    t.set_random_state(state=self._rng)
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict[str, torch.Tensor]:
         row, epoch = key if isinstance(key, tuple) else (key, -1)
@@ -76,7 +82,7 @@ class RowsDataset(torch.utils.data.Dataset):
         if self.targets is not None:
             item["target"] = torch.from_numpy(self.targets(row).astype(np.float32))[None]
         if epoch >= 0 and self._transform is not None:
-            self._transform.set_random_state(seed=item_seed(self.seed, epoch, row))
+            self._rng.seed(item_seed(self.seed, epoch, row))
             item = self._transform(item)
         out = {
             "image": (torch.as_tensor(item["image"]).float() - 0.5) / 0.5,
@@ -88,7 +94,7 @@ class RowsDataset(torch.utils.data.Dataset):
         return out
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_images": None, "_transform": None}  # workers re-open the memmap
+        return {**self.__dict__, "_images": None, "_transform": None, "_rng": None}  # workers re-open the memmap
 
 
 def epoch_rows(rows: np.ndarray, labels: np.ndarray, balance: str, seed: int, epoch: int) -> np.ndarray:
