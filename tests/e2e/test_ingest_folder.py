@@ -74,7 +74,7 @@ def folder(tmp_path):
     _nifti(d / "img/b_mask.nii.gz", masks["nii"])
     _dicom(d / "img/c.dcm", _image(3))
     rgb = np.stack([_image(4), _image(5), _image(6)], axis=2)
-    Image.fromarray(rgb).save(d / "img/d.jpg", quality=95)
+    Image.fromarray(rgb).save(d / "img/d.jpg", quality=95, subsampling=0)  # 4:4:4, so channels stay apart
     Image.fromarray(_image(7)).save(d / "img/e.png")
     rows = [
         {"path": "img/a.png", "y": "1", "mask": "img/a_mask.png", "enc": "", "tube": "1", "pid": "p1", "part": "train"},
@@ -112,8 +112,11 @@ def test_mixed_formats_with_masks_and_rle(folder, tmp_path, cli):
     assert m["orig_height"] == [H] * 5 and m["orig_width"] == [W] * 5
     assert m["patient_id"] == ["p1", "p2", "p3", "p4", "p4"]
     assert ds.images().shape == (5, 1, S, S) and ds.channels == 1
-    # the grey DICOM and PNG come through pixel-faithfully (only resized)
+    # the grey DICOM and PNG come through pixel-faithfully (only resized); NIfTI keeps its
+    # orientation (noise images: a transpose or flip would leave no correlation)
     assert np.abs(ds.images()[2, 0].astype(int) - resize_img(_image(3))).max() <= 1
+    assert np.abs(ds.images()[0, 0].astype(int) - resize_img(_image(1))).max() <= 1
+    assert _corr(ds.images()[1, 0], resize_img(_image(2))) > 0.99
     train_masks = ds.masks()
     for i, key in enumerate(["png", "nii", "dcm"]):
         assert np.array_equal(train_masks[i], resize_mask(masks[key], S)), key
@@ -125,6 +128,10 @@ def test_mixed_formats_with_masks_and_rle(folder, tmp_path, cli):
 
     again = cli(["ingest", "folder", d / "table.csv", "--out", out, *BASE, "--patient-col", "pid", "--split-col", "part"])
     assert "up to date" in again.stdout
+
+
+def _corr(a, b) -> float:
+    return float(np.corrcoef(np.asarray(a, float).ravel(), np.asarray(b, float).ravel())[0, 1])
 
 
 def resize_img(a):
@@ -141,6 +148,8 @@ def test_parquet_rgb_and_drawn_splits_keep_patients_together(folder, tmp_path, c
     assert "splits drawn by pid" in res.stdout
     ds = Dataset.open(out)
     assert ds.images().shape == (5, 3, S, S)
+    for channel, seed in enumerate((4, 5, 6)):  # RGB order kept through decode and resize
+        assert _corr(ds.images()[3, channel], resize_img(_image(seed))) > 0.9
     m = ds.manifest.to_pydict()
     assert m["split"][3] == m["split"][4]  # p4's two images share a split
     assert set(m["split"]) <= {"train", "val", "test"}

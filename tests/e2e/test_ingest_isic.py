@@ -87,6 +87,16 @@ def test_artefacts_and_labels_equal_annotation_file(trap_dataset):
             assert m[a][k] == int(r[a]), (r["image"], a)
     assert all(m["has_mask"]) and m["orig_height"][0] == H and m["orig_width"][0] == W
     assert pq.read_table(DatasetLayout(out).mask_rle).num_rows == len(bias)  # _Segmentation spelling found too
+    # Pixels: RGB stays in channel order (H, W, 3 -> 3, S, S) and masks match their files.
+    from spurspec.imaging.resize import resize_image, resize_mask
+
+    images, masks = ds.images(), ds.masks()
+    for image_id in m["image_id"][:10]:
+        k = row[image_id]
+        rgb = np.asarray(Image.open(out.parent / "in" / IMAGES_DIR / f"{image_id}.jpg").convert("RGB"))
+        assert np.abs(images[k].astype(int) - resize_image(rgb, 8).astype(int)).max() <= 2, image_id
+        mask_file = next((out.parent / "in" / MASKS_DIR).glob(f"{image_id}_*egmentation.png"))
+        assert np.array_equal(masks[k], resize_mask(np.asarray(Image.open(mask_file)) > 0, 8)), image_id
 
 
 @pytest.mark.slow
