@@ -171,3 +171,20 @@ def test_timed_out_training_job_is_requeued_and_resumes(tmp_path):
     assert "Requeued" in out and "resuming" in out, out[-2000:]
     epochs = pq.read_table(RunLayout(train.dir).train_log).column("epoch").to_pylist()
     assert epochs == list(range(60))
+
+
+@pytest.mark.slow
+def test_multi_gpu_training_jobs_launch_through_torchrun(cli, tmp_path):
+    """`gpus > 1` in [resources.train] runs the job's `spurspec train` under torchrun (here on the
+    CPU with gloo, two processes): the run records a world size of 2."""
+    import json
+
+    text = TINY.format(epochs=1).replace('granularities = ["binary", "seg", "grid:4"]', 'granularities = ["binary"]')
+    path = tmp_path / "ddp.toml"
+    path.write_text(text + "\n[resources.train]\ngpus = 2\n")
+    study = tmp_path / "study"
+    cli(["run", path, "--out", study])
+    (run,) = [p for p in (study / "train").iterdir() if p.is_dir()]
+    record = json.loads((run / "provenance" / "train.json").read_text())
+    assert record["settings"]["world_size"] == 2
+    assert (run / "metrics.parquet").exists()
