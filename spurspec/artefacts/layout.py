@@ -171,9 +171,6 @@ class StudyLayout:
     def launch_config(self, key: str) -> Path:  # settings handed to `torchrun ... train --config`
         return self.stage_dir("train") / f".{key}.train.toml"
 
-    def done(self, stage: str, key: str) -> Path:
-        return self.job(stage, key) / DONE_MARKER
-
     @property
     def report(self) -> Path:
         return self.root / "report"

@@ -4,7 +4,6 @@ resources. Validates every key against the stages' config dataclasses before any
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +112,3 @@ def load(path: Path, out: Path | None = None) -> PipelineSpec:
         slurm=slurm,
     )
 
-
-def field_names(cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
