@@ -13,9 +13,11 @@ from spurspec.cli.choices import choices
 from spurspec.cli.common import out, print_rows
 from spurspec.errors import ConfigError
 from spurspec.training import granularity, summaries
+from spurspec.training.methods import METHODS
 from spurspec.training.models import MODELS
 
 Model = choices("Model", MODELS.names())
+Method = choices("Method", METHODS.names())
 BoxMode = choices("BoxMode", ["union", "components"])
 Loss = choices("Loss", ["bce", "bce+dice"])
 Balance = choices("Balance", ["subsample", "pos-weight", "none"])
@@ -45,6 +47,7 @@ def command(
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory to write (config, log, checkpoints).")],
     granularity_: Annotated[str | None, typer.Option("--granularity", help=f"Supervision: {', '.join(granularity.names())} (default binary).")] = None,
     model: Annotated[Model | None, typer.Option(help="Named model setting (see README's models table; default small).")] = None,
+    method: Annotated[Method | None, typer.Option(help="Training method (default erm, the study's baseline).")] = None,  # type: ignore[valid-type]
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs (default 30).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per step, per process (default 32).")] = None,
     lr: Annotated[float | None, typer.Option(help="Adam learning rate (default 5e-4, the study's).")] = None,
@@ -70,7 +73,7 @@ def command(
     from spurspec.training.config import resolve_train_config
 
     overrides = {
-        "dataset": dataset, "out": out_dir, "granularity": granularity_, "model": _value(model),
+        "dataset": dataset, "out": out_dir, "granularity": granularity_, "model": _value(model), "method": _value(method),
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
         "mask_budget": parse_budget(mask_budget), "summary": summary, "box_mode": _value(box_mode),
         "loss": _value(loss), "balance": _value(balance), "select_metric": _value(select_metric),

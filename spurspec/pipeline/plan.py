@@ -81,20 +81,20 @@ def plan(spec: PipelineSpec) -> list[Job]:
             jobs.append(boxes_of[name])
 
     train_jobs: list[Job] = []
-    axes = [(k, m.get(k, [None])) for k in ("datasets", "granularities", "seeds", "mask_budgets")]
+    axes = [(k, m.get(k, [None])) for k in ("datasets", "granularities", "seeds", "mask_budgets", "methods")]
     for combo in itertools.product(*(values for _, values in axes)):
-        ds_name, gran, seed, budget = combo
+        ds_name, gran, seed, budget, method = combo
         ing = ingest_of[ds_name]
-        matrix = {"granularity": gran, "seed": seed, "mask_budget": budget}
+        matrix = {"granularity": gran, "seed": seed, "mask_budget": budget, "method": method}
         matrix = {k: v for k, v in matrix.items() if v is not None}
         logical = {"dataset": ing.key, **matrix, "options": spec.train_options}
         key = _slug(ds_name, str(gran).replace(":", ""), f"s{seed}" if seed is not None else None,
-                    f"b{budget}" if budget is not None else None, job_hash("train", logical))
+                    f"b{budget}" if budget is not None else None, method, job_hash("train", logical))
         deps = [ing.id] + ([boxes_of[ds_name].id] if ds_name in boxes_of and gran != "binary" else [])
         run_dir = study.job("train", key)
         settings = {**spec.train_options, **matrix, "dataset": ing.settings["out"], "out": str(run_dir)}
         job = Job("train", key, run_dir, settings, deps=tuple(deps), label=f"{ds_name} {gran} seed={seed}"
-                  + (f" budget={budget}" if budget is not None else ""),
+                  + (f" budget={budget}" if budget is not None else "") + (f" {method}" if method else ""),
                   resources=res("train"))
         train_jobs.append(job)
     jobs += train_jobs

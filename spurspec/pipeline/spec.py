@@ -14,7 +14,7 @@ from spurspec.errors import ConfigError
 SECTIONS = ("study", "datasets", "boxes", "train", "evaluate", "report", "resources", "slurm")
 STAGES = ("ingest", "boxes", "train", "evaluate", "report")
 # Keys of [train] that span the matrix; every other key is a training setting shared by all jobs.
-MATRIX_KEYS = {"datasets": "dataset", "granularities": "granularity", "seeds": "seed", "mask_budgets": "mask_budget"}
+MATRIX_KEYS = {"datasets": "dataset", "granularities": "granularity", "seeds": "seed", "mask_budgets": "mask_budget", "methods": "method"}
 RESOURCE_KEYS = {"gpus": int, "cpus": int, "time_min": int, "mem": str, "partition": str, "constraint": str, "account": str, "qos": str}
 SLURM_KEYS = {"array_parallelism": int, "partition": str, "account": str, "qos": str, "setup": list, "signal_delay_s": int}
 

@@ -23,6 +23,8 @@ class TrainConfig:
     granularity: str = "binary"
     # A named setting in spurspec.training.models.MODELS; "small" trains fast on CPUs (the demo).
     model: str = "small"
+    # A named training method in spurspec.training.methods.METHODS; "erm" is the study's baseline.
+    method: str = "erm"
     # The study trained up to 100 epochs; early stopping (patience) ends most runs well before.
     epochs: int = 30
     # The study used 16 at 512 px; 32 keeps CPU throughput up at the demo's 128 px.

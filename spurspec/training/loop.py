@@ -31,6 +31,7 @@ class Step:
     loss: str
     pos_weight: float  # weight of a positive image's loss (1.0 unless balance = pos-weight)
     channels_last: bool
+    objective: Callable | None = None  # the method's training loss; None = loss_per_image (ERM)
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -78,7 +79,7 @@ def train_epoch(step: Step, loader, on_batch: Callable[[int, float], None]) -> d
         x = step.inputs(batch)
         with step.autocast():
             logits = step.model(x)
-        loss = loss_per_image(step, logits, batch, weighted=True)
+        loss = (step.objective or loss_per_image)(step, logits, batch, weighted=True)
         step.optimizer.zero_grad(set_to_none=True)
         step.scaler.scale(loss.mean()).backward()
         step.scaler.step(step.optimizer)

@@ -35,6 +35,7 @@ from spurspec.training import (
     summaries,
 )
 from spurspec.training.config import RESUMABLE_CHANGES, TrainConfig
+from spurspec.training.methods import METHODS
 
 STAGE = "train"
 
@@ -57,6 +58,7 @@ def check(cfg: TrainConfig) -> tuple[granularity.Granularity, str]:
     """Validate every choice against its registry; returns (granularity, selection metric)."""
     gran = granularity.parse(cfg.granularity)
     models.MODELS.get(cfg.model)
+    METHODS.get(cfg.method)
     summaries.get(cfg.summary)
     choices = {"loss": (cfg.loss, loop.LOSSES), "balance": (cfg.balance, loop.BALANCES),
                "box_mode": (cfg.box_mode, ("union", "components")), "augment": (cfg.augment, data.AUGMENTS)}
@@ -196,7 +198,8 @@ def _train(cfg, resume, force, show, dist: distributed.Dist, device: torch.devic
     net = model
     if dist.active:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    step = loop.Step(net, optimizer, scaler, device, amp_dtype, gran.pixel, cfg.loss, pos_weight, cuda)
+    step = loop.Step(net, optimizer, scaler, device, amp_dtype, gran.pixel, cfg.loss, pos_weight, cuda,
+                     objective=METHODS.get(cfg.method).objective())
 
     workers = cfg.workers if cfg.workers is not None else data.default_workers(device)
     dataset = data.RowsDataset(ds.root, labels, targets, cfg.augment, cfg.seed)

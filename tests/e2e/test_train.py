@@ -130,3 +130,12 @@ def test_component_boxes_pos_weight_and_max_summary_are_recorded(cli, tmp_path):
     # A second box mode on the same dataset is refused with the command to run, not silently mixed.
     res = cli(["train", dataset, "--granularity", "bbox", "--out", tmp_path / "other", *FAST, "--box-mode", "union"], expect=None)
     assert res.exit_code != 0 and "derive-boxes" in res.output
+
+
+def test_unknown_method_lists_the_valid_ones(dataset, tmp_path):
+    from spurspec.errors import ConfigError
+    from spurspec.training import TrainConfig, train
+
+    with pytest.raises(ConfigError, match="unknown method 'seg-ssl'; valid names: erm"):
+        train(TrainConfig(dataset=dataset, out=tmp_path / "run", method="seg-ssl"), progress=False)
+    assert not (tmp_path / "run").exists()

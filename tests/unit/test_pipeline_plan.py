@@ -89,3 +89,9 @@ def test_status_reads_done_marker_and_checkpoint(tmp_path):
     assert planning.status(train) == "resume"
     train.done_marker.write_text("x")
     assert planning.status(train) == "done"
+
+
+def test_methods_axis_reaches_training_settings(tmp_path):
+    jobs = planning.plan(_spec(tmp_path, BASE.replace("seeds = [0, 1]", 'seeds = [0]\nmethods = ["erm"]')))
+    train = [j for j in jobs if j.stage == "train"]
+    assert train and all(j.settings["method"] == "erm" and "-erm-" in j.key for j in train)
