@@ -6,6 +6,7 @@ submitit path on this machine (submitit's LocalExecutor), for testing it without
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -35,14 +36,26 @@ class LocalExecutor:
             for job in jobs:
                 on_done(run_job(job, force))
             return
-        # 'spawn': each worker imports torch afresh instead of inheriting a forked one.
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn")) as pool:
+        # 'spawn': each worker imports torch afresh instead of inheriting a forked one. Each gets
+        # an equal share of the cores, so N jobs at once do not oversubscribe the machine.
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_share_cores, initargs=(threads,)) as pool:
             futures = [pool.submit(run_job, job, force) for job in jobs]
             for fut in futures:
                 on_done(fut.result())
 
     def finish(self) -> None:
         """Local jobs have finished by the time run_stage returns."""
+
+
+def _share_cores(threads: int) -> None:
+    """Worker initializer: cap the compute threads of torch and the BLAS libraries."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _checkpointable_job() -> type:

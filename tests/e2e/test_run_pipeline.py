@@ -188,3 +188,15 @@ def test_multi_gpu_training_jobs_launch_through_torchrun(cli, tmp_path):
     record = json.loads((run / "provenance" / "train.json").read_text())
     assert record["settings"]["world_size"] == 2
     assert (run / "metrics.parquet").exists()
+
+
+@pytest.mark.slow
+def test_parallel_local_jobs_give_the_same_numbers_as_sequential(cli, tmp_path):
+    pipeline = _pipeline(tmp_path)
+    values = {}
+    for workers in (1, 2):
+        study = tmp_path / f"w{workers}"
+        cli(["run", pipeline, "--out", study, "--workers", workers])
+        tables = sorted((p.parent.name, pq.read_table(p)) for p in study.glob("train/*/metrics.parquet"))
+        values[workers] = [(name, t.column("metric").to_pylist(), t.column("value").to_pylist()) for name, t in tables]
+    assert len(values[1]) == 3 and values[1] == values[2]
