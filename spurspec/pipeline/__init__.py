@@ -74,7 +74,7 @@ def run_pipeline(opts: RunOptions, on_event: Callable[[str], None] = lambda _: N
         if opts.executor == "slurm":
             previous = None
             for stage in STAGES:
-                stage_jobs = [j for j in selected if j.stage == stage and (opts.force or planning.status(j) != "done")]
+                stage_jobs = _todo(selected, stage, opts.force)
                 if stage_jobs:
                     result.sbatch[stage] = sbatch_preview(stage, stage_jobs, spec.slurm, StudyLayout(spec.out).logs / stage,
                                                           dependency=f"afterok:<{previous} array>" if previous else None)
@@ -83,7 +83,7 @@ def run_pipeline(opts: RunOptions, on_event: Callable[[str], None] = lambda _: N
     if opts.only is not None:
         _check_upstream_done(jobs, selected)
     for stage in STAGES:
-        todo = [j for j in selected if j.stage == stage and (opts.force or planning.status(j) != "done")]
+        todo = _todo(selected, stage, opts.force)
         if not todo:
             continue
         on_event(f"{stage}: {len(todo)} job(s)")
@@ -94,6 +94,10 @@ def run_pipeline(opts: RunOptions, on_event: Callable[[str], None] = lambda _: N
     report_dir = StudyLayout(spec.out).report
     result.report = report_dir if report_dir.exists() else None
     return result
+
+
+def _todo(jobs: list[planning.Job], stage: str, force: bool) -> list[planning.Job]:
+    return [j for j in jobs if j.stage == stage and (force or planning.status(j) != "done")]
 
 
 def _check_upstream_done(jobs: list[planning.Job], selected: list[planning.Job]) -> None:
