@@ -3,7 +3,7 @@ its own draw, and the same key gives the same result in any process (workers, re
 
 from __future__ import annotations
 
-import pickle
+import copy
 
 import numpy as np
 import pyarrow as pa
@@ -55,7 +55,7 @@ def test_image_and_target_move_together(dataset):
 
 
 def test_same_key_same_draw_in_any_process_and_new_epoch_new_draw(dataset):
-    a, b = _rows(dataset), pickle.loads(pickle.dumps(_rows(dataset)))  # as a loader worker gets it
+    a, b = _rows(dataset), copy.deepcopy(_rows(dataset))  # state as a spawned loader worker gets it (__getstate__)
     for row in range(4):
         assert torch.equal(a[(row, 3)]["image"], b[(row, 3)]["image"])
         assert torch.equal(a[(row, 3)]["target"], b[(row, 3)]["target"])
