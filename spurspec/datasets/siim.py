@@ -99,27 +99,17 @@ def assign_splits(
 
 def union_transposed(rows: Sequence[tuple[str, str]], height: int, width: int) -> np.ndarray | None:
     """OR of SIIM RLE rows as the mask's C-ordered transpose (width, height), the RLE's own pixel
-    order, or None if every row is '-1'. Painting runs as slices costs ~0.2 ms a row where a
-    full-image cumulative sum costs ~10; errors name the CSV row `where`."""
+    order, or None if every row is '-1'; errors name the CSV row `where`."""
     flat = None
     for where, text in rows:
-        if text == rle.EMPTY:
+        if text.strip() in ("", rle.EMPTY):
             continue
-        try:
-            numbers = np.array(text.split(), dtype=np.int64)
-        except ValueError:
-            raise InputError(f"{where}: RLE has a token that is not an integer") from None
-        if len(numbers) % 2 or (numbers < 0).any():
-            raise InputError(f"{where}: RLE has an odd number of tokens or a negative number ({len(numbers)} tokens)")
-        runs = numbers[1::2]
-        starts = np.cumsum(numbers[0::2] + np.concatenate(([0], runs[:-1])))
-        end = int(starts[-1] + runs[-1]) if len(runs) else 0
-        if end > height * width:
-            raise InputError(f"{where}: RLE runs past the image: ends at pixel {end} of {height * width}")
         if flat is None:
             flat = np.zeros(height * width, dtype=bool)
-        for start, run in zip(starts.tolist(), runs.tolist(), strict=True):
-            flat[start : start + run] = True
+        try:
+            rle.paint(flat, text)
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
     return None if flat is None else flat.reshape(width, height)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spurspec.errors import ConfigError, InputError
+from spurspec.imaging import rle
 from spurspec.imaging.rle import EMPTY
 
 LABEL_FILES = ("train-rle.csv", "stage_2_train.csv", "train-rle.csv.gz", "stage_2_train.csv.gz")
@@ -84,20 +85,6 @@ def _read_text(path: Path) -> str:
         raise InputError(f"{path}: cannot read label CSV ({exc})") from None
 
 
-def _rle_syntax(text: str) -> str | None:
-    """What is wrong with an RLE string's tokens, checked before any decoding (whether runs stay
-    inside the image is checked once the DICOM's size is known)."""
-    if text == EMPTY:
-        return None
-    tokens = text.split()
-    if not all(t.isdigit() for t in tokens):
-        bad = next(t for t in tokens if not t.isdigit())
-        return f"RLE token {bad!r} is not a non-negative integer"
-    if len(tokens) % 2:
-        return f"RLE has an odd number of tokens ({len(tokens)})"
-    return None
-
-
 def read_rle_csv(path: Path, problems: Problems) -> dict[str, list[RleRow]]:
     """ImageId -> its RLE rows. Column names and values are stripped (the Kaggle header has a
     leading space). Identical duplicate rows are kept once; an image with both '-1' and a mask
@@ -120,7 +107,7 @@ def read_rle_csv(path: Path, problems: Problems) -> dict[str, list[RleRow]]:
         if not image_id:
             problems.add(where, "empty ImageId")
             continue
-        bad = f"empty EncodedPixels (write {EMPTY} for no pneumothorax)" if not text else _rle_syntax(text)
+        bad = f"empty EncodedPixels (write {EMPTY} for no pneumothorax)" if not text else rle.syntax_error(text)
         if bad is not None:
             problems.add(where, f"{image_id}: {bad}")
             poisoned.add(image_id)

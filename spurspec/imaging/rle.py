@@ -11,31 +11,49 @@ from spurspec.errors import InputError
 EMPTY = "-1"
 
 
-def decode(rle: str, height: int, width: int) -> np.ndarray:
-    """RLE string -> bool mask of shape (height, width). Raises InputError on malformed input."""
-    text = rle.strip()
-    mask = np.zeros(height * width, dtype=bool)
-    if text in ("", EMPTY):
-        return mask.reshape(width, height).T
+def _runs(text: str, n: int | None) -> tuple[list[int], list[int]]:
+    """Absolute run starts and lengths of a non-empty RLE string over `n` pixels (None: the
+    image size is not known yet, so runs are not bounds-checked), validated."""
     try:
         numbers = np.array(text.split(), dtype=np.int64)
     except ValueError:
-        raise InputError(f"RLE has a token that is not an integer: {text[:40]!r}") from None
+        raise InputError(f"RLE has a token that is not an integer: {text.strip()[:40]!r}") from None
     if len(numbers) % 2:
         raise InputError(f"RLE has an odd number of tokens ({len(numbers)})")
     if (numbers < 0).any():
         raise InputError("RLE has a negative gap or run")
     gaps, runs = numbers[0::2], numbers[1::2]
     starts = np.cumsum(gaps + np.concatenate(([0], runs[:-1])))
-    ends = starts + runs
-    if len(ends) and ends[-1] > height * width:
-        raise InputError(f"RLE runs past the image: ends at pixel {int(ends[-1])} of {height * width}")
-    # A difference array marks run starts (+1) and ends (-1); its cumsum is the mask.
-    delta = np.zeros(height * width + 1, dtype=np.int32)
-    np.add.at(delta, starts, 1)
-    np.add.at(delta, ends, -1)
-    mask = np.cumsum(delta[:-1]) > 0
-    return mask.reshape(width, height).T
+    if n is not None and len(runs) and starts[-1] + runs[-1] > n:
+        raise InputError(f"RLE runs past the image: ends at pixel {int(starts[-1] + runs[-1])} of {n}")
+    return starts.tolist(), runs.tolist()
+
+
+def syntax_error(text: str) -> str | None:
+    """What is wrong with an RLE string before the image size is known, or None."""
+    if text.strip() in ("", EMPTY):
+        return None
+    try:
+        _runs(text, None)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
+def paint(flat: np.ndarray, text: str) -> None:
+    """Set the runs of `text` in `flat`, a bool mask in RLE (column-major) order, in place.
+    Painting runs as slices costs ~0.2 ms a SIIM row where a full-image cumulative sum costs ~10."""
+    if text.strip() in ("", EMPTY):
+        return
+    for start, run in zip(*_runs(text, len(flat)), strict=True):
+        flat[start : start + run] = True
+
+
+def decode(rle: str, height: int, width: int) -> np.ndarray:
+    """RLE string -> bool mask of shape (height, width). Raises InputError on malformed input."""
+    flat = np.zeros(height * width, dtype=bool)
+    paint(flat, rle)
+    return flat.reshape(width, height).T
 
 
 def encode(mask: np.ndarray) -> str:
@@ -54,7 +72,7 @@ def encode(mask: np.ndarray) -> str:
 
 def union(rles: list[str], height: int, width: int) -> np.ndarray:
     """OR several RLE rows of one image (SIIM lists one row per mask component)."""
-    mask = np.zeros((height, width), dtype=bool)
+    flat = np.zeros(height * width, dtype=bool)
     for r in rles:
-        mask |= decode(r, height, width)
-    return mask
+        paint(flat, r)
+    return flat.reshape(width, height).T
