@@ -4,6 +4,7 @@ through submitit) only ever call `run_job`, so a job behaves the same wherever i
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -31,6 +32,15 @@ class Stage:
 STAGES: Registry[Stage] = Registry("pipeline stage")
 
 
+def _settings_of(module: str, cls: str) -> Callable[[Job], Any]:
+    """A stage whose job settings are exactly the fields of one config class (imported lazily)."""
+
+    def config(job: Job) -> Any:
+        return build(getattr(importlib.import_module(module), cls), job.settings, where=job.id)
+
+    return config
+
+
 def _ingest_config(job: Job) -> Any:
     from spurspec.datasets import get_source
 
@@ -45,22 +55,10 @@ def _ingest_run(job: Job, cfg: Any, force: bool) -> None:
     get_source(job.settings["source"]).ingest(cfg, force=force)
 
 
-def _boxes_config(job: Job) -> Any:
-    from spurspec.boxes import DeriveBoxesConfig
-
-    return build(DeriveBoxesConfig, job.settings, where=job.id)
-
-
 def _boxes_run(job: Job, cfg: Any, force: bool) -> None:
     from spurspec.boxes import derive_boxes
 
     derive_boxes(cfg, force=force)
-
-
-def _train_config(job: Job) -> Any:
-    from spurspec.training import TrainConfig
-
-    return build(TrainConfig, job.settings, where=job.id)
 
 
 def _train_run(job: Job, cfg: Any, force: bool) -> None:
@@ -91,23 +89,11 @@ def _torchrun_train(job: Job, gpus: int, resume: bool, force: bool) -> None:
         raise SpurspecError(f"{job.id}: torchrun training exited with {proc.returncode}")
 
 
-def _evaluate_config(job: Job) -> Any:
-    from spurspec.metrics.evaluate import EvaluateConfig
-
-    return build(EvaluateConfig, job.settings, where=job.id)
-
-
 def _evaluate_run(job: Job, cfg: Any, force: bool) -> None:
     from spurspec.metrics.evaluate import evaluate
 
     # This job runs only when its marker is missing, i.e. the training run may be new: re-score.
     evaluate(cfg, force=True)
-
-
-def _report_config(job: Job) -> Any:
-    from spurspec.report.build import ReportConfig
-
-    return build(ReportConfig, job.settings, where=job.id)
 
 
 def _report_run(job: Job, cfg: Any, force: bool) -> None:
@@ -118,10 +104,10 @@ def _report_run(job: Job, cfg: Any, force: bool) -> None:
 
 
 STAGES.add("ingest", Stage(_ingest_config, _ingest_run))
-STAGES.add("boxes", Stage(_boxes_config, _boxes_run))
-STAGES.add("train", Stage(_train_config, _train_run))
-STAGES.add("evaluate", Stage(_evaluate_config, _evaluate_run))
-STAGES.add("report", Stage(_report_config, _report_run))
+STAGES.add("boxes", Stage(_settings_of("spurspec.boxes", "DeriveBoxesConfig"), _boxes_run))
+STAGES.add("train", Stage(_settings_of("spurspec.training", "TrainConfig"), _train_run))
+STAGES.add("evaluate", Stage(_settings_of("spurspec.metrics.evaluate", "EvaluateConfig"), _evaluate_run))
+STAGES.add("report", Stage(_settings_of("spurspec.report.build", "ReportConfig"), _report_run))
 
 
 def validate(job: Job) -> None:
