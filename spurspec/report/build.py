@@ -60,14 +60,14 @@ def _headline_summary(run: Run, wanted: str) -> str:
 
 
 def _value(run: Run, metric: str, attribute: str | None, summary: str) -> dict | None:
-    for r in run.metrics.to_pylist():
+    for r in run.metric_rows:
         if r["metric"] == metric and r["attribute"] == attribute and r["summary"] == summary:
             return r
     return None
 
 
 def _pick_attribute(runs: list[Run], wanted: str | None) -> str:
-    attrs = sorted({r["attribute"] for run in runs for r in run.metrics.to_pylist()
+    attrs = sorted({r["attribute"] for run in runs for r in run.metric_rows
                     if r["metric"] == "robust_auroc" and r["attribute"]})
     if wanted is not None:
         if wanted not in attrs:
@@ -161,7 +161,7 @@ def _write(cfg: ReportConfig, runs: list[Run], notes: list[str], layout: ReportL
                                  f"{_fmt(r['robust'])} [{_fmt(r['robust_lo'])}, {_fmt(r['robust_hi'])}]",
                                  r["robust_reason"] or "") for r in rows))]
 
-    attributes = sorted({r["attribute"] for run in runs for r in run.metrics.to_pylist()
+    attributes = sorted({r["attribute"] for run in runs for r in run.metric_rows
                          if r["metric"] == "robust_auroc" and r["attribute"]})
     if len(attributes) > 1:
         blocks += [Block("h2", "Robust AUROC by spurious attribute"),
@@ -249,7 +249,7 @@ def _by_summary(runs: list[Run], attribute: str) -> tuple[dict[str, dict[str, li
     data: dict[str, dict[str, list[float]]] = {}
     order: list[str] = []
     for run in runs:
-        rows = [r for r in run.metrics.to_pylist() if r["metric"] == "robust_auroc" and r["attribute"] == attribute]
+        rows = [r for r in run.metric_rows if r["metric"] == "robust_auroc" and r["attribute"] == attribute]
         if len({r["summary"] for r in rows}) < 2:
             continue  # one summary (binary): nothing to compare
         for r in rows:

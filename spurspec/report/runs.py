@@ -7,6 +7,7 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,11 @@ class Run:
     root: Path
     config: dict[str, Any]
     metrics: pa.Table
+
+    @cached_property
+    def metric_rows(self) -> list[dict[str, Any]]:
+        """metrics.parquet as dicts, converted once (the report looks values up many times)."""
+        return self.metrics.to_pylist()
 
     @property
     def granularity(self) -> str:
