@@ -23,14 +23,13 @@ def _check_type(cls_name: str, key: str, value: Any, hint: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _check_type(cls_name, key, value, arg)
-            except ConfigError as exc:
-                errors.append(str(exc))
+            except ConfigError:
+                continue  # try the union's next type; the error below names the whole hint
         raise ConfigError(f"{cls_name}.{key}: {value!r} does not fit {hint}")
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
@@ -64,8 +63,15 @@ def _check_type(cls_name: str, key: str, value: Any, hint: Any) -> Any:
 
 
 def build(cls: type[C], values: dict[str, Any], where: str = "") -> C:
-    """Make `cls` from defaults overlaid with `values`; unknown keys are an error naming them."""
+    """Make `cls` from defaults overlaid with `values`; unknown keys are an error naming them.
+    A class with a `preset` field layers the named preset (spurspec.presets) under `values`."""
     names = {f.name for f in dataclasses.fields(cls)}
+    if "preset" in names and values.get("preset") is not None:
+        from spurspec import presets
+
+        preset = presets.load(str(values["preset"]))
+        build(cls, preset, where=f"preset {values['preset']!r}")  # its keys and types, named as the preset's
+        values = {**preset, **values}
     unknown = sorted(set(values) - names)
     if unknown:
         place = f" in {where}" if where else ""

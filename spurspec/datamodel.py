@@ -27,8 +27,6 @@ import numpy as np
 
 from spurspec.errors import ConfigError
 
-CELLS = ("p00", "p01", "p10", "p11")  # P(y=0,s=0), P(y=0,s=1), P(y=1,s=0), P(y=1,s=1)
-
 
 @dataclass(frozen=True)
 class JointLabels:

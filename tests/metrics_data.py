@@ -64,8 +64,9 @@ def fake_run(root: Path, dataset: Path, manifest: pa.Table, granularity: str, se
     config.toml, predictions.parquet, metrics.parquet (computed by the real evaluate) and saliency.npz."""
     import pyarrow.parquet as pq
 
+    from spurspec.artefacts.run import write_saliency
     from spurspec.config import dumps_toml
-    from spurspec.metrics.evaluate import EvaluateConfig, evaluate, write_saliency
+    from spurspec.metrics.evaluate import EvaluateConfig, evaluate
 
     root.mkdir(parents=True)
     (root / "config.toml").write_text(dumps_toml({"dataset": str(dataset), "granularity": granularity, "seed": seed, "model": "small"}))

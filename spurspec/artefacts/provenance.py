@@ -38,10 +38,6 @@ def tree_digest(paths: list[Path], root: Path | None = None) -> str:
     return f"stat-sha256:{len(paths)}:" + h.hexdigest()
 
 
-def text_digest(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in PACKAGES:

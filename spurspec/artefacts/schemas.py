@@ -113,7 +113,7 @@ PREDICTIONS = _schema(
     [
         pa.field("image_id", pa.string(), nullable=False),
         pa.field("split", pa.string()),
-        pa.field("summary", pa.string(), nullable=False),  # summarising function, 'logit' for binary
+        pa.field("summary", pa.string(), nullable=False),  # summarising function; 'image' (summaries.IMAGE_SCORE) for binary
         pa.field("score", pa.float64(), nullable=False),
         pa.field("run_id", pa.string()),
         pa.field("granularity", pa.string()),

@@ -1,5 +1,6 @@
-"""Turn a registry's names into an Enum so Typer lists the valid choices in --help and rejects
-others; the registry stays the one place that knows the names."""
+"""Turn a registry's names, or a library module's tuple of valid values (LOSSES, MODES, ...), into
+an Enum so Typer lists the valid choices in --help and rejects others; the library stays the one
+place that knows the names."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Shared CLI pieces: the rich consoles (progress on stderr, results on stdout), a progress bar
-that library code drives through a plain callback, and the ingest summary table."""
+that library code drives through a plain callback, and the ingest count table."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ err = Console(stderr=True)
 @contextlib.contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """Yield `advance(n, total=None)`; the bar draws on stderr (only its end state when stderr is
-    not a terminal). `total` may be given later, by the first call that knows it."""
+    not a terminal) from the first call on, so a stage that stops at its checks, or has nothing
+    to do, prints no bar beside its message. `total` may be given later, by the first call that
+    knows it."""
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -41,15 +43,19 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
         console=err,
         transient=False,
     )
-    with bar:
-        task = bar.add_task(description, total=total)
+    task = bar.add_task(description, total=total)
 
-        def advance(n: int = 1, total: int | None = None) -> None:
-            if total is not None:  # library code learns the total only once inputs are listed
-                bar.update(task, total=total)
-            bar.advance(task, n)
+    def advance(n: int = 1, total: int | None = None) -> None:
+        bar.start()  # no-op once started
+        if total is not None:  # library code learns the total only once inputs are listed
+            bar.update(task, total=total)
+        bar.advance(task, n)
 
+    try:
         yield advance
+    finally:
+        if bar.live.is_started:  # stop() would print a blank line even for a bar never shown
+            bar.stop()
 
 
 def print_rows(title: str, rows: list[dict[str, Any]]) -> None:
@@ -66,10 +72,11 @@ def print_rows(title: str, rows: list[dict[str, Any]]) -> None:
 
 
 def print_ingest(result: Any) -> None:
+    """An IngestResult: its count table, rejects and notes (or that it was up to date)."""
     if result.up_to_date:
         out.print(f"{result.out}: up to date (same settings and inputs); nothing to do. Use --force to rebuild.")
         return
-    print_rows(f"{result.out}: {result.n_images} images", result.summary)
+    print_rows(f"{result.out}: {result.n_images} images", result.counts)
     if result.n_rejected:
         out.print(f"rejected {result.n_rejected} input(s); see {result.out}/rejects.parquet")
     for note in result.notes:

@@ -8,7 +8,11 @@ from typing import Annotated
 
 import typer
 
+from spurspec.artefacts.schemas import SPLITS
 from spurspec.cli.common import out
+from spurspec.training.config import CHECKPOINTS
+
+SETTINGS = "spurspec.metrics.evaluate:EvaluateConfig"  # its defaults fill {default:FIELD} in help
 
 
 def command(
@@ -16,11 +20,11 @@ def command(
     predictions: Annotated[Path | None, typer.Option(help="Predictions made elsewhere: Parquet or CSV with image_id, score[, summary][, split].")] = None,
     dataset: Annotated[Path | None, typer.Option(help="Dataset directory the --predictions refer to.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory for --predictions metrics.")] = None,
-    split: Annotated[str | None, typer.Option(help="Split to score (default test); the threshold always comes from val.")] = None,
-    checkpoint: Annotated[str | None, typer.Option(help="best | last (default best).")] = None,
-    bootstrap: Annotated[int | None, typer.Option(help="Bootstrap replicates per interval (default 1000; 0 = no intervals).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Bootstrap seed (default 0).")] = None,
-    threshold: Annotated[str | None, typer.Option(help="youden | sensitivity:X, chosen on val (default youden).")] = None,
+    split: Annotated[str | None, typer.Option(help=f"Split to score: {', '.join(SPLITS)} (default {{default:split}}); the threshold always comes from val.")] = None,
+    checkpoint: Annotated[str | None, typer.Option(help=f"Checkpoint of a run to score: {' | '.join(CHECKPOINTS)} (default {{default:checkpoint}}).")] = None,
+    bootstrap: Annotated[int | None, typer.Option(help="Bootstrap replicates per interval, 0 = no intervals (default {default:bootstrap}).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Bootstrap seed (default {default:seed}).")] = None,
+    threshold: Annotated[str | None, typer.Option(help="youden | sensitivity:X, chosen on val (default {default:threshold}).")] = None,
     device: Annotated[str | None, typer.Option(help="Inference device for a run, e.g. cpu or cuda:0.")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file of EvaluateConfig settings (flags override it).")] = None,
     force: Annotated[bool, typer.Option(help="Recompute even if the metrics are up to date.")] = False,

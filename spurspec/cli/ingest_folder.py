@@ -10,6 +10,8 @@ import typer
 
 from spurspec.cli.common import ConfigFile, print_ingest, progress_bar
 
+SETTINGS = "spurspec.datasets.folder:Config"  # its defaults fill {default:FIELD} in help
+
 
 def command(
     table: Annotated[Path, typer.Argument(help="CSV or Parquet table, one row per image.")],
@@ -22,10 +24,10 @@ def command(
     patient_col: Annotated[str | None, typer.Option(help="Column with patient ids: a patient's images stay in one split.")] = None,
     split_col: Annotated[str | None, typer.Option(help="Column with train/val/test; without it splits are drawn (seeded).")] = None,
     root: Annotated[Path | None, typer.Option(help="Folder relative paths resolve against (default: the table's folder).")] = None,
-    size: Annotated[int | None, typer.Option(help="Training size in pixels (square).")] = None,
-    channels: Annotated[int | None, typer.Option(help="1 = grey, 3 = RGB.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Decode processes.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the drawn split.")] = None,
+    size: Annotated[int | None, typer.Option(help="Training size in pixels, square (default {default:size}).")] = None,
+    channels: Annotated[int | None, typer.Option(help="1 = grey, 3 = RGB (default {default:channels}).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Decode processes (default {default:workers}).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the drawn split (default {default:seed}).")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad rows/files, recording them in rejects.parquet.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing dataset directory.")] = False,
     config: ConfigFile = None,

@@ -10,17 +10,19 @@ import typer
 
 from spurspec.cli.common import ConfigFile, print_ingest, progress_bar
 
+SETTINGS = "spurspec.datasets.isic:Config"  # its defaults fill {default:FIELD} in help
+
 
 def command(
     root: Annotated[Path, typer.Argument(help="Folder with ISIC2018_Task1-2_Training_Input/ and ISIC2018_Task1_Training_GroundTruth/.")],
     out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
     artefacts: Annotated[Path | None, typer.Option(help="Bissoto et al.'s artefact annotations (isic_bias.csv); its `label` becomes the label.")] = None,
     trap_sets: Annotated[Path | None, typer.Option(help="Folder with isic_annotated_{train,val,test}K.csv: splits come from there.")] = None,
-    trap_seed: Annotated[int | None, typer.Option(help="K, which published trap set (1-5).")] = None,
+    trap_seed: Annotated[int | None, typer.Option(help="K, which published trap set, 1-5 (default {default:trap_seed}).")] = None,
     lesion_groups: Annotated[Path | None, typer.Option(help="CSV with image,lesion_id: without trap sets, a lesion's images stay in one split.")] = None,
-    size: Annotated[int | None, typer.Option(help="Training size in pixels (square).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Decode processes.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the drawn split (without trap sets).")] = None,
+    size: Annotated[int | None, typer.Option(help="Training size in pixels, square (default {default:size}).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Decode processes (default {default:workers}).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the drawn split without trap sets (default {default:seed}).")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad rows/files, recording them in rejects.parquet.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing dataset directory.")] = False,
     config: ConfigFile = None,

@@ -1,6 +1,6 @@
 """`spurspec ingest siim ROOT --out DIR`: a Kaggle SIIM-ACR folder -> a dataset directory (calls
 spurspec.datasets.siim.ingest), with a progress bar on stderr and the split x label x chest_tube
-summary table on stdout."""
+count table on stdout."""
 
 from __future__ import annotations
 
@@ -11,37 +11,40 @@ import typer
 
 from spurspec.cli.common import print_ingest, progress_bar
 
+SETTINGS = "spurspec.datasets.siim:Config"  # its defaults fill {default:FIELD} in help
+
 
 def command(
     root: Annotated[Path, typer.Argument(help="SIIM folder: train-rle.csv + dicom-images-train/ (stage 1) or stage_2_train.csv + stage_2_images/ (stage 2).")],
     out: Annotated[Path, typer.Option("--out", help="Dataset directory to write.")],
     labels: Annotated[Path | None, typer.Option(help="Label CSV (ImageId, EncodedPixels) when it is not at the top of ROOT.")] = None,
     tube_labels: Annotated[Path | None, typer.Option(help="Chest-tube labels: CSV ImageId,chest_tube or the study's cxr_tube_dict.pkl (read safely).")] = None,
-    size: Annotated[int | None, typer.Option(help="Training size in pixels (default 256).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Decode processes (default 0 = one per core, at most 8).")] = None,
+    size: Annotated[int | None, typer.Option(help="Training size in pixels (default {default:size}).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Decode processes, 0 = one per core, at most 8 (default {default:workers}).")] = None,
     limit: Annotated[int | None, typer.Option(help="Keep a stratified subset of N images (label x chest_tube), e.g. for CI.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the subset and the patient splits (default 0).")] = None,
-    test_fraction: Annotated[float | None, typer.Option(help="Share of the tube-labelled patients' images that go to test, the rest to val (default 1000/1951).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the subset and the patient splits (default {default:seed}).")] = None,
+    test_fraction: Annotated[float | None, typer.Option(help="Share of the tube-labelled patients' images that go to test, the rest to val (default {default:test_fraction}: the study's 1,000 of 1,951).")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave bad inputs out and list them in rejects.parquet instead of stopping.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if DIR is up to date or holds another dataset.")] = False,
     config: Annotated[Path | None, typer.Option("--config", help="TOML file of settings (flags override it).")] = None,
 ) -> None:
     """Ingest the SIIM-ACR pneumothorax DICOMs, masks and chest-tube labels."""
-    from spurspec.datasets import siim
+    from spurspec.config import resolve
+    from spurspec.datasets.siim import Config, ingest
 
-    cfg = siim.resolve(
-        config,
-        root=root,
-        out=out,
-        labels=labels,
-        tube_labels=tube_labels,
-        size=size,
-        workers=workers,
-        limit=limit,
-        seed=seed,
-        test_fraction=test_fraction,
-        skip_bad=skip_bad or None,
-    )
+    overrides = {
+        "root": root,
+        "out": out,
+        "labels": labels,
+        "tube_labels": tube_labels,
+        "size": size,
+        "workers": workers,
+        "limit": limit,
+        "seed": seed,
+        "test_fraction": test_fraction,
+        "skip_bad": skip_bad or None,  # unset flag: the TOML value (or the default) stands
+    }
+    cfg = resolve(Config, config, overrides)
     with progress_bar("decoding DICOMs", None) as advance:
-        result = siim.ingest(cfg, force=force, progress=advance)
+        result = ingest(cfg, force=force, progress=advance)
     print_ingest(result)

@@ -11,16 +11,18 @@ import typer
 
 from spurspec.cli.common import print_ingest, progress_bar
 
+SETTINGS = "spurspec.datasets.synthetic:Config"  # its defaults fill {default:FIELD} in help
+
 
 def command(
-    out: Annotated[Path | None, typer.Option(help="Dataset directory to write (default data/synthetic).")] = None,
-    n: Annotated[int | None, typer.Option(help="Number of images (default 2000).")] = None,
-    size: Annotated[int | None, typer.Option(help="Image side in pixels (default 128).")] = None,
-    correlation: Annotated[float | None, typer.Option(help="P(spurious = label) in train and val (default 0.9); test gets 1 - this.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Dataset directory to write (default {default:out}).")] = None,
+    n: Annotated[int | None, typer.Option(help="Number of images (default {default:n}).")] = None,
+    size: Annotated[int | None, typer.Option(help="Image side in pixels (default {default:size}).")] = None,
+    correlation: Annotated[float | None, typer.Option(help="P(spurious = label) in train and val, test gets 1 - this (default {default:correlation}).")] = None,
     test_correlation: Annotated[float | None, typer.Option(help="P(spurious = label) in test (default: 1 - correlation).")] = None,
-    spurious_name: Annotated[str | None, typer.Option(help="Name of the spurious-attribute column (default chest_tube).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Generator processes (the output does not depend on it).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed: the same seed gives the same bytes.")] = None,
+    spurious_name: Annotated[str | None, typer.Option(help="Name of the spurious-attribute column (default {default:spurious_name}).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Generator processes; the output does not depend on it (default {default:workers}).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed: the same seed gives the same bytes (default {default:seed}).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file of settings (flags override it).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing dataset directory.")] = False,
 ) -> None:

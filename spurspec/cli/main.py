@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from spurspec import __version__
+from spurspec.cli.defaults import command_class
 from spurspec.errors import SpurspecError
 
 
@@ -64,8 +65,10 @@ COMMANDS: list[tuple[str | None, str, str]] = [
 def _register() -> None:
     groups = {None: app, "ingest": ingest_app}
     for group, name, module in COMMANDS:
-        fn = importlib.import_module(module).command
-        groups[group].command(name)(fn)
+        mod = importlib.import_module(module)
+        # A module whose help states defaults names its stage's settings dataclass in SETTINGS.
+        cls = command_class(mod.SETTINGS) if hasattr(mod, "SETTINGS") else None
+        groups[group].command(name, cls=cls)(mod.command)
 
 
 def _version(value: bool) -> None:

@@ -10,13 +10,15 @@ import typer
 
 from spurspec.cli.common import ConfigFile, out
 
+SETTINGS = "spurspec.report.build:ReportConfig"  # its defaults fill {default:FIELD} in help
+
 
 def command(
     runs: Annotated[list[Path], typer.Argument(help="Evaluated run directories, or directories holding runs.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Report directory to write.")],
-    title: Annotated[str | None, typer.Option(help="Report title.")] = None,
-    summary: Annotated[str | None, typer.Option(help="Pixel models' headline summarising function (default mean, the study's).")] = None,
-    attribute: Annotated[str | None, typer.Option(help="Headline spurious attribute (default chest_tube if present, else the first).")] = None,
+    title: Annotated[str | None, typer.Option(help="Report title (default {default:title}).")] = None,
+    summary: Annotated[str | None, typer.Option(help="Pixel models' headline summarising function (default {default:summary}, the study's).")] = None,
+    attribute: Annotated[str | None, typer.Option(help="Headline spurious attribute (default: chest_tube if present, else the first).")] = None,
     config: ConfigFile = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing report of other runs or settings.")] = False,
 ) -> None:

@@ -12,10 +12,10 @@ from spurspec.artefacts.layout import ReportLayout
 from spurspec.cli.choices import choices
 from spurspec.cli.common import out, print_rows
 from spurspec.pipeline.executors import EXECUTORS
-from spurspec.pipeline.spec import STAGES
+from spurspec.pipeline.spec import STAGE_ORDER
 
 Executor = choices("Executor", EXECUTORS.names())
-StageName = choices("StageName", STAGES)
+StageName = choices("StageName", STAGE_ORDER)
 
 
 def command(

@@ -12,6 +12,8 @@ import typer
 from spurspec.cli.common import out as console
 from spurspec.cli.common import print_rows
 
+SETTINGS = "spurspec.theory:TheoryConfig"  # its defaults fill {default:FIELD} in help
+
 
 def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
     from spurspec.errors import ConfigError
@@ -25,15 +27,15 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
 
 
 def command(
-    out: Annotated[Path | None, typer.Option(help="Directory for theory.parquet and theory.png (default theory).")] = None,
-    n: Annotated[int | None, typer.Option(help="Pixels of the square image (default 1024 = 32x32).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Directory for theory.parquet and theory.png (default {default:out}).")] = None,
+    n: Annotated[int | None, typer.Option(help="Pixels of the image, a square number m*m (default {default:n}).")] = None,
     r: Annotated[str | None, typer.Option(help="Comma-separated numbers of regions, each g*g with g dividing the side (default: all).")] = None,
-    p_ys: Annotated[list[str] | None, typer.Option(help="P(y,s) as p00,p01,p10,p11; repeat for several (default 0.45,0.05,0.05,0.45).")] = None,
+    p_ys: Annotated[list[str] | None, typer.Option(help="P(y,s) as p00,p01,p10,p11; repeat for several (default {default:p_ys}).")] = None,
     overlap: Annotated[bool, typer.Option(help="Also compute the model whose spurious region may overlap the abnormal one.")] = False,
-    y_shape: Annotated[str | None, typer.Option(help="Abnormal region HEIGHT,WIDTH in pixels (default 24,24).")] = None,
-    s_shape: Annotated[str | None, typer.Option(help="Spurious region HEIGHT,WIDTH in pixels (default 4,8).")] = None,
-    samples: Annotated[int | None, typer.Option(help="Monte Carlo images (default 8000).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Monte Carlo seed.")] = None,
+    y_shape: Annotated[str | None, typer.Option(help="Abnormal region HEIGHT,WIDTH in pixels (default {default:y_shape}).")] = None,
+    s_shape: Annotated[str | None, typer.Option(help="Spurious region HEIGHT,WIDTH in pixels (default {default:s_shape}).")] = None,
+    samples: Annotated[int | None, typer.Option(help="Monte Carlo images (default {default:samples}).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Monte Carlo seed (default {default:seed}).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file of settings (flags override it).")] = None,
     force: Annotated[bool, typer.Option(help="Replace existing results made with other settings.")] = False,
 ) -> None:

@@ -11,17 +11,21 @@ import typer
 
 from spurspec.cli.choices import choices
 from spurspec.cli.common import out, print_rows
+from spurspec.datasets.boxes import MODES
 from spurspec.errors import ConfigError
 from spurspec.training import granularity, summaries
+from spurspec.training.config import AUGMENTS, BALANCES, LOSSES, SELECT_METRICS
 from spurspec.training.methods import METHODS
 from spurspec.training.models import MODELS
 
+SETTINGS = "spurspec.training.config:TrainConfig"  # its defaults fill {default:FIELD} in help
 Model = choices("Model", MODELS.names())
 Method = choices("Method", METHODS.names())
-BoxMode = choices("BoxMode", ["union", "components"])
-Loss = choices("Loss", ["bce", "bce+dice"])
-Balance = choices("Balance", ["subsample", "pos-weight", "none"])
-Metric = choices("Metric", ["auroc", "dice"])
+BoxMode = choices("BoxMode", MODES)
+Loss = choices("Loss", LOSSES)
+Balance = choices("Balance", BALANCES)
+Metric = choices("Metric", SELECT_METRICS)
+Augment = choices("Augment", AUGMENTS)
 
 
 def parse_budget(text: str | None) -> int | float | None:
@@ -45,22 +49,23 @@ def _value(v):
 def command(
     dataset: Annotated[Path, typer.Argument(help="Dataset directory written by `spurspec ingest`.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory to write (config, log, checkpoints).")],
-    granularity_: Annotated[str | None, typer.Option("--granularity", help=f"Supervision: {', '.join(granularity.names())} (default binary).")] = None,
-    model: Annotated[Model | None, typer.Option(help="Named model setting (see README's models table; default small).")] = None,
-    method: Annotated[Method | None, typer.Option(help="Training method (default erm, the study's baseline).")] = None,  # type: ignore[valid-type]
-    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (default 30).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Images per step, per process (default 32).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate (default 5e-4, the study's).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seeds weights, augmentation, sampling, mask budget (default 0).")] = None,
-    mask_budget: Annotated[str | None, typer.Option(help="Training positives keeping pixel/box supervision: a count (300) or fraction (0.25); default all.")] = None,
-    summary: Annotated[str | None, typer.Option(help=f"Image score of a pixel model: {', '.join(summaries.names())} (default mean).")] = None,
-    box_mode: Annotated[BoxMode | None, typer.Option(help="bbox targets: union (the study's one box) or components.")] = None,
-    loss: Annotated[Loss | None, typer.Option(help="Per-pixel loss (default bce).")] = None,
-    balance: Annotated[Balance | None, typer.Option(help="Class balance: subsample negatives per epoch (the study's, default), pos-weight, none.")] = None,
+    granularity_: Annotated[str | None, typer.Option("--granularity", help=f"Supervision: {', '.join(granularity.names())} (default {{default:granularity}}).")] = None,
+    model: Annotated[Model | None, typer.Option(help="Named model setting, see README's models table (default {default:model}).")] = None,
+    method: Annotated[Method | None, typer.Option(help="Training method (default {default:method}, the study's baseline).")] = None,  # type: ignore[valid-type]
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (default {default:epochs}).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per step, per process (default {default:batch_size}).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate (default {default:lr}, the study's).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seeds weights, augmentation, sampling, mask budget (default {default:seed}).")] = None,
+    mask_budget: Annotated[str | None, typer.Option(help="Training positives keeping pixel/box supervision: a count (300) or fraction (0.25) (default: all).")] = None,
+    summary: Annotated[str | None, typer.Option(help=f"Image score of a pixel model: {', '.join(summaries.names())} (default {{default:summary}}).")] = None,
+    box_mode: Annotated[BoxMode | None, typer.Option(help="bbox targets: union (the study's one box) or components (default {default:box_mode}).")] = None,
+    loss: Annotated[Loss | None, typer.Option(help="Per-pixel loss (default {default:loss}).")] = None,
+    balance: Annotated[Balance | None, typer.Option(help="Class balance: subsample negatives per epoch (the study's), pos-weight, none (default {default:balance}).")] = None,
     select_metric: Annotated[Metric | None, typer.Option(help="Checkpoint selection (default: dice for seg, auroc otherwise).")] = None,
-    patience: Annotated[int | None, typer.Option(help="Early stopping: epochs without improvement (default 10).")] = None,
-    device: Annotated[str | None, typer.Option(help="auto (cuda if available, else cpu), cpu, cuda, cuda:N.")] = None,
+    patience: Annotated[int | None, typer.Option(help="Early stopping: epochs without improvement (default {default:patience}).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto (cuda if available, else cpu), cpu, cuda, cuda:N (default {default:device}).")] = None,
     amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (bf16 where supported, else fp16).")] = None,
+    augment: Annotated[Augment | None, typer.Option(help="Training augmentation: standard (flip, affine, intensity on the batch), study (the study's list), standard-cpu (standard per image), none (default {default:augment}).")] = None,  # type: ignore[valid-type]
     workers: Annotated[int | None, typer.Option(help="Data-loader processes (default: 0 on CPU, where compute uses every core; min(8, CPUs-1) with an accelerator).")] = None,
     pretrained: Annotated[Path | None, typer.Option(help="Local state-dict file of encoder weights (never downloaded).")] = None,
     epochs_this_run: Annotated[int | None, typer.Option(help="Stop after this many epochs now; continue later with --resume.")] = None,
@@ -76,7 +81,7 @@ def command(
         "dataset": dataset, "out": out_dir, "granularity": granularity_, "model": _value(model), "method": _value(method),
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
         "mask_budget": parse_budget(mask_budget), "summary": summary, "box_mode": _value(box_mode),
-        "loss": _value(loss), "balance": _value(balance), "select_metric": _value(select_metric),
+        "loss": _value(loss), "balance": _value(balance), "select_metric": _value(select_metric), "augment": _value(augment),
         "patience": patience, "device": device, "amp": amp, "workers": workers, "pretrained": pretrained,
         "epochs_this_run": epochs_this_run,
     }

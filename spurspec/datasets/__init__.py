@@ -1,6 +1,9 @@
 """Dataset sources: each module turns one kind of input into a dataset directory through the
-artefact contract. Looked up by name; each module exposes `Config` (its defaults) and
-`ingest(cfg, force=False, progress=True) -> IngestResult`."""
+artefact contract. Looked up by name; each module exposes `Config` (its defaults),
+`check(cfg)` (refuses bad settings, whoever calls it) and
+`ingest(cfg, force=False, progress=None) -> IngestResult`, which calls `check` first.
+Beside them, `boxes` is the derive-boxes stage, which writes boxes and grids into a dataset
+directory, and `common` holds what the sources share."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """What every ingest shares: decoding items in parallel (a process pool streaming small arrays
-back to the writer, so memory stays flat), bad-input handling (`--skip-bad` or stop naming the
-file), and the split x label x attribute summary the CLI prints."""
+back to the writer, so memory stays flat), the one collector of bad inputs (`--skip-bad`, or
+stop naming the file or row), the count tables the CLI prints, and the decode-and-write step of
+sources that list image files (`ingest folder`, `ingest isic`): Item, parse_binary,
+assign_splits, write_dataset. Reads the listed files; writes through DatasetWriter."""
 
 from __future__ import annotations
 
@@ -15,7 +17,11 @@ import numpy as np
 import pyarrow as pa
 
 from spurspec.artefacts.dataset import DatasetWriter
-from spurspec.errors import InputError
+from spurspec.artefacts.schemas import SPLITS
+from spurspec.datasets.splits import split_groups
+from spurspec.errors import ConfigError, InputError
+from spurspec.imaging import readers, rle
+from spurspec.imaging.resize import resize_image, resize_mask
 
 
 @dataclass(frozen=True)
@@ -34,8 +40,52 @@ class IngestResult:
     n_images: int
     n_rejected: int
     up_to_date: bool
-    summary: list[dict[str, Any]]  # rows: split, label, <attribute>, n
+    counts: list[dict[str, Any]]  # the count table: rows of split, label, ..., n
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Rejects:
+    """The bad inputs of one ingest, each named by its file or row, in the order found. With
+    `skip_bad` they are left out and written to rejects.parquet; without it the ingest stops
+    at `stop()` (or at once, through `reject`) naming the first, before anything is written."""
+
+    skip_bad: bool
+    rows: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, where: str, reason: str) -> None:
+        """Record a bad input; a source that checks many rows at once stops later, at `stop`."""
+        self.rows.append({"input": where, "reason": reason})
+
+    def stop(self) -> None:
+        """Without skip_bad, any bad input so far ends the ingest: one line naming the first."""
+        if self.rows and not self.skip_bad:
+            first = f"{self.rows[0]['input']}: {self.rows[0]['reason']}"
+            if len(self.rows) == 1:
+                raise InputError(f"{first} (use --skip-bad to leave it out)")
+            raise InputError(f"{first} (and {len(self.rows) - 1} more problem(s)); use --skip-bad to leave them out")
+
+    def reject(self, where: str, reason: str) -> None:
+        """Record a bad input and stop at once unless skip_bad."""
+        self.add(where, reason)
+        self.stop()
+
+    def table(self) -> pa.Table | None:
+        """rejects.parquet's content, or None when every input was good."""
+        if not self.rows:
+            return None
+        return pa.Table.from_pylist(self.rows, schema=pa.schema([("input", pa.string()), ("reason", pa.string())]))
+
+
+def check_basics(size: int, seed: int, workers: int, min_size: int = 8) -> None:
+    """The settings every file-reading ingest shares: a usable training size, a seed numpy
+    accepts, and a worker count (0 = automatic where a source supports it)."""
+    if size < min_size:
+        raise ConfigError(f"size must be at least {min_size}, got {size}")
+    if seed < 0:
+        raise ConfigError(f"seed must be 0 or more, got {seed}")
+    if workers < 0:
+        raise ConfigError(f"workers must be 0 or more, got {workers}")
 
 
 def _call(fn: Callable[[Any], Decoded], index: int, payload: Any) -> tuple[int, Decoded | None, str | None]:
@@ -50,33 +100,29 @@ def decode_all(
     decode: Callable[[Any], Decoded],
     writer: DatasetWriter,
     workers: int,
-    skip_bad: bool,
+    rejects: Rejects,
     progress: Callable[..., None] | None = None,
-) -> tuple[list[int], list[dict[str, str]], dict[int, dict[str, Any]]]:
+) -> tuple[list[int], dict[int, dict[str, Any]]]:
     """Decode `items` = [(input name, payload)] with `decode` (a top-level function, so it can
     run in worker processes) and put each result into the writer at its index.
 
-    Returns (kept indices, rejects [{input, reason}], facts by index). Without `skip_bad`, the
-    first bad item raises InputError naming it, and the caller's writer writes nothing.
+    Returns (kept indices, facts by index); bad items go to `rejects`, which stops at the first
+    one without skip_bad, so the caller's writer writes nothing.
     """
     kept: list[int] = []
-    rejects: list[dict[str, str]] = []
     facts: dict[int, dict[str, Any]] = {}
     if progress is not None:
         progress(0, total=len(items))
     for index, result, error in _run(items, decode, workers):
         if error is not None:
-            name = items[index][0]
-            if not skip_bad:
-                raise InputError(f"{name}: {error} (use --skip-bad to leave it out)")
-            rejects.append({"input": name, "reason": error})
+            rejects.reject(items[index][0], error)
         else:
             writer.put(index, result.image, result.mask)
             facts[index] = result.facts
             kept.append(index)
         if progress is not None:
             progress(1)
-    return kept, rejects, facts
+    return kept, facts
 
 
 def _run(items: list[tuple[str, Any]], decode: Callable[[Any], Decoded], workers: int) -> Iterator[tuple[int, Decoded | None, str | None]]:
@@ -99,18 +145,157 @@ def _run(items: list[tuple[str, Any]], decode: Callable[[Any], Decoded], workers
             yield fut.result()
 
 
-def summarise(manifest: pa.Table, spurious: list[str]) -> list[dict[str, Any]]:
-    """Counts by split x label x each spurious attribute (null shown as None)."""
+def _split_order(split: str) -> int:
+    return SPLITS.index(split) if split in SPLITS else len(SPLITS)
+
+
+def count_table(manifest: pa.Table, spurious: list[str]) -> list[dict[str, Any]]:
+    """Image counts by split x label x each spurious attribute (null shown as None): the full
+    cross-table, for sources with one or two attributes (SIIM, synthetic)."""
     cols = ["split", "label", *spurious]
     data = manifest.select(cols).to_pylist()
     counts: dict[tuple, int] = {}
     for row in data:
         key = tuple(row[c] for c in cols)
         counts[key] = counts.get(key, 0) + 1
-    order = {"train": 0, "val": 1, "test": 2}
-    keys = sorted(counts, key=lambda k: (order.get(k[0], 9), *(repr(x) for x in k[1:])))
+    keys = sorted(counts, key=lambda k: (_split_order(k[0]), *(repr(x) for x in k[1:])))
     return [dict(zip(cols, k, strict=True), n=counts[k]) for k in keys]
 
 
-def rejects_table(rejects: list[dict[str, str]]) -> pa.Table:
-    return pa.Table.from_pylist(rejects, schema=pa.schema([("input", pa.string()), ("reason", pa.string())]))
+def attribute_count_table(manifest: pa.Table, spurious: list[str]) -> list[dict[str, Any]]:
+    """One row per split x label: image count, masks, and how many carry each attribute (a
+    compact view even with many attributes, where a full cross-table would explode)."""
+    data = manifest.select(["split", "label", "has_mask", *spurious]).to_pydict()
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for i, (split, label) in enumerate(zip(data["split"], data["label"], strict=True)):
+        row = rows.setdefault((split, label), {"split": split, "label": label, "n": 0, "masks": 0, **dict.fromkeys(spurious, 0)})
+        row["n"] += 1
+        row["masks"] += int(bool(data["has_mask"][i]))
+        for a in spurious:
+            row[a] += int(data[a][i] == 1)
+    return [rows[k] for k in sorted(rows, key=lambda k: (_split_order(k[0]), k[1]))]
+
+
+# ---- sources that list image files (folder, isic) -------------------------------------------
+
+
+@dataclass
+class Item:
+    """One image file to decode and its manifest row (split may be filled in later)."""
+
+    name: str  # how errors name it, e.g. "images.csv row 3"
+    image_id: str
+    patient_id: str
+    label: int
+    spurious: dict[str, int | None]
+    image: Path
+    mask: Path | None = None
+    rle: str | None = None
+    split: str | None = None
+
+
+def parse_binary(value: Any, where: str, what: str, nullable: bool) -> int | None:
+    """0/1 (also true/false, 0.0/1.0) -> int; empty -> None if nullable; anything else errors."""
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        if nullable:
+            return None
+        raise InputError(f"{where}: {what} is empty")
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float) and value in (0, 1):
+        return int(value)
+    text = str(value).strip().lower()
+    if text in ("0", "1", "0.0", "1.0"):
+        return int(float(text))
+    if text in ("true", "false"):
+        return int(text == "true")
+    raise InputError(f"{where}: {what} must be 0 or 1, found {value!r}")
+
+
+def assign_splits(items: list[Item], spurious: list[str], seed: int, val: float, test: float) -> None:
+    """Seeded split by patient (each item's patient_id), stratified by label x attributes."""
+    fractions = {"train": 1.0 - val - test, "val": val, "test": test}
+    strata = [(it.label, *(it.spurious[a] for a in spurious)) for it in items]
+    for it, split in zip(items, split_groups([it.patient_id for it in items], fractions, seed, strata), strict=True):
+        it.split = split
+
+
+def decode_file(payload: tuple[str, str | None, str | None, int, int]) -> Decoded:
+    """Worker: image (+ mask file and/or RLE at the image's size) -> training-size arrays plus
+    the full-resolution mask as RLE. Top level so it runs in worker processes."""
+    image_path, mask_path, rle_text, size, channels = payload
+    pixels, (height, width) = readers.read_image(Path(image_path), draft_size=size)
+    mask = None
+    if mask_path is not None:
+        mask = readers.read_mask(Path(mask_path))
+        if mask.shape != (height, width):
+            raise InputError(f"mask {mask_path} is {mask.shape[0]}x{mask.shape[1]} but its image is {height}x{width}")
+    if rle_text is not None:
+        from_rle = readers.mask_from_rle(rle_text, height, width, "RLE")
+        mask = from_rle if mask is None else (mask | from_rle)
+    image = resize_image(readers.to_channels(pixels, channels), size)
+    facts = {"orig_height": height, "orig_width": width}
+    if mask is None:
+        return Decoded(image=image, mask=None, facts=facts)
+    facts["rle"] = rle.encode(mask)
+    return Decoded(image=image, mask=resize_mask(mask, size), facts=facts)
+
+
+def write_dataset(
+    items: list[Item],
+    spurious: list[str],
+    cfg: Any,
+    channels: int,
+    force: bool,
+    settings: dict[str, Any],
+    inputs: dict[str, str],
+    info: dict[str, Any],
+    rejects: Rejects,
+    notes: list[str],
+    progress: Callable[[int], None] | None,
+) -> IngestResult:
+    """Decode every item in parallel into a staged dataset directory and swap it in: nothing
+    is written if an item is bad (unless cfg.skip_bad, which records rejects.parquet)."""
+    if not items:
+        raise InputError("no usable images to ingest" + (f" ({len(rejects.rows)} rejected)" if rejects.rows else ""))
+    payloads = [
+        (it.name, (str(it.image), None if it.mask is None else str(it.mask), it.rle, cfg.size, channels)) for it in items
+    ]
+    with DatasetWriter(cfg.out, n=len(items), size=cfg.size, channels=channels, force=force) as writer:
+        kept, facts = decode_all(payloads, decode_file, writer, cfg.workers, rejects, progress)
+        if not kept:
+            first = rejects.rows[0]
+            raise InputError(f"every image was rejected ({len(rejects.rows)}); first: {first['input']}: {first['reason']}")
+        manifest = _manifest(items, spurious, facts)
+        with_mask = [i for i in kept if "rle" in facts[i]]
+        mask_rle = pa.table(
+            {
+                "image_id": [items[i].image_id for i in with_mask],
+                "height": [facts[i]["orig_height"] for i in with_mask],
+                "width": [facts[i]["orig_width"] for i in with_mask],
+                "rle": [facts[i]["rle"] for i in with_mask],
+            }
+        )
+        writer.finish(manifest, spurious=spurious, info=info, settings=settings, inputs=inputs, keep=kept,
+                      mask_rle=mask_rle, rejects=rejects.table())
+        counts = attribute_count_table(manifest.take(pa.array(sorted(kept))), spurious)
+    if rejects.rows:
+        notes = [*notes, f"first reject: {rejects.rows[0]['input']}: {rejects.rows[0]['reason']}"]
+    return IngestResult(cfg.out, len(kept), len(rejects.rows), False, counts, notes)
+
+
+def _manifest(items: list[Item], spurious: list[str], facts: dict[int, dict[str, Any]]) -> pa.Table:
+    get = lambda i, k: facts.get(i, {}).get(k, 0)  # noqa: E731 - rejected rows are dropped at finish
+    cols: dict[str, pa.Array] = {
+        "image_id": pa.array([it.image_id for it in items], pa.string()),
+        "patient_id": pa.array([it.patient_id for it in items], pa.string()),
+        "split": pa.array([it.split for it in items], pa.string()),
+        "label": pa.array([it.label for it in items], pa.int8()),
+        "has_mask": pa.array([i in facts and "rle" in facts[i] for i in range(len(items))], pa.bool_()),
+        "source": pa.array([str(it.image) for it in items], pa.string()),
+        "orig_height": pa.array([get(i, "orig_height") for i in range(len(items))], pa.int32()),
+        "orig_width": pa.array([get(i, "orig_width") for i in range(len(items))], pa.int32()),
+    }
+    for a in spurious:
+        cols[a] = pa.array([it.spurious[a] for it in items], pa.int8())
+    return pa.table(cols)

@@ -12,9 +12,17 @@ from pathlib import Path
 
 from spurspec.artefacts import provenance
 from spurspec.artefacts.dataset import up_to_date
+from spurspec.artefacts.schemas import SPLITS
 from spurspec.config import to_dict
-from spurspec.datasets.common import IngestResult
-from spurspec.datasets.folder import Item, assign_splits, parse_binary, write_dataset
+from spurspec.datasets.common import (
+    IngestResult,
+    Item,
+    Rejects,
+    assign_splits,
+    check_basics,
+    parse_binary,
+    write_dataset,
+)
 from spurspec.errors import ConfigError, InputError
 
 IMAGES_DIR = "ISIC2018_Task1-2_Training_Input"
@@ -25,7 +33,6 @@ ARTEFACTS = ("dark_corner", "hair", "gel_border", "gel_bubble", "ruler", "ink", 
 # Columns Bissoto's files may carry besides the artefacts: the unnamed index, the image name,
 # the label and its text, and `vasc` (trap sets only; a diagnosis flag, not an artefact).
 OTHER_COLUMNS = ("", "image", "label", "label_string", "vasc")
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -143,25 +150,12 @@ def _images(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     return images, masks
 
 
-class _Bad:
-    """Collects bad rows: raise at once, or (with --skip-bad) record them as rejects."""
-
-    def __init__(self, skip: bool) -> None:
-        self.skip = skip
-        self.rejects: list[dict[str, str]] = []
-
-    def __call__(self, where: str, reason: str) -> None:
-        if not self.skip:
-            raise InputError(f"{where}: {reason} (use --skip-bad to leave it out)")
-        self.rejects.append({"input": where, "reason": reason})
-
-
-def _labels(cfg: Config, images: dict[str, Path], bad: _Bad, notes: list[str]) -> dict[str, _Label]:
+def _labels(cfg: Config, images: dict[str, Path], rejects: Rejects, notes: list[str]) -> dict[str, _Label]:
     if cfg.artefacts is not None:
         labels = _annotations(Path(cfg.artefacts))
         for image_id, lab in list(labels.items()):
             if image_id not in images:
-                bad(lab.where, f"annotation for {image_id}, which is not among the images in {IMAGES_DIR}/")
+                rejects.reject(lab.where, f"annotation for {image_id}, which is not among the images in {IMAGES_DIR}/")
                 del labels[image_id]
         notes.append(f"labels: Bissoto's `label` (1 = malignant) from {Path(cfg.artefacts).name}")
         unannotated = sum(1 for i in images if i not in labels)
@@ -185,7 +179,7 @@ def _labels(cfg: Config, images: dict[str, Path], bad: _Bad, notes: list[str]) -
     return labels
 
 
-def _trap_splits(cfg: Config, labels: dict[str, _Label], bad: _Bad, notes: list[str]) -> dict[str, str]:
+def _trap_splits(cfg: Config, labels: dict[str, _Label], rejects: Rejects, notes: list[str]) -> dict[str, str]:
     sets = _trap_sets(Path(cfg.trap_sets), cfg.trap_seed)  # type: ignore[arg-type]
     val_ids = {i for i, _ in sets["val"]}
     split_of: dict[str, str] = {}
@@ -193,13 +187,13 @@ def _trap_splits(cfg: Config, labels: dict[str, _Label], bad: _Bad, notes: list[
     for split in ("val", "train", "test"):
         for image_id, where in sets[split]:
             if image_id not in labels:
-                bad(where, f"trap-set id {image_id} is not among the (annotated) images")
+                rejects.reject(where, f"trap-set id {image_id} is not among the (annotated) images")
                 continue
             if split == "train" and image_id in val_ids:
                 removed += 1
                 continue
             if image_id in split_of and split_of[image_id] != split:
-                bad(where, f"{image_id} is in both the {split_of[image_id]} and {split} trap sets")
+                rejects.reject(where, f"{image_id} is in both the {split_of[image_id]} and {split} trap sets")
                 continue
             split_of[image_id] = split
     notes.append(
@@ -225,9 +219,15 @@ def _lesions(path: Path | None, images: dict[str, Path], notes: list[str]) -> di
     return lesions
 
 
+def check(cfg: Config) -> None:
+    """Refuse settings `ingest` cannot use (ConfigError), whoever calls it: CLI or pipeline."""
+    check_basics(cfg.size, cfg.seed, cfg.workers)
+    if not (0 <= cfg.val_fraction and 0 <= cfg.test_fraction and cfg.val_fraction + cfg.test_fraction < 1):
+        raise ConfigError("val and test fractions must be >= 0 and sum to less than 1")
+
+
 def ingest(cfg: Config, force: bool = False, progress: Callable[[int], None] | None = None) -> IngestResult:
-    if cfg.size < 8:
-        raise ConfigError(f"--size must be at least 8, got {cfg.size}")
+    check(cfg)
     root = Path(cfg.root)
     images, masks = _images(root)
     inputs = {"files": provenance.tree_digest([*images.values(), *masks.values()])}
@@ -245,15 +245,15 @@ def ingest(cfg: Config, force: bool = False, progress: Callable[[int], None] | N
         return IngestResult(cfg.out, 0, 0, True, [])
 
     notes: list[str] = []
-    bad = _Bad(cfg.skip_bad)
-    labels = _labels(cfg, images, bad, notes)
+    rejects = Rejects(cfg.skip_bad)
+    labels = _labels(cfg, images, rejects, notes)
     if cfg.trap_sets is not None:
-        split_of = _trap_splits(cfg, labels, bad, notes)
+        split_of = _trap_splits(cfg, labels, rejects, notes)
     else:
         split_of = {}
         unlabelled = [i for i in images if i not in labels]
         for image_id in unlabelled:
-            bad(f"{images[image_id].name}", "no label for this image in the label file")
+            rejects.reject(f"{images[image_id].name}", "no label for this image in the label file")
     lesions = _lesions(cfg.lesion_groups, images, notes)
     annotated = bool(cfg.artefacts is not None or cfg.trap_sets is not None)
     spurious = list(ARTEFACTS) if annotated else []
@@ -280,4 +280,4 @@ def ingest(cfg: Config, force: bool = False, progress: Callable[[int], None] | N
     if no_mask:
         notes.append(f"{no_mask} image(s) have no segmentation mask in {MASKS_DIR}/")
     info = {"name": "isic", "root": str(root), "trap_seed": cfg.trap_seed if cfg.trap_sets else None}
-    return write_dataset(items, spurious, cfg, 3, force, settings, inputs, info, bad.rejects, notes, progress)
+    return write_dataset(items, spurious, cfg, 3, force, settings, inputs, info, rejects, notes, progress)

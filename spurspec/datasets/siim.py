@@ -21,7 +21,14 @@ from spurspec.artefacts.dataset import DatasetWriter, up_to_date
 from spurspec.artefacts.layout import DatasetLayout
 from spurspec.artefacts.provenance import file_digest, tree_digest
 from spurspec.datasets import siim_inputs
-from spurspec.datasets.common import Decoded, IngestResult, decode_all, rejects_table, summarise
+from spurspec.datasets.common import (
+    Decoded,
+    IngestResult,
+    Rejects,
+    check_basics,
+    count_table,
+    decode_all,
+)
 from spurspec.datasets.splits import split_groups, stratified_subset
 from spurspec.datasets.tubes import load_tube_labels
 from spurspec.errors import ConfigError, InputError
@@ -57,19 +64,15 @@ class Config:
     untubed_test_fraction: float = 0.2  # used only when no image has a tube label
 
 
-def resolve(toml: Path | None = None, **overrides: Any) -> Config:
-    cfg = config_mod.resolve(Config, toml, overrides)
-    if cfg.size < 8:
-        raise ConfigError(f"size must be at least 8, got {cfg.size}")
+def check(cfg: Config) -> None:
+    """Refuse settings `ingest` cannot use (ConfigError), whoever calls it: CLI or pipeline."""
+    check_basics(cfg.size, cfg.seed, cfg.workers)
     if not 0.0 < cfg.test_fraction < 1.0:
         raise ConfigError(f"test_fraction must be between 0 and 1, got {cfg.test_fraction}")
     if cfg.untubed_val_fraction <= 0 or cfg.untubed_test_fraction <= 0 or cfg.untubed_val_fraction + cfg.untubed_test_fraction >= 1:
         raise ConfigError("untubed_val_fraction and untubed_test_fraction must be positive and sum below 1")
     if cfg.limit is not None and cfg.limit < 1:
         raise ConfigError(f"limit must be a positive number of images, got {cfg.limit}")
-    if cfg.workers < 0:
-        raise ConfigError(f"workers must be 0 (auto) or more, got {cfg.workers}")
-    return cfg
 
 
 def assign_splits(
@@ -180,20 +183,20 @@ def _manifest(items: list[siim_inputs.SiimItem], facts: dict[int, dict[str, Any]
 
 
 def ingest(cfg: Config, force: bool = False, progress: Callable[[int], None] | None = None) -> IngestResult:
+    check(cfg)
     root = Path(cfg.root).resolve()
     if not root.is_dir():
         raise InputError(f"{cfg.root}: SIIM folder not found")
     labels_path, dicoms, inputs = _inputs(root, cfg)
     settings = _settings(cfg, root, labels_path)
     if up_to_date(cfg.out, STAGE, settings, inputs, force):
-        return IngestResult(out=Path(cfg.out), n_images=0, n_rejected=0, up_to_date=True, summary=[])
+        return IngestResult(out=Path(cfg.out), n_images=0, n_rejected=0, up_to_date=True, counts=[])
 
-    problems = siim_inputs.Problems([])
-    rows = siim_inputs.read_rle_csv(labels_path, problems)
+    rejects = Rejects(cfg.skip_bad)
+    rows = siim_inputs.read_rle_csv(labels_path, rejects)
     tubes = load_tube_labels(Path(cfg.tube_labels)) if cfg.tube_labels is not None else None
-    items = siim_inputs.pair(labels_path, rows, dicoms, tubes, cfg.tube_labels, problems)
-    if not cfg.skip_bad:
-        problems.raise_first()
+    items = siim_inputs.pair(labels_path, rows, dicoms, tubes, cfg.tube_labels, rejects)
+    rejects.stop()
     if not items:
         raise InputError(f"{root}: no image has both a DICOM and a label row")
     notes = []
@@ -205,7 +208,7 @@ def ingest(cfg: Config, force: bool = False, progress: Callable[[int], None] | N
     work = [(str(it.path), (str(it.path), cfg.size, tuple((f"{labels_path}:{r.line}", r.text) for r in it.rows))) for it in items]
     workers = min(cfg.workers or min(os.cpu_count() or 1, 8), len(items))
     with DatasetWriter(cfg.out, n=len(items), size=cfg.size, channels=1, force=force) as writer:
-        kept, rejects, facts = decode_all(work, decode_item, writer, workers, cfg.skip_bad, progress)
+        kept, facts = decode_all(work, decode_item, writer, workers, rejects, progress)
         if not kept:
             raise InputError(f"{root}: every image was rejected; see the reasons with --skip-bad off")
         kept_patients = [facts[i].get("patient_id") or items[i].image_id for i in kept]
@@ -222,17 +225,16 @@ def ingest(cfg: Config, force: bool = False, progress: Callable[[int], None] | N
             "width": pa.array([facts[i]["cols"] for i in sorted(kept)], pa.int32()),
             "rle": [facts[i]["rle"] for i in sorted(kept)],
         })
-        all_rejects = problems.rows + rejects
         n_fast = sum(1 for i in kept if facts[i].get("fast_path"))
         info = {"name": "siim", "source": "siim", "root": str(root), "labels": str(labels_path.resolve()),
                 "tube_labels": str(Path(cfg.tube_labels).resolve()) if cfg.tube_labels else None,
                 "split_rule": "patients with any tube-labelled image -> val/test; all others -> train",
                 "jpeg_fast_path": n_fast}
         writer.finish(manifest, SPURIOUS, info, settings, inputs, keep=kept, mask_rle=mask_rle,
-                      rejects=rejects_table(all_rejects) if all_rejects else None, extra_fields=EXTRA_FIELDS, stage=STAGE)
+                      rejects=rejects.table(), extra_fields=EXTRA_FIELDS, stage=STAGE)
     final = io.read_table(DatasetLayout(Path(cfg.out)).manifest, "manifest")
     notes.append(f"decoded {n_fast} of {len(kept)} DICOMs on the JPEG-Baseline fast path, the rest with pydicom")
     if tubes is None:
         notes.append("no --tube-labels: chest_tube is null everywhere, so robust AUROC cannot be measured")
-    return IngestResult(out=Path(cfg.out), n_images=len(kept), n_rejected=len(all_rejects), up_to_date=False,
-                        summary=summarise(final, SPURIOUS), notes=notes)
+    return IngestResult(out=Path(cfg.out), n_images=len(kept), n_rejected=len(rejects.rows), up_to_date=False,
+                        counts=count_table(final, SPURIOUS), notes=notes)

@@ -11,6 +11,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from spurspec.datasets.common import Rejects
 from spurspec.errors import ConfigError, InputError
 from spurspec.imaging import rle
 from spurspec.imaging.rle import EMPTY
@@ -35,22 +36,6 @@ class SiimItem:
     rows: tuple[RleRow, ...]
     label: int
     tube: int | None
-
-
-@dataclass
-class Problems:
-    """Bad inputs found while pairing files: (input, reason) rows, in the order found."""
-
-    rows: list[dict[str, str]]
-
-    def add(self, input_name: str, reason: str) -> None:
-        self.rows.append({"input": input_name, "reason": reason})
-
-    def raise_first(self) -> None:
-        if self.rows:
-            first = self.rows[0]
-            more = f" (and {len(self.rows) - 1} more problem(s))" if len(self.rows) > 1 else ""
-            raise InputError(f"{first['input']}: {first['reason']}{more}; use --skip-bad to leave them out")
 
 
 def find_labels(root: Path, labels: Path | None) -> Path:
@@ -85,7 +70,7 @@ def _read_text(path: Path) -> str:
         raise InputError(f"{path}: cannot read label CSV ({exc})") from None
 
 
-def read_rle_csv(path: Path, problems: Problems) -> dict[str, list[RleRow]]:
+def read_rle_csv(path: Path, problems: Rejects) -> dict[str, list[RleRow]]:
     """ImageId -> its RLE rows. Column names and values are stripped (the Kaggle header has a
     leading space). Identical duplicate rows are kept once; an image with both '-1' and a mask
     is a conflict and is left out (reported)."""
@@ -133,7 +118,7 @@ def pair(
     dicoms: list[Path],
     tubes: dict[str, int] | None,
     tubes_path: Path | None,
-    problems: Problems,
+    problems: Rejects,
 ) -> list[SiimItem]:
     """Match CSV images to DICOM files (by file stem = SOPInstanceUID) and attach tube labels.
     Every unmatched CSV row, DICOM and tube label is a problem naming it."""

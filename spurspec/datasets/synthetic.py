@@ -21,7 +21,7 @@ from spurspec import config as configlib
 from spurspec.artefacts.dataset import DatasetWriter, up_to_date
 from spurspec.artefacts.schemas import SPLITS
 from spurspec.datamodel import JointLabels, paste, place
-from spurspec.datasets.common import Decoded, IngestResult, decode_all, summarise
+from spurspec.datasets.common import Decoded, IngestResult, Rejects, count_table, decode_all
 from spurspec.errors import ConfigError
 from spurspec.imaging import rle
 
@@ -61,7 +61,8 @@ def joints(cfg: Config) -> dict[str, JointLabels]:
     return {"train": train, "val": val, "test": JointLabels.from_agreement(test_c, cfg.prevalence)}
 
 
-def _check(cfg: Config) -> None:
+def check(cfg: Config) -> None:
+    """Refuse settings `ingest` cannot use (ConfigError), whoever calls it: CLI or pipeline."""
     if cfg.n < 8:
         raise ConfigError(f"n={cfg.n}: need at least 8 images")
     if cfg.size < 32:
@@ -74,6 +75,7 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"spurious_name={cfg.spurious_name!r}: must be a plain identifier")
     if not 0.02 <= cfg.lesion_radius <= 0.3:
         raise ConfigError(f"lesion_radius={cfg.lesion_radius}: must be in [0.02, 0.3]")
+    joints(cfg)  # each split's P(y, s) must exist: correlations and prevalence in [0, 1]
 
 
 def plan(cfg: Config) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -175,8 +177,8 @@ def settings(cfg: Config) -> dict[str, Any]:
 
 def ingest(cfg: Config, force: bool = False, progress: Callable[[int], None] | None = None) -> IngestResult:
     """Generate `cfg.n` images and write the dataset directory `cfg.out`."""
-    _check(cfg)
-    joint = joints(cfg)  # validates the correlations before any work
+    check(cfg)
+    joint = joints(cfg)
     recorded = settings(cfg)
     if up_to_date(cfg.out, "ingest", recorded, {}, force):
         return IngestResult(cfg.out, 0, 0, True, [])
@@ -184,7 +186,7 @@ def ingest(cfg: Config, force: bool = False, progress: Callable[[int], None] | N
     ids = [image_id(i) for i in range(cfg.n)]
     items = [(ids[i], (cfg, i, int(y[i]), int(s[i]))) for i in range(cfg.n)]
     with DatasetWriter(cfg.out, n=cfg.n, size=cfg.size, channels=1, force=force) as writer:
-        _, _, facts = decode_all(items, _decode, writer, cfg.workers, skip_bad=False, progress=progress)
+        _, facts = decode_all(items, _decode, writer, cfg.workers, Rejects(skip_bad=False), progress=progress)
         manifest = pa.table(
             {
                 "image_id": ids,
@@ -212,6 +214,6 @@ def ingest(cfg: Config, force: bool = False, progress: Callable[[int], None] | N
             "joint_p_ys": {k: v.text for k, v in joint.items()},
         }
         writer.finish(manifest, [cfg.spurious_name], info, recorded, {}, mask_rle=mask_rle)
-    summary = summarise(manifest, [cfg.spurious_name])
+    counts = count_table(manifest, [cfg.spurious_name])
     notes = ["P(y,s) as p00,p01,p10,p11: " + "; ".join(f"{k} {v.text}" for k, v in joint.items())]
-    return IngestResult(cfg.out, cfg.n, 0, False, summary, notes)
+    return IngestResult(cfg.out, cfg.n, 0, False, counts, notes)

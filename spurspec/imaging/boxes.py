@@ -5,7 +5,6 @@ k x k grid masks. Boxes are half-open (x0, y0, x1, y1): columns x0..x1-1, rows y
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 Box = tuple[int, int, int, int]
 
@@ -26,6 +25,8 @@ def union_box(mask: np.ndarray) -> Box | None:
 
 def component_boxes(mask: np.ndarray) -> list[Box]:
     """One box per 8-connected component, in raster order of each component's first pixel."""
+    from scipy import ndimage  # here, not at the top: the CLI imports this module for --help
+
     labels, n = ndimage.label(np.asarray(mask) > 0, structure=_EIGHT)
     if n == 0:
         return []

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spurspec.metrics.auroc import Ranked, weighted_auroc, weighted_average_precision
+from spurspec.metrics.cells import SUBGROUPS, robust_mask, worst_subgroup
 
 # Replicates drawn per block: bounds memory (block x images weights) and is fixed, so the draws
 # of a seed do not depend on the data size or the machine.
@@ -70,10 +71,9 @@ def subsets(sample: Sample) -> dict[tuple[str, str | None], Ranked]:
     s, y, cols = sample.score, sample.label, sample.patient
     out = {("auroc", None): Ranked.build(s, y, columns=cols)}
     for name, a in sample.attributes.items():
-        robust = np.flatnonzero(((y == 1) & (a == 0)) | ((y == 0) & (a == 1)))
-        out[("robust_auroc", name)] = Ranked.build(s, y, robust, cols)
-        out[("auroc_attr0", name)] = Ranked.build(s, y, np.flatnonzero(a == 0), cols)
-        out[("auroc_attr1", name)] = Ranked.build(s, y, np.flatnonzero(a == 1), cols)
+        out[("robust_auroc", name)] = Ranked.build(s, y, np.flatnonzero(robust_mask(y, a)), cols)
+        for v in SUBGROUPS:
+            out[(f"auroc_attr{v}", name)] = Ranked.build(s, y, np.flatnonzero(a == v), cols)
     return out
 
 
@@ -112,17 +112,12 @@ def replicates(sample: Sample, n_boot: int, seed: int | np.random.SeedSequence,
 
 
 def add_worst(values: dict[tuple[str, str | None], np.ndarray], attributes: list[str]) -> None:
-    """Worst-subgroup AUROC: per attribute the lower of a=0 / a=1, and over all attributes the
-    lowest of every subgroup; undefined subgroups are left out (NaN only if all are)."""
+    """Worst-subgroup AUROC (spurspec.metrics.cells.worst_subgroup) per attribute over its
+    subgroups, and over all attributes' subgroups."""
     every = []
     for a in attributes:
-        pair = np.vstack([values[("auroc_attr0", a)], values[("auroc_attr1", a)]])
+        pair = np.vstack([values[(f"auroc_attr{v}", a)] for v in SUBGROUPS])
         every.append(pair)
-        values[("worst_subgroup_auroc", a)] = _nanmin(pair)
+        values[("worst_subgroup_auroc", a)] = worst_subgroup(pair)
     if every:
-        values[("worst_subgroup_auroc", None)] = _nanmin(np.vstack(every))
-
-
-def _nanmin(stack: np.ndarray) -> np.ndarray:
-    filled = np.where(np.isnan(stack), np.inf, stack).min(axis=0)
-    return np.where(np.isinf(filled), np.nan, filled)
+        values[("worst_subgroup_auroc", None)] = worst_subgroup(np.vstack(every))

@@ -15,10 +15,12 @@ import pyarrow as pa
 from spurspec.artefacts import schemas
 from spurspec.errors import InputError
 from spurspec.metrics import bootstrap
-from spurspec.metrics.sql import MetricDB
+from spurspec.metrics.cells import SUBGROUPS, worst_subgroup
+from spurspec.metrics.db import MetricDB
 from spurspec.metrics.thresholds import parse_rule
 
-_SUBSET_METRIC = {"overall": "auroc", "robust": "robust_auroc", "attr0": "auroc_attr0", "attr1": "auroc_attr1"}
+_SUBSET_METRIC = {"overall": "auroc", "robust": "robust_auroc", **{f"attr{v}": f"auroc_attr{v}" for v in SUBGROUPS}}
+_SUBGROUP_METRICS = tuple(f"auroc_attr{v}" for v in SUBGROUPS)
 
 
 @dataclass(frozen=True)
@@ -91,23 +93,28 @@ def _worst_rows(rows: list[dict[str, Any]], spurious: list[str]) -> list[dict[st
     out = []
     for summary in sorted({r["summary"] for r in rows}):
         within = {(r["metric"], r["attribute"]): r for r in rows
-                  if r["summary"] == summary and r["metric"] in ("auroc_attr0", "auroc_attr1")}
-        groups = {a: [within[("auroc_attr0", a)], within[("auroc_attr1", a)]] for a in spurious}
+                  if r["summary"] == summary and r["metric"] in _SUBGROUP_METRICS}
+        groups = {a: [within[(m, a)] for m in _SUBGROUP_METRICS] for a in spurious}
         if spurious:
             groups[None] = [r for a in spurious for r in groups[a]]
-        for attribute, cells in groups.items():
-            defined = [c for c in cells if c["value"] is not None]
-            missing = [f"{c['attribute']}={c['metric'][-1]}" for c in cells if c["value"] is None]
-            worst = min(defined, key=lambda c: c["value"]) if defined else None
-            reason = None
-            if missing:
-                reason = ("no subgroup has both classes" if not defined
-                          else f"left out (one class or empty): {', '.join(missing)}")
+        for attribute, subgroup_rows in groups.items():
             out.append({"metric": "worst_subgroup_auroc", "attribute": attribute, "summary": summary,
-                        "value": worst["value"] if worst else None,
-                        "n_pos": worst["n_pos"] if worst else None, "n_neg": worst["n_neg"] if worst else None,
-                        "reason": reason})
+                        **_worst_of(subgroup_rows)})
     return out
+
+
+def _worst_of(subgroup_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """value, n_pos, n_neg of the worst subgroup (cells.worst_subgroup) and why any is left out."""
+    values = np.array([np.nan if c["value"] is None else c["value"] for c in subgroup_rows])
+    worst = worst_subgroup(values[:, None])[0]
+    pick = None if np.isnan(worst) else subgroup_rows[int(np.nanargmin(values))]
+    missing = [f"{c['attribute']}={c['metric'][-1]}" for c in subgroup_rows if c["value"] is None]
+    reason = None
+    if missing:
+        reason = ("no subgroup has both classes" if pick is None
+                  else f"left out (one class or empty): {', '.join(missing)}")
+    return {"value": pick and pick["value"], "n_pos": pick and pick["n_pos"], "n_neg": pick and pick["n_neg"],
+            "reason": reason}
 
 
 def _add_intervals(db: MetricDB, summary: str, rows: list[dict[str, Any]], spurious: list[str],

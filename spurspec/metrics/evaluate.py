@@ -6,24 +6,23 @@ Outside: reads a Parquet/CSV of image_id, score[, summary][, split]; writes Eval
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from spurspec.artefacts import io, provenance, schemas
 from spurspec.artefacts.dataset import Dataset
-from spurspec.artefacts.layout import EvalLayout, RunLayout
+from spurspec.artefacts.layout import EvalLayout
+from spurspec.artefacts.run import RunRecord, write_saliency
 from spurspec.config import to_dict
 from spurspec.errors import ConfigError, ExistsError, InputError
 from spurspec.metrics.compute import MetricSettings, compute_metrics
 from spurspec.metrics.thresholds import parse_rule
-
-DEFAULT_SUMMARY = "image"  # summary name given to outside predictions without a summary column
+from spurspec.training.config import CHECKPOINTS
+from spurspec.training.summaries import IMAGE_SCORE
 
 
 @dataclass(frozen=True)
@@ -51,18 +50,19 @@ class EvaluateResult:
 
 
 def evaluate(cfg: EvaluateConfig, force: bool = False) -> EvaluateResult:
-    _validate(cfg)
+    check(cfg)
     if cfg.run is not None:
         return _evaluate_run(cfg, force)
     return _evaluate_outside(cfg, force)
 
 
-def _validate(cfg: EvaluateConfig) -> None:
+def check(cfg: EvaluateConfig) -> None:
+    """Every setting, before anything is read or written (the CLI and pipelines alike)."""
     parse_rule(cfg.threshold)
     if cfg.split not in schemas.SPLITS:
         raise ConfigError(f"split {cfg.split!r}: use one of {', '.join(schemas.SPLITS)}")
-    if cfg.checkpoint not in ("best", "last"):
-        raise ConfigError(f"checkpoint {cfg.checkpoint!r}: use best or last")
+    if cfg.checkpoint not in CHECKPOINTS:
+        raise ConfigError(f"checkpoint {cfg.checkpoint!r}: use one of {', '.join(CHECKPOINTS)}")
     if cfg.bootstrap < 0 or not 0 < cfg.confidence < 1:
         raise ConfigError("bootstrap must be >= 0 and confidence in (0, 1)")
     if cfg.run is not None and (cfg.predictions or cfg.dataset or cfg.out):
@@ -93,30 +93,11 @@ def _fresh(metrics: Path, prov: Path, settings: dict, inputs: dict, force: bool)
     return False
 
 
-def run_dataset(run: Path) -> Path:
-    """The dataset directory a run was trained on, from RUN/config.toml."""
-    layout = RunLayout(Path(run))
-    if not layout.config.exists():
-        raise InputError(f"{run}: not a training run (no config.toml); train it with `spurspec train`")
-    try:
-        with open(layout.config, "rb") as fh:
-            conf = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{layout.config}: not valid TOML: {exc}") from None
-    if "dataset" not in conf:
-        raise InputError(f"{layout.config}: no `dataset` setting")
-    path = Path(conf["dataset"])
-    if not path.is_absolute() and not path.exists() and (Path(run) / path).exists():
-        path = Path(run) / path
-    return path
-
-
 def _evaluate_run(cfg: EvaluateConfig, force: bool) -> EvaluateResult:
-    layout = RunLayout(Path(cfg.run))
-    dataset = Dataset.open(run_dataset(layout.root))
-    ckpt = layout.checkpoint(cfg.checkpoint)
-    if not ckpt.exists():
-        raise InputError(f"{ckpt}: checkpoint not found; has the run finished an epoch?")
+    record = RunRecord.open(Path(cfg.run))
+    layout = record.layout
+    dataset = Dataset.open(record.dataset)
+    ckpt = record.checkpoint(cfg.checkpoint)
     inputs = {"checkpoint": provenance.file_digest(ckpt), "dataset": dataset.fingerprint()}
     settings = _recorded(cfg)
     if _fresh(layout.metrics, layout.provenance("evaluate"), settings, inputs, force):
@@ -139,22 +120,6 @@ def _evaluate_run(cfg: EvaluateConfig, force: bool) -> EvaluateResult:
     io.write_table(layout.metrics, metrics, schemas.METRICS)
     provenance.write(layout.provenance("evaluate"), "evaluate", settings, inputs)
     return EvaluateResult(layout.root, metrics, notes=notes)
-
-
-def write_saliency(path: Path, saliency: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    """saliency.npz: image_ids (U), images (n, ...) uint8, maps (n, S, S) float32; no pickles."""
-    ids = sorted(saliency)
-    images = np.stack([np.asarray(saliency[i][0], dtype=np.uint8) for i in ids]) if ids else np.zeros((0, 1, 1), np.uint8)
-    maps = np.stack([np.asarray(saliency[i][1], dtype=np.float32) for i in ids]) if ids else np.zeros((0, 1, 1), np.float32)
-    with io.atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, image_ids=np.array(ids, dtype=str), images=images, maps=maps)
-
-
-def read_saliency(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    with np.load(path, allow_pickle=False) as data:
-        ids, images, maps = data["image_ids"], data["images"], data["maps"]
-        return {str(i): (images[k], maps[k]) for k, i in enumerate(ids)}
 
 
 def _roles(predictions: pa.Table, split: str, has_split: bool) -> pa.Table:
@@ -239,8 +204,8 @@ def read_outside(path: Path) -> tuple[pa.Table, bool]:
     out = {
         "image_id": ids,
         "split": table.column("split").cast(pa.string()) if has_split else pa.nulls(n, pa.string()),
-        "summary": (table.column("summary").cast(pa.string()).fill_null(DEFAULT_SUMMARY)
-                    if "summary" in table.column_names else pa.array([DEFAULT_SUMMARY] * n, pa.string())),
+        "summary": (table.column("summary").cast(pa.string()).fill_null(IMAGE_SCORE)
+                    if "summary" in table.column_names else pa.array([IMAGE_SCORE] * n, pa.string())),
         "score": score,
     }
     for f in schemas.PREDICTIONS:

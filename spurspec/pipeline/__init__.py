@@ -18,7 +18,7 @@ from spurspec.pipeline import plan as planning
 from spurspec.pipeline import spec as specs
 from spurspec.pipeline.executors import EXECUTORS, sbatch_preview
 from spurspec.pipeline.jobs import validate
-from spurspec.pipeline.spec import STAGES
+from spurspec.pipeline.spec import STAGE_ORDER
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def run_pipeline(opts: RunOptions, on_event: Callable[[str], None] = lambda _: N
     if opts.dry_run:
         if opts.executor == "slurm":
             previous = None
-            for stage in STAGES:
+            for stage in STAGE_ORDER:
                 stage_jobs = _todo(selected, stage, opts.force)
                 if stage_jobs:
                     result.sbatch[stage] = sbatch_preview(stage, stage_jobs, spec.slurm, StudyLayout(spec.out).logs / stage,
@@ -82,7 +82,7 @@ def run_pipeline(opts: RunOptions, on_event: Callable[[str], None] = lambda _: N
         return result
     if opts.only is not None:
         _check_upstream_done(jobs, selected)
-    for stage in STAGES:
+    for stage in STAGE_ORDER:
         todo = _todo(selected, stage, opts.force)
         if not todo:
             continue

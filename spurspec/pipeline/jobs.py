@@ -22,14 +22,17 @@ from spurspec.registry import Registry
 
 @dataclass(frozen=True)
 class Stage:
-    """How a pipeline runs one stage: build its config from a job's settings (validated at plan
-    time, before any job starts), and call the library function with it."""
+    """How a pipeline runs one stage: build its config from a job's settings, check it with the
+    stage's own `check` (the one its library function calls first, so a pipeline refuses what
+    the command refuses), both at plan time before any job starts; then call the library
+    function with it."""
 
     config: Callable[[Job], Any]
+    check: Callable[[Job, Any], None]
     run: Callable[[Job, Any, bool], None]
 
 
-STAGES: Registry[Stage] = Registry("pipeline stage")
+STAGE_RUNNERS: Registry[Stage] = Registry("pipeline stage")
 
 
 def _settings_of(module: str, cls: str) -> Callable[[Job], Any]:
@@ -41,12 +44,27 @@ def _settings_of(module: str, cls: str) -> Callable[[Job], Any]:
     return config
 
 
+def _check_of(module: str) -> Callable[[Job, Any], None]:
+    """The stage module's `check(cfg)` (imported lazily); what it returns is not needed here."""
+
+    def check(job: Job, cfg: Any) -> None:
+        importlib.import_module(module).check(cfg)
+
+    return check
+
+
 def _ingest_config(job: Job) -> Any:
     from spurspec.datasets import get_source
 
     settings = dict(job.settings)
     module = get_source(settings.pop("source"))
     return build(module.Config, settings, where=job.id)
+
+
+def _ingest_check(job: Job, cfg: Any) -> None:
+    from spurspec.datasets import get_source
+
+    get_source(job.settings["source"]).check(cfg)
 
 
 def _ingest_run(job: Job, cfg: Any, force: bool) -> None:
@@ -56,7 +74,7 @@ def _ingest_run(job: Job, cfg: Any, force: bool) -> None:
 
 
 def _boxes_run(job: Job, cfg: Any, force: bool) -> None:
-    from spurspec.boxes import derive_boxes
+    from spurspec.datasets.boxes import derive_boxes
 
     derive_boxes(cfg, force=force)
 
@@ -103,23 +121,29 @@ def _report_run(job: Job, cfg: Any, force: bool) -> None:
     build_report(cfg, force=True)
 
 
-STAGES.add("ingest", Stage(_ingest_config, _ingest_run))
-STAGES.add("boxes", Stage(_settings_of("spurspec.boxes", "DeriveBoxesConfig"), _boxes_run))
-STAGES.add("train", Stage(_settings_of("spurspec.training", "TrainConfig"), _train_run))
-STAGES.add("evaluate", Stage(_settings_of("spurspec.metrics.evaluate", "EvaluateConfig"), _evaluate_run))
-STAGES.add("report", Stage(_settings_of("spurspec.report.build", "ReportConfig"), _report_run))
+STAGE_RUNNERS.add("ingest", Stage(_ingest_config, _ingest_check, _ingest_run))
+STAGE_RUNNERS.add("boxes", Stage(_settings_of("spurspec.datasets.boxes", "DeriveBoxesConfig"),
+                                 _check_of("spurspec.datasets.boxes"), _boxes_run))
+STAGE_RUNNERS.add("train", Stage(_settings_of("spurspec.training", "TrainConfig"),
+                                 _check_of("spurspec.training.trainer"), _train_run))
+STAGE_RUNNERS.add("evaluate", Stage(_settings_of("spurspec.metrics.evaluate", "EvaluateConfig"),
+                                    _check_of("spurspec.metrics.evaluate"), _evaluate_run))
+STAGE_RUNNERS.add("report", Stage(_settings_of("spurspec.report.build", "ReportConfig"),
+                                  _check_of("spurspec.report.build"), _report_run))
 
 
 def validate(job: Job) -> None:
-    """Build the job's config now so a bad key fails before any job starts."""
-    STAGES.get(job.stage).config(job)
+    """Build the job's config and check its values now, so a bad key or value fails before any
+    job starts, with the stage's own message."""
+    stage = STAGE_RUNNERS.get(job.stage)
+    stage.check(job, stage.config(job))
 
 
 def run_job(job: Job, force: bool = False) -> str:
     """Run one job unless its `done` marker exists (or `force`); returns the job id."""
     if job.done_marker.exists() and not force:
         return job.id
-    stage = STAGES.get(job.stage)
+    stage = STAGE_RUNNERS.get(job.stage)
     stage.run(job, stage.config(job), force)
     job.dir.mkdir(parents=True, exist_ok=True)
     io.write_text(job.done_marker, job.id + "\n")

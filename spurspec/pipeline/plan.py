@@ -14,7 +14,8 @@ from typing import Any
 
 from spurspec.artefacts.layout import DONE_MARKER, RunLayout, StudyLayout
 from spurspec.errors import ConfigError
-from spurspec.pipeline.spec import STAGES, PipelineSpec
+from spurspec.pipeline.spec import STAGE_ORDER, PipelineSpec
+from spurspec.training import granularity
 
 # Option names that point at inputs which must exist before any job starts.
 INPUT_PATH_OPTIONS = ("root", "table", "tube_labels", "labels", "artefacts", "trap_sets", "lesion_groups", "pretrained")
@@ -64,11 +65,11 @@ def plan(spec: PipelineSpec) -> list[Job]:
         jobs.append(job)
 
     m = spec.train_matrix
-    grans = [str(g) for g in m["granularities"]]
+    # Parsing here also refuses a bad granularity (grid:0) with training's own message.
+    grans = {str(g): granularity.parse(str(g)) for g in m["granularities"]}
     boxes_of: dict[str, Job] = {}
-    grids = sorted({int(g.split(":", 1)[1]) for g in grans if g.startswith("grid:")})
-    needs_boxes = any(g == "bbox" or g.startswith("grid:") for g in grans)
-    if needs_boxes:
+    grids = sorted({g.grid for g in grans.values() if g.grid})
+    if any(g.needs_boxes for g in grans.values()):
         for name in m["datasets"]:
             ing = ingest_of[name]
             logical = {"dataset": ing.key, "options": spec.boxes, "grids": grids}
@@ -90,7 +91,7 @@ def plan(spec: PipelineSpec) -> list[Job]:
         logical = {"dataset": ing.key, **matrix, "options": spec.train_options}
         key = _slug(ds_name, str(gran).replace(":", ""), f"s{seed}" if seed is not None else None,
                     f"b{budget}" if budget is not None else None, method, job_hash("train", logical))
-        deps = [ing.id] + ([boxes_of[ds_name].id] if ds_name in boxes_of and gran != "binary" else [])
+        deps = [ing.id] + ([boxes_of[ds_name].id] if grans[str(gran)].needs_boxes else [])
         run_dir = study.job("train", key)
         settings = {**spec.train_options, **matrix, "dataset": ing.settings["out"], "out": str(run_dir)}
         job = Job("train", key, run_dir, settings, deps=tuple(deps), label=f"{ds_name} {gran} seed={seed}"
@@ -139,6 +140,6 @@ def check_inputs(spec: PipelineSpec) -> None:
 def select(jobs: list[Job], only: str | None) -> list[Job]:
     if only is None:
         return jobs
-    if only not in STAGES:
-        raise ConfigError(f"unknown stage {only!r}; valid: {', '.join(STAGES)}")
+    if only not in STAGE_ORDER:
+        raise ConfigError(f"unknown stage {only!r}; valid: {', '.join(STAGE_ORDER)}")
     return [j for j in jobs if j.stage == only]

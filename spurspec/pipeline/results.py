@@ -1,15 +1,15 @@
 """The results table `spurspec run` prints at the end: one row per evaluated training run of a
-study (granularity, seed, overall and robust AUROC with 95% CIs), read from metrics.parquet."""
+study (granularity, seed, overall and robust AUROC with 95% CIs), read through the run record."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from spurspec.artefacts.layout import RunLayout, StudyLayout
+from spurspec.artefacts.run import RunRecord
+
+_NAMES = {"auroc": "AUROC", "robust_auroc": "robust AUROC"}
 
 
 def results_table(study: Path) -> list[dict[str, Any]]:
@@ -17,36 +17,22 @@ def results_table(study: Path) -> list[dict[str, Any]]:
     train_root = StudyLayout(study).stage_dir("train")
     if not train_root.exists():
         return rows
-    for run_dir in sorted(train_root.iterdir()):
-        run = RunLayout(run_dir)
-        if not run.metrics.exists() or not run.config.exists():
-            continue
-        cfg = tomllib.loads(run.config.read_text())
-        metrics = pq.read_table(run.metrics).to_pylist()
-        for summary in _summaries(metrics, cfg):
-            row: dict[str, Any] = {"granularity": cfg.get("granularity"), "seed": cfg.get("seed"), "summary": summary}
-            for m in metrics:
-                if m.get("summary") != summary:
-                    continue
-                name = _NAMES.get(m["metric"], m["metric"])
-                if m.get("attribute") is not None:
-                    name = f"{name} ({m['attribute']})"
-                if m["metric"] in _NAMES:
-                    row[name] = _fmt(m)
-            rows.append(row)
+    for run_dir in sorted(p for p in train_root.iterdir() if RunLayout(p).metrics.exists()):
+        record = RunRecord.open(run_dir)
+        summary = _own_summary(record)
+        row: dict[str, Any] = {"granularity": record.granularity, "seed": record.seed, "summary": summary}
+        for m in record.metric_rows:
+            if m["summary"] == summary and m["metric"] in _NAMES:
+                name = _NAMES[m["metric"]] + (f" ({m['attribute']})" if m["attribute"] is not None else "")
+                row[name] = _fmt(m)
+        rows.append(row)
     return rows
 
 
-_NAMES = {"auroc": "AUROC", "robust_auroc": "robust AUROC"}
-
-
-def _summaries(metrics: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:
-    """The run's own summarising function (the one it was trained to be scored by)."""
-    present = sorted({m.get("summary") for m in metrics if m.get("summary") is not None})
-    own = cfg.get("summary")
-    if own in present:
-        return [own]
-    return present[:1]
+def _own_summary(record: RunRecord) -> str:
+    """The run's own summarising function (the one it was selected with), or its only score."""
+    present = sorted({m["summary"] for m in record.metric_rows if m["summary"] is not None})
+    return record.summary if record.summary in present else present[0]
 
 
 def _fmt(m: dict[str, Any]) -> str:

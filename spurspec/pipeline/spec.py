@@ -12,7 +12,8 @@ from spurspec.config import read_toml
 from spurspec.errors import ConfigError
 
 SECTIONS = ("study", "datasets", "boxes", "train", "evaluate", "report", "resources", "slurm")
-STAGES = ("ingest", "boxes", "train", "evaluate", "report")
+# The stages in the order they run, each after the one before (their runners: jobs.STAGE_RUNNERS).
+STAGE_ORDER = ("ingest", "boxes", "train", "evaluate", "report")
 # Keys of [train] that span the matrix; every other key is a training setting shared by all jobs.
 MATRIX_KEYS = {"datasets": "dataset", "granularities": "granularity", "seeds": "seed", "mask_budgets": "mask_budget", "methods": "method"}
 RESOURCE_KEYS = {"gpus": int, "cpus": int, "time_min": int, "mem": str, "partition": str, "constraint": str, "account": str, "qos": str}
@@ -93,8 +94,8 @@ def load(path: Path, out: Path | None = None) -> PipelineSpec:
 
     resources = _table(data, "resources", str(path))
     for stage, table in resources.items():
-        if stage not in STAGES:
-            raise ConfigError(f"{path} [resources.{stage}]: unknown stage; valid: {', '.join(STAGES)}")
+        if stage not in STAGE_ORDER:
+            raise ConfigError(f"{path} [resources.{stage}]: unknown stage; valid: {', '.join(STAGE_ORDER)}")
         _check_keys(table, RESOURCE_KEYS, f"{path} [resources.{stage}]")
     slurm = _table(data, "slurm", str(path))
     _check_keys(slurm, SLURM_KEYS, f"{path} [slurm]")

@@ -1,6 +1,7 @@
-"""`spurspec report`: read evaluated runs (config.toml, metrics.parquet, predictions.parquet,
-saliency.npz, the dataset manifest) and write ReportLayout: report.md, a self-contained
-report.html, figures/*.png and results.parquet (every run's metrics with its identity)."""
+"""`spurspec report`: read evaluated runs through the run record (config.toml, metrics.parquet,
+predictions.parquet, saliency.npz, the dataset manifest) and write ReportLayout: report.md, a
+self-contained report.html, figures/*.png and results.parquet (every run's metrics with its
+identity). Each section of the report has its own builder, called in reading order by `_write`."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from spurspec.artefacts.layout import DatasetLayout, ReportLayout, RunLayout
 from spurspec.config import to_dict
 from spurspec.errors import ConfigError, ExistsError
 from spurspec.metrics.auroc import auroc, roc_points
-from spurspec.metrics.evaluate import read_saliency
-from spurspec.report import figures
-from spurspec.report.runs import Run, combined, find_runs, granularity_key, reference_for
+from spurspec.metrics.cells import robust_mask
+from spurspec.report import curves, figures
+from spurspec.report.runs import Run, combined, find_runs, group_key, reference_for, replicate_word
 from spurspec.report.writers import Block, markdown, to_html
+from spurspec.training import summaries
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class ReportConfig:
     out: Path = Path("report")  # the report directory
     title: str = "spurspec report"
     # Pixel models' headline summarising function; the study's was the mean (binary runs have one).
-    summary: str = "mean"
+    summary: str = summaries.DEFAULT
     attribute: str | None = None  # headline spurious attribute; unset = chest_tube if present, else the first
     n_saliency: int = 4  # images per model in the saliency panels
 
@@ -40,6 +42,34 @@ class ReportResult:
     figures: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     up_to_date: bool = False
+
+
+@dataclass
+class _Context:
+    """What every section reads: the runs, their headline rows, groups and attribute."""
+
+    cfg: ReportConfig
+    runs: list[Run]
+    rows: list[dict]
+    groups: list[str]
+    attribute: str
+    layout: ReportLayout
+    notes: list[str]
+    made: list[Path] = field(default_factory=list)
+
+    def figure(self, name: str) -> Path:
+        path = self.layout.figure(name)
+        self.made.append(path)
+        return path
+
+
+def check(cfg: ReportConfig) -> None:
+    """Every setting, before anything is read or written (the CLI and pipelines alike)."""
+    if not cfg.runs:
+        raise ConfigError("name at least one run directory (or a directory holding runs)")
+    summaries.get(cfg.summary)
+    if cfg.n_saliency < 0:
+        raise ConfigError(f"n_saliency must be >= 0, got {cfg.n_saliency}")
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
@@ -55,8 +85,14 @@ def _mean_sd(values: list[float]) -> str:
 
 
 def _headline_summary(run: Run, wanted: str) -> str:
-    summaries = sorted(set(run.metrics.column("summary").to_pylist()))
-    return wanted if wanted in summaries else summaries[0]
+    """The run's score to report: a binary model's image score, else the wanted summarising
+    function, which must have been scored (an error lists those that were)."""
+    present = sorted(set(run.metrics.column("summary").to_pylist()))
+    if wanted in present:
+        return wanted
+    if present == [summaries.IMAGE_SCORE]:
+        return summaries.IMAGE_SCORE
+    raise ConfigError(f"{run.root}: summarising function {wanted!r} was not scored; scored: {', '.join(present)}")
 
 
 def _value(run: Run, metric: str, attribute: str | None, summary: str) -> dict | None:
@@ -66,9 +102,13 @@ def _value(run: Run, metric: str, attribute: str | None, summary: str) -> dict |
     return None
 
 
+def _attributes(runs: list[Run]) -> list[str]:
+    return sorted({r["attribute"] for run in runs for r in run.metric_rows
+                   if r["metric"] == "robust_auroc" and r["attribute"]})
+
+
 def _pick_attribute(runs: list[Run], wanted: str | None) -> str:
-    attrs = sorted({r["attribute"] for run in runs for r in run.metric_rows
-                    if r["metric"] == "robust_auroc" and r["attribute"]})
+    attrs = _attributes(runs)
     if wanted is not None:
         if wanted not in attrs:
             raise ConfigError(f"attribute {wanted!r} has no robust AUROC in these runs (have: {', '.join(attrs) or 'none'})")
@@ -81,8 +121,7 @@ def _pick_attribute(runs: list[Run], wanted: str | None) -> str:
 def build_report(cfg: ReportConfig, force: bool = False) -> ReportResult:
     """Write the report into a staging directory and swap it in whole; an existing report of the
     same runs (same metrics files) and settings is up to date, another one needs `force`."""
-    if not cfg.runs:
-        raise ConfigError("name at least one run directory (or a directory holding runs)")
+    check(cfg)
     runs, notes = find_runs(list(cfg.runs))
     final = ReportLayout(Path(cfg.out))
     settings = to_dict(cfg)
@@ -100,111 +139,194 @@ def build_report(cfg: ReportConfig, force: bool = False) -> ReportResult:
     return ReportResult(final.root, len(runs), [final.root / p.relative_to(staging) for p in made], notes)
 
 
-def _write(cfg: ReportConfig, runs: list[Run], notes: list[str], layout: ReportLayout) -> tuple[list[Path], list[str]]:
-    attribute = _pick_attribute(runs, cfg.attribute)
-    groups = sorted({r.group for r in runs}, key=granularity_key)
-    ref_name, reference = reference_for(runs)
-    io.write_table(layout.table, combined(runs))
-
+def _headline_rows(runs: list[Run], attribute: str, wanted: str) -> list[dict]:
+    """Per run: its headline summary's overall, robust and worst-subgroup AUROC with intervals."""
     rows = []
     for run in runs:
-        s = _headline_summary(run, cfg.summary)
-        o, rb, w = (_value(run, m, a, s) for m, a in (("auroc", None), ("robust_auroc", attribute), ("worst_subgroup_auroc", attribute)))
+        s = _headline_summary(run, wanted)
+        o, rb, w = (_value(run, m, a, s) for m, a in
+                    (("auroc", None), ("robust_auroc", attribute), ("worst_subgroup_auroc", attribute)))
         rows.append({"group": run.group, "seed": run.seed, "summary": s, "run": run,
                      "overall": o and o["value"], "overall_lo": o and o["ci_low"], "overall_hi": o and o["ci_high"],
                      "robust": rb and rb["value"], "robust_lo": rb and rb["ci_low"], "robust_hi": rb and rb["ci_high"],
                      "robust_reason": rb and rb["reason"], "worst": w and w["value"]})
+    return rows
 
-    blocks = [Block("h1", cfg.title),
-              Block("p", f"{len(runs)} evaluated run(s) in {len(groups)} group(s); headline attribute: {attribute}; "
-                         f"pixel models scored by the '{cfg.summary}' summarising function. Robust AUROC is computed on "
-                         f"{{label=1, {attribute}=0}} ∪ {{label=0, {attribute}=1}}, the cells where the spurious feature "
-                         "points the wrong way: below 0.5 means the model reads the spurious feature. Intervals are 95% "
-                         "patient-level bootstrap intervals.")]
-    made = []
 
-    fig = layout.figure("headline")
-    figures.headline(fig, rows, groups, reference, attribute)
-    made.append(fig)
-    blocks += [Block("h2", "Robust vs overall AUROC by granularity"),
-               Block("figure", "Robust vs overall AUROC by granularity (dots: runs with 95% CI; bars: mean over seeds; stars: the study's published robust AUROC, for reference)", figure=fig)]
-
-    # The study's ISIC "robust AUROC" is plain AUROC on the trap test set (its correlations are
-    # reversed by construction); for chest films it is AUROC on the two robust cells.
-    comparable = "overall" if ref_name and ref_name.startswith("ISIC") else "robust"
-    how = ("ours is overall AUROC on the trap test set, which is how the study defined robust AUROC for ISIC"
-           if comparable == "overall" else f"ours is robust AUROC on the {attribute} cells, as the study defined it")
-    blocks += [Block("h2", "Reference: the study's published robust AUROC beside ours"),
-               Block("p", f"Reference values are from Saab et al., MLHC 2022 ({ref_name or 'no matching dataset'}); "
-                          f"they are the study's numbers, not computed here; {how}.")]
-    ref_rows = []
-    for g in groups:
-        ours = [r[comparable] for r in rows if r["group"] == g and r[comparable] is not None]
-        ref_rows.append((g, _mean_sd(ours), str(len(ours)), _fmt(reference.get(g))))
-    for g, v in reference.items():
-        if g not in groups:
-            ref_rows.append((g, "not run", "0", _fmt(v)))
-    blocks.append(Block("table", headers=("granularity", "robust AUROC, ours (mean ± sd)", "seeds", "study (reference)"),
-                        rows=tuple(ref_rows)))
-
-    blocks += [Block("h2", "Mean ± sd over seeds"),
-               Block("table", headers=("group", "seeds", "overall AUROC", f"robust AUROC ({attribute})", f"worst subgroup ({attribute})"),
-                     rows=tuple((g, str(sum(1 for r in rows if r["group"] == g)),
-                                 _mean_sd([r["overall"] for r in rows if r["group"] == g and r["overall"] is not None]),
-                                 _mean_sd([r["robust"] for r in rows if r["group"] == g and r["robust"] is not None]),
-                                 _mean_sd([r["worst"] for r in rows if r["group"] == g and r["worst"] is not None]))
-                                for g in groups))]
-    blocks += [Block("h2", "Every run"),
-               Block("table", headers=("run", "group", "seed", "summary", "overall AUROC [95% CI]", "robust AUROC [95% CI]", "note"),
-                     rows=tuple((r["run"].root.name, r["group"], str(r["seed"]), r["summary"],
-                                 f"{_fmt(r['overall'])} [{_fmt(r['overall_lo'])}, {_fmt(r['overall_hi'])}]",
-                                 f"{_fmt(r['robust'])} [{_fmt(r['robust_lo'])}, {_fmt(r['robust_hi'])}]",
-                                 r["robust_reason"] or "") for r in rows))]
-
-    attributes = sorted({r["attribute"] for run in runs for r in run.metric_rows
-                         if r["metric"] == "robust_auroc" and r["attribute"]})
-    if len(attributes) > 1:
-        blocks += [Block("h2", "Robust AUROC by spurious attribute"),
-                   Block("p", "One column per annotated spurious feature (mean ± sd over seeds, the headline summarising "
-                              "function): the features that overlap the abnormality most tend to show the largest gaps."),
-                   Block("table", headers=("group", *attributes),
-                         rows=tuple((g, *(_mean_sd(_values(runs, g, "robust_auroc", a, cfg.summary)) for a in attributes))
-                                    for g in groups))]
-
-    curves, roc_notes = _roc_curves(rows, groups, attribute)
-    notes += roc_notes
-    if curves:
-        fig = layout.figure("roc_robust")
-        figures.roc_curves(fig, curves, attribute)
-        made.append(fig)
-        blocks += [Block("h2", "ROC curves in the robust cells"),
-                   Block("figure", f"ROC curves on the robust cells ({attribute}), first seed of each group; AUROC in brackets", figure=fig)]
-
-    per_summary, summaries = _by_summary(runs, attribute)
-    if summaries:
-        fig = layout.figure("by_summary")
-        figures.by_summary(fig, per_summary, summaries, attribute)
-        made.append(fig)
-        blocks += [Block("h2", "Robust AUROC by summarising function"),
-                   Block("p", "The same probability maps scored by each summarising function: a mean over every pixel lets faint "
-                              "activations along a spurious feature add up, while max or top-k follows the strongest region."),
-                   Block("figure", "Robust AUROC by summarising function (mean ± sd over seeds)", figure=fig)]
-
-    panels = _saliency_panels(rows, groups, cfg.n_saliency)
-    if panels:
-        fig = layout.figure("saliency")
-        figures.saliency(fig, panels)
-        made.append(fig)
-        blocks += [Block("h2", "Where each model looks"),
-                   Block("figure", "Robust-cell test images with each model's map: the positive-class probability map of pixel models, Grad-CAM for binary models", figure=fig)]
-    else:
-        notes.append("no saliency.npz with images in these runs: no saliency panels")
-
-    if notes:
-        blocks += [Block("h2", "Notes")] + [Block("p", n) for n in notes]
+def _write(cfg: ReportConfig, runs: list[Run], notes: list[str], layout: ReportLayout) -> tuple[list[Path], list[str]]:
+    attribute = _pick_attribute(runs, cfg.attribute)
+    ctx = _Context(cfg, runs, _headline_rows(runs, attribute, cfg.summary),
+                   sorted({r.group for r in runs}, key=group_key), attribute, layout, notes)
+    io.write_table(layout.table, combined(runs))
+    blocks = [*_intro(ctx), *_headline(ctx), *_reference(ctx), *_seed_table(ctx), *_every_run(ctx),
+              *_specificity_section(ctx), *_budget_section(ctx), *_by_attribute(ctx), *_roc_section(ctx),
+              *_summary_section(ctx), *_saliency_section(ctx)]
+    if ctx.notes:
+        blocks += [Block("h2", "Notes")] + [Block("p", n) for n in ctx.notes]
     io.write_text(layout.markdown, markdown(blocks, layout.root))
     io.write_text(layout.html, to_html(blocks, cfg.title))
-    return made, notes
+    return ctx.made, ctx.notes
+
+
+def _intro(ctx: _Context) -> list[Block]:
+    a = ctx.attribute
+    return [Block("h1", ctx.cfg.title),
+            Block("p", f"{len(ctx.runs)} evaluated run(s) in {len(ctx.groups)} group(s); headline attribute: {a}; "
+                       f"pixel models scored by the '{ctx.cfg.summary}' summarising function. Robust AUROC is computed on "
+                       f"{{label=1, {a}=0}} ∪ {{label=0, {a}=1}}, the cells where the spurious feature "
+                       "points the wrong way: below 0.5 means the model reads the spurious feature. Intervals are 95% "
+                       "patient-level bootstrap intervals.")]
+
+
+def _headline(ctx: _Context) -> list[Block]:
+    fig = ctx.figure("headline")
+    figures.headline(fig, ctx.rows, ctx.groups, reference_for(ctx.runs)[1], ctx.attribute, _study_metric(ctx)[0])
+    return [Block("h2", "Robust vs overall AUROC by granularity"),
+            Block("figure", "Robust vs overall AUROC by granularity (dots: runs with 95% CI; bars: mean over seeds; "
+                            "stars: the study's published robust AUROC, for reference)", figure=fig)]
+
+
+def _study_metric(ctx: _Context) -> tuple[str, str]:
+    """The study's robust AUROC for these runs: on ISIC trap sets it is plain AUROC on the trap
+    test set (its correlations are reversed by construction), elsewhere AUROC on the robust
+    cells. Returns (key of the headline rows, its name)."""
+    if any(r.trap_set is not None for r in ctx.runs):
+        return "overall", "trap-test AUROC"
+    return "robust", f"robust AUROC ({ctx.attribute})"
+
+
+def _reference(ctx: _Context) -> list[Block]:
+    ref_name, reference = reference_for(ctx.runs)
+    if not reference:
+        return []
+    comparable, _ = _study_metric(ctx)
+    how = ("ours is overall AUROC on the trap test set, which is how the study defined robust AUROC for ISIC"
+           if comparable == "overall" else f"ours is robust AUROC on the {ctx.attribute} cells, as the study defined it")
+    rows = []
+    for g in ctx.groups:
+        ours = [r[comparable] for r in ctx.rows if r["group"] == g and r[comparable] is not None]
+        rows.append((g, _mean_sd(ours), str(len(ours)), _fmt(reference.get(g))))
+    rows += [(g, "not run", "0", _fmt(v)) for g, v in reference.items() if g not in ctx.groups]
+    word = replicate_word(ctx.runs)
+    return [Block("h2", "Reference: the study's published robust AUROC beside ours"),
+            Block("p", f"Reference values are from Saab et al., MLHC 2022 ({ref_name or 'no matching dataset'}); "
+                       f"they are the study's numbers, not computed here; {how}."),
+            Block("table", headers=("granularity", f"ours (mean ± sd over {word})", word, "study (reference)"),
+                  rows=tuple(rows))]
+
+
+def _seed_table(ctx: _Context) -> list[Block]:
+    a = ctx.attribute
+
+    def over_seeds(g: str, key: str) -> str:
+        return _mean_sd([r[key] for r in ctx.rows if r["group"] == g and r[key] is not None])
+
+    word = replicate_word(ctx.runs)
+    overall = "trap-test AUROC (the study's robust AUROC)" if word != "seeds" else "overall AUROC"
+    rows = tuple((g, str(sum(1 for r in ctx.rows if r["group"] == g)), over_seeds(g, "overall"),
+                  over_seeds(g, "robust"), over_seeds(g, "worst")) for g in ctx.groups)
+    return [Block("h2", f"Mean ± sd over {word}"),
+            Block("table", headers=("group", word, overall, f"robust AUROC ({a})", f"worst subgroup ({a})"),
+                  rows=rows)]
+
+
+def _every_run(ctx: _Context) -> list[Block]:
+    rows = tuple((r["run"].root.name, r["group"], r["run"].replicate, r["summary"],
+                  f"{_fmt(r['overall'])} [{_fmt(r['overall_lo'])}, {_fmt(r['overall_hi'])}]",
+                  f"{_fmt(r['robust'])} [{_fmt(r['robust_lo'])}, {_fmt(r['robust_hi'])}]",
+                  r["robust_reason"] or "") for r in ctx.rows)
+    return [Block("h2", "Every run"),
+            Block("table", headers=("run", "group", "replicate", "summary", "overall AUROC [95% CI]",
+                                    "robust AUROC [95% CI]", "note"), rows=rows)]
+
+
+def _specificity_section(ctx: _Context) -> list[Block]:
+    key, name = _study_metric(ctx)
+    curve = curves.specificity_curve(ctx.rows, key)
+    if curve is None:
+        return []
+    fig = ctx.figure("specificity")
+    figures.specificity(fig, curve, ctx.attribute, name)
+    return [Block("h2", "Robust AUROC against spatial specificity"),
+            Block("p", "The study's coarse-mask sweep: r is the number of regions a training target distinguishes "
+                       "(1 for an image label, K² for a K×K grid, every pixel for a mask; boxes have no fixed r and are "
+                       "left out). Line: mean over runs; band: mean of the runs' 95% intervals; dots: runs."),
+            Block("figure", f"{name} against spatial specificity r", figure=fig)]
+
+
+def _budget_section(ctx: _Context) -> list[Block]:
+    key, name = _study_metric(ctx)
+    panels = [(name, *curves.budget_curves(ctx.rows, key))]
+    if key != "overall":
+        panels.append(("overall AUROC", *curves.budget_curves(ctx.rows, "overall")))
+    if not panels[0][1]:
+        return []
+    fig = ctx.figure("mask_budget")
+    figures.budgets(fig, panels)
+    return [Block("h2", "AUROC against the number of training masks"),
+            Block("p", "Pixel models trained with a budget of masks (the rest of their positives leave pixel training), "
+                       "one line per granularity and method; the dotted line is the image-label model. Band: mean of the "
+                       "runs' 95% intervals."),
+            Block("figure", "AUROC against the number of training images with a mask", figure=fig)]
+
+
+def _by_attribute(ctx: _Context) -> list[Block]:
+    attributes = _attributes(ctx.runs)
+    if len(attributes) < 2:
+        return []
+    rows = [(g, *(_mean_sd(_values(ctx.runs, g, "robust_auroc", a, ctx.cfg.summary)) for a in attributes))
+            for g in ctx.groups]
+    text = ("One column per annotated spurious feature (mean ± sd over runs, the headline summarising function): "
+            "the features that overlap the abnormality most tend to show the largest gaps.")
+    overlap = curves.artefact_overlap(ctx.runs[0], attributes) if ctx.runs[0].source == "isic" else {}
+    if overlap:
+        rows.insert(0, ("lesion overlap (test)", *(_overlap_cell(overlap.get(a)) for a in attributes)))
+        text += (" The first row is each artefact's overlap with the lesion: the share of test images with the "
+                 "artefact whose lesion box covers more than half the image (n: images with the artefact and a mask).")
+    return [Block("h2", "Robust AUROC by spurious attribute"), Block("p", text),
+            Block("table", headers=("group", *attributes), rows=tuple(rows))]
+
+
+def _overlap_cell(value: tuple[float, int] | None) -> str:
+    if value is None or value[1] == 0:
+        return "—"
+    return f"{value[0]:.0%} (n={value[1]})"
+
+
+def _roc_section(ctx: _Context) -> list[Block]:
+    curves, roc_notes = _roc_curves(ctx.rows, ctx.groups, ctx.attribute)
+    ctx.notes += roc_notes
+    if not curves:
+        return []
+    fig = ctx.figure("roc_robust")
+    figures.roc_curves(fig, curves, ctx.attribute)
+    return [Block("h2", "ROC curves in the robust cells"),
+            Block("figure", f"ROC curves on the robust cells ({ctx.attribute}), first seed of each group; "
+                            "AUROC in brackets", figure=fig)]
+
+
+def _summary_section(ctx: _Context) -> list[Block]:
+    per_summary, names = _by_summary(ctx.runs, ctx.attribute)
+    if not names:
+        return []
+    fig = ctx.figure("by_summary")
+    figures.by_summary(fig, per_summary, names, ctx.attribute)
+    return [Block("h2", "Robust AUROC by summarising function"),
+            Block("p", "The same probability maps scored by each summarising function: a mean over every pixel lets faint "
+                       "activations along a spurious feature add up, while max or top-k follows the strongest region."),
+            Block("figure", "Robust AUROC by summarising function (mean ± sd over seeds)", figure=fig)]
+
+
+def _saliency_section(ctx: _Context) -> list[Block]:
+    panels = _saliency_panels(ctx.rows, ctx.groups, ctx.cfg.n_saliency)
+    if not panels:
+        ctx.notes.append("no saliency.npz with images in these runs: no saliency panels")
+        return []
+    fig = ctx.figure("saliency")
+    figures.saliency(fig, panels)
+    return [Block("h2", "Where each model looks"),
+            Block("figure", "Robust-cell test images with each model's map: the positive-class probability map of "
+                            "pixel models, Grad-CAM for binary models", figure=fig)]
 
 
 def _values(runs: list[Run], group: str, metric: str, attribute: str, summary: str) -> list[float]:
@@ -225,17 +347,17 @@ def _roc_curves(rows: list[dict], groups: list[str], attribute: str) -> tuple[li
     for g in groups:
         r = next(x for x in rows if x["group"] == g)
         run: Run = r["run"]
-        preds_path, ds = RunLayout(run.root).predictions, run.dataset
-        if not preds_path.exists() or ds is None or not DatasetLayout(ds).manifest.exists():
+        manifest_path = DatasetLayout(run.dataset).manifest
+        if not run.record.layout.predictions.exists() or not manifest_path.exists():
             notes.append(f"{run.root}: predictions or dataset not found; no ROC curve for {g}")
             continue
-        preds = pq.read_table(preds_path, columns=["image_id", "split", "summary", "score"])
+        preds = run.record.predictions(["image_id", "split", "summary", "score"])
         preds = preds.filter(pc.and_(pc.equal(preds.column("summary"), r["summary"]), pc.equal(preds.column("split"), "test")))
-        manifest = pq.read_table(DatasetLayout(ds).manifest, columns=["image_id", "label", attribute])
+        manifest = pq.read_table(manifest_path, columns=["image_id", "label", attribute])
         joined = preds.join(manifest, "image_id").to_pydict()
         y = np.asarray(joined["label"], dtype=np.int64)
         a = np.asarray([-1 if v is None else v for v in joined[attribute]], dtype=np.int64)
-        keep = ((y == 1) & (a == 0)) | ((y == 0) & (a == 1))
+        keep = robust_mask(y, a)
         s = np.asarray(joined["score"], dtype=np.float64)[keep]
         if keep.sum() == 0 or len(set(y[keep].tolist())) < 2:
             notes.append(f"{run.root}: robust cells lack a class; no ROC curve for {g}")
@@ -264,11 +386,9 @@ def _saliency_panels(rows: list[dict], groups: list[str], n: int) -> list:
     maps = {}
     for g in groups:
         run = next(x for x in rows if x["group"] == g)["run"]
-        path = RunLayout(run.root).prob_maps
-        if path.exists():
-            sal = read_saliency(path)
-            if sal:
-                maps[f"{g} s{run.seed}"] = sal
+        sal = run.record.saliency()
+        if sal:
+            maps[f"{g} s{run.seed}"] = sal
     if not maps:
         return []
     shared = sorted(set.intersection(*(set(m) for m in maps.values())))

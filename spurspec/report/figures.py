@@ -23,12 +23,15 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def headline(path: Path, rows: list[dict], groups: list[str], reference: dict[str, float], attribute: str) -> None:
-    """Per group: each run's overall and robust AUROC with its 95% CI, the mean over seeds as a
-    bar, the study's published robust AUROC as a hollow star, and chance at 0.5."""
+def headline(path: Path, rows: list[dict], groups: list[str], reference: dict[str, float], attribute: str,
+             study_metric: str = "robust") -> None:
+    """Per group: each run's overall and robust AUROC with its 95% CI, the mean over runs as a
+    bar, the study's published robust AUROC as a hollow star beside the metric the study meant
+    by it (`study_metric`: robust cells, or overall AUROC on ISIC's trap test set), chance at 0.5."""
     fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(groups) + 2), 4.2))
     x = np.arange(len(groups))
-    for k, (metric, color, label) in enumerate((("overall", "#4c72b0", "overall AUROC"),
+    overall = "trap-test AUROC (the study's robust AUROC)" if study_metric == "overall" else "overall AUROC"
+    for k, (metric, color, label) in enumerate((("overall", "#4c72b0", overall),
                                                  ("robust", "#dd5143", f"robust AUROC ({attribute})"))):
         offset = -0.18 if k == 0 else 0.18
         means = []
@@ -43,7 +46,8 @@ def headline(path: Path, rows: list[dict], groups: list[str], reference: dict[st
         ax.bar(x + offset, means, width=0.34, color=color, alpha=0.3, label=label)
     ref = [(i, reference[g]) for i, g in enumerate(groups) if g in reference]
     if ref:
-        ax.scatter([i + 0.18 for i, _ in ref], [v for _, v in ref], marker="*", s=160, facecolors="none",
+        shift = -0.18 if study_metric == "overall" else 0.18
+        ax.scatter([i + shift for i, _ in ref], [v for _, v in ref], marker="*", s=160, facecolors="none",
                    edgecolors="black", label="study's robust AUROC (reference)", zorder=5)
     ax.axhline(0.5, color="grey", ls="--", lw=1)
     ax.set_xticks(x, groups)
@@ -106,4 +110,62 @@ def saliency(path: Path, panels: list[tuple[str, list[tuple[str, np.ndarray, np.
             if col == 0:
                 ax.set_ylabel(label, fontsize=8)
     fig.suptitle("Where each model looks (robust-cell test images; map: P(positive) or Grad-CAM)", fontsize=9)
+    _save(fig, path)
+
+
+def _band(ax, curve, color) -> None:
+    """A curve's mean line, its band (mean of the runs' 95% CIs) and every run as a dot."""
+    x = np.asarray(curve.x)
+    ax.fill_between(x, curve.low, curve.high, color=color, alpha=0.18, lw=0)
+    ax.plot(x, curve.mean, marker="o", color=color, lw=1.6, label=curve.label)
+    if curve.points:
+        px, py = zip(*curve.points, strict=True)
+        ax.scatter(px, py, s=10, color=color, alpha=0.6, zorder=3)
+
+
+def _log_ticks(ax, curves, base: float = 10) -> None:
+    """A log x axis labelled at the data's own x values, as plain integers."""
+    from matplotlib.ticker import NullLocator
+
+    xs = sorted({x for c in curves for x in c.x})
+    ax.set_xscale("log", base=base)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(xs, [f"{x:,.0f}" for x in xs])
+
+
+def _chance(ax) -> None:
+    ax.axhline(0.5, color="grey", ls="--", lw=1)
+    ax.text(ax.get_xlim()[0], 0.505, " chance; below = reads the spurious feature", fontsize=7, color="grey", va="bottom")
+
+
+def specificity(path: Path, curve, attribute: str, ylabel: str) -> None:
+    """The study's coarse-mask figure: robust AUROC against r (log scale) with its band."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.9))
+    _band(ax, curve, "#dd5143")
+    _log_ticks(ax, [curve], base=2)
+    ax.set_ylim(0, 1.02)
+    _chance(ax)
+    ax.set_xlabel("spatial specificity r (regions labelled; 1 = image label, pixels = mask)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel} against spatial specificity r", fontsize=10)
+    _save(fig, path)
+
+
+def budgets(path: Path, panels: list[tuple[str, list, float | None]]) -> None:
+    """One panel per metric: a line per (granularity, method) against the number of training
+    masks, with bands, and the image-label model's level as a dotted reference line."""
+    colors = ["#dd5143", "#4c72b0", "#55a868", "#8172b2", "#ccb974", "#64b5cd"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.9), squeeze=False)
+    for ax, (ylabel, curves, binary) in zip(axes[0], panels, strict=True):
+        for k, curve in enumerate(curves):
+            _band(ax, curve, colors[k % len(colors)])
+        if binary is not None:
+            ax.axhline(binary, color="black", ls=":", lw=1.2, label="image labels (binary ERM)")
+        _log_ticks(ax, curves)
+        ax.set_ylim(0, 1.02)
+        _chance(ax)
+        ax.set_xlabel("training images with a mask")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
+    fig.suptitle("AUROC against the number of training masks", fontsize=10)
     _save(fig, path)

@@ -1,21 +1,19 @@
-"""Find evaluated runs (a run directory, or any directory holding runs) and read each one's
-identity from RUN/config.toml and its metrics from RUN/metrics.parquet into one long table."""
+"""Find evaluated runs (a run directory, or any directory holding runs) and read each one through
+the run record (spurspec.artefacts.run): identity from RUN/config.toml, metrics from
+RUN/metrics.parquet; `combined` joins them into one long table."""
 
 from __future__ import annotations
 
-import json
-import re
-import tomllib
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from spurspec.artefacts import io, schemas
-from spurspec.artefacts.layout import DatasetLayout, RunLayout
-from spurspec.errors import InputError
+from spurspec.artefacts.layout import RunLayout
+from spurspec.artefacts.run import RunRecord
+from spurspec.errors import ArtefactError
+from spurspec.training import granularity as granularities
 
 # The study's published robust AUROC (Saab et al., MLHC 2022), shown beside ours as the reference.
 REFERENCE = {
@@ -26,30 +24,41 @@ REFERENCE = {
 
 @dataclass
 class Run:
-    root: Path
-    config: dict[str, Any]
-    metrics: pa.Table
+    """An evaluated run as the report groups it."""
 
-    @cached_property
+    record: RunRecord
+
+    @property
+    def root(self) -> Path:
+        return self.record.root
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.record.config
+
+    @property
+    def metrics(self) -> pa.Table:
+        return self.record.metrics
+
+    @property
     def metric_rows(self) -> list[dict[str, Any]]:
-        """metrics.parquet as dicts, converted once (the report looks values up many times)."""
-        return self.metrics.to_pylist()
+        return self.record.metric_rows
 
     @property
     def granularity(self) -> str:
-        return str(self.config.get("granularity", "?"))
+        return self.record.granularity
 
     @property
     def method(self) -> str:
-        return str(self.config.get("method", "erm"))
+        return self.record.method
 
     @property
     def seed(self) -> int:
-        return int(self.config.get("seed", 0))
+        return self.record.seed
 
     @property
     def budget(self) -> str:
-        b = self.config.get("mask_budget")
+        b = self.record.mask_budget
         return "all" if b is None else str(b)
 
     @property
@@ -63,22 +72,29 @@ class Run:
         return " ".join(parts)
 
     @property
-    def dataset(self) -> Path | None:
-        d = self.config.get("dataset")
-        if d is None:
-            return None
-        p = Path(d)
-        return p if p.is_absolute() or p.exists() else (self.root / p)
+    def dataset(self) -> Path:
+        return self.record.dataset
+
+    @property
+    def source(self) -> str:
+        """The dataset's source as its ingest named it (siim, isic, synthetic, folder)."""
+        return str(self.record.dataset_info.get("name", ""))
+
+    @property
+    def trap_set(self) -> int | None:
+        """The ISIC trap set (1-5) the run's dataset was split by, if any."""
+        k = self.record.dataset_info.get("trap_seed")
+        return None if k is None else int(k)
+
+    @property
+    def replicate(self) -> str:
+        """What distinguishes this run from the others of its group: trap set and seed."""
+        return (f"trap set {self.trap_set} " if self.trap_set is not None else "") + f"seed {self.seed}"
 
 
-def granularity_key(group: str) -> tuple:
-    """Order of spatial specificity: binary < bbox < grid:K (by K) < seg; then the rest of the label."""
-    g = group.split(" ")[0]
-    rank = {"binary": (0, 0), "bbox": (1, 0), "seg": (3, 0)}.get(g)
-    if rank is None:
-        m = re.match(r"grid:(\d+)$", g)
-        rank = (2, int(m.group(1))) if m else (4, 0)
-    return (*rank, group)
+def group_key(group: str) -> tuple:
+    """Groups in order of spatial specificity (Granularity.order), then by the rest of the label."""
+    return (*granularities.sort_key(group.split(" ")[0]), group)
 
 
 def find_runs(paths: list[Path]) -> tuple[list[Run], list[str]]:
@@ -87,30 +103,24 @@ def find_runs(paths: list[Path]) -> tuple[list[Run], list[str]]:
     for path in paths:
         path = Path(path)
         if not path.exists():
-            raise InputError(f"{path}: no such run or directory")
-        candidates = [path] if RunLayout(path).config.exists() else sorted(p.parent for p in path.rglob(RunLayout(path).config.name))
+            raise ArtefactError(f"{path}: no such run or directory")
+        name = RunLayout(path).config.name
+        candidates = [path] if RunLayout(path).config.exists() else sorted(p.parent for p in path.rglob(name))
         if not candidates:
-            raise InputError(f"{path}: holds no training runs (no config.toml found)")
+            raise ArtefactError(f"{path}: holds no training runs (no config.toml found)")
         for root in candidates:
-            layout = RunLayout(root)
             if root.resolve() in seen:
                 continue
             seen.add(root.resolve())
-            if not layout.metrics.exists():
-                if root == path:
-                    raise InputError(f"{root}: not evaluated yet; run `spurspec evaluate {root}` first")
+            if not RunLayout(root).metrics.exists() and root != path:
                 notes.append(f"skipped {root}: not evaluated")
                 continue
-            try:
-                with open(layout.config, "rb") as fh:
-                    config = tomllib.load(fh)
-            except tomllib.TOMLDecodeError as exc:
-                raise InputError(f"{layout.config}: not valid TOML: {exc}") from None
-            metrics = schemas.check(io.read_table(layout.metrics, "metrics"), schemas.METRICS, layout.metrics)
-            runs.append(Run(root, config, metrics))
+            record = RunRecord.open(root)
+            record.metrics  # noqa: B018 -- read now: a missing or stale table stops here, named
+            runs.append(Run(record))
     if not runs:
-        raise InputError("no evaluated runs found; run `spurspec evaluate RUN` on each run first")
-    runs.sort(key=lambda r: (granularity_key(r.group), r.seed, str(r.root)))
+        raise ArtefactError("no evaluated runs found; run `spurspec evaluate RUN` on each run first")
+    runs.sort(key=lambda r: (group_key(r.group), r.seed, str(r.root)))
     return runs, notes
 
 
@@ -129,21 +139,25 @@ def combined(runs: list[Run]) -> pa.Table:
     return pa.concat_tables(tables)
 
 
+# The dataset each reference row set was measured on, by the ingest source that reads that dataset.
+REFERENCE_SOURCE = {"siim": "SIIM-ACR pneumothorax (chest tubes)", "isic": "ISIC 2018 melanoma (trap sets)"}
+
+
 def reference_for(runs: list[Run]) -> tuple[str | None, dict[str, float]]:
-    """The study's reference row set for these runs' dataset (by dataset name or attributes)."""
-    hints = []
-    for r in runs:
-        hints += [str(a) for a in r.metrics.column("attribute").to_pylist() if a]
-        if r.dataset is not None and DatasetLayout(r.dataset).info.exists():
-            try:
-                hints.append(str(json.loads(DatasetLayout(r.dataset).info.read_text()).get("name", "")))
-            except (OSError, ValueError):
-                continue
-    text = " ".join(hints).lower()
-    if "siim" in text or "chest_tube" in text or "pneumothorax" in text:
-        name = "SIIM-ACR pneumothorax (chest tubes)"
-    elif "isic" in text or any(a in text for a in ("dark_corner", "gel_bubble", "ruler", "hair")):
-        name = "ISIC 2018 melanoma (trap sets)"
-    else:
+    """The study's reference rows, only when every run is on the study's own data (SIIM or ISIC
+    ingested by spurspec's own sources); never for synthetic or folder data, whatever its
+    attributes are called."""
+    sources = {r.source for r in runs}
+    if len(sources) != 1 or next(iter(sources)) not in REFERENCE_SOURCE:
         return None, {}
+    name = REFERENCE_SOURCE[next(iter(sources))]
     return name, REFERENCE[name]
+
+
+def replicate_word(runs: list[Run]) -> str:
+    """What a group's runs are replicates over: seeds, trap sets, or both."""
+    traps = {r.trap_set for r in runs} - {None}
+    seeds = {r.seed for r in runs}
+    if traps and len(seeds) > 1:
+        return "trap sets × seeds"
+    return "trap sets" if traps else "seeds"

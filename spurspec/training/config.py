@@ -10,9 +10,21 @@ from typing import Any
 
 from spurspec.artefacts.layout import RunLayout
 from spurspec.config import resolve
+from spurspec.training import summaries
 
 # Settings that may change when a run is resumed (they do not change what is learned per epoch).
 RESUMABLE_CHANGES = ("epochs", "patience", "device", "workers", "epochs_this_run")
+# The checkpoints a run keeps: the best by its selection metric, and the latest (for --resume).
+CHECKPOINTS = ("best", "last")
+# The valid values of TrainConfig's choice fields, here (torch-free) so the CLI lists them in --help.
+LOSSES = ("ce", "ce+dice")
+BALANCES = ("subsample", "subsample-once", "study", "pos-weight", "none")
+SELECT_METRICS = ("auroc", "dice")
+SCHEDULES = ("cosine", "constant")
+DICES = ("positives", "study")
+# The share of negatives `subsample-once` keeps: the study's p = 0.33 on chest films.
+KEEP_NEGATIVES = 0.33
+AUGMENTS = ("standard", "study", "standard-cpu", "none")
 
 
 @dataclass(frozen=True)
@@ -36,24 +48,44 @@ class TrainConfig:
     # (0, 1], or unset for all. Positives outside the budget leave pixel training.
     mask_budget: int | float | None = None
     # How a pixel model's probability map becomes an image score during validation (the study: mean).
-    summary: str = "mean"
+    summary: str = summaries.DEFAULT
+    # Pixel classes: auto = three (background / region of a negative image / region of a positive
+    # image, the study's ISIC head) when negatives have masks, else two; two-class = negatives'
+    # regions are background. The image score is always P(region of a positive image).
+    head: str = "auto"
     # Boxes for `bbox`: one filled box around the union mask (the study) or one per component.
     box_mode: str = "union"
-    loss: str = "bce"  # bce | bce+dice: per-pixel BCE is the study's (2-class softmax CE)
-    # subsample: negatives drawn afresh each epoch to match the positives (the study kept
-    # negatives with p = 0.33, about 1:1); pos-weight: weight positives by n_neg/n_pos; none.
+    # Pixel loss. ce: unweighted per-pixel cross-entropy (the study's; binary CE with two
+    # classes). ce+dice adds a soft Dice of the positive class: small masks (a few % of the image)
+    # swamp plain CE with background, and seg learned nothing in short CPU runs without it.
+    loss: str = "ce+dice"
+    # subsample: negatives drawn afresh each epoch to match the positives; subsample-once: each
+    # negative kept once with p = KEEP_NEGATIVES; study: subsample-once on chest films, none on
+    # ISIC (the study's code); pos-weight: weight positives by n_neg/n_pos; none.
     balance: str = "subsample"
-    # Checkpoint selection metric; unset = the study's choice (dice for seg, auroc otherwise).
+    # Checkpoint selection metric; unset = the study's choice (dice for seg and grid:K, else auroc).
     select_metric: str | None = None
-    patience: int = 10  # epochs without improvement of the selection metric before stopping
+    # positives: mean Dice over validation images whose target holds the positive class;
+    # study: mean over every validation image (an empty target with an empty prediction is 1, a
+    # false positive on a negative image is 0), so false alarms lower it.
+    dice: str = "positives"
+    # Epochs without improvement of the selection metric before stopping; 0 = never stop early.
+    patience: int = 10
+    schedule: str = "cosine"  # cosine: cosine decay over `epochs`; constant: the study's fixed rate
     device: str = "auto"  # auto = cuda if available else cpu; chosen once and passed around
     amp: bool = True  # mixed precision on CUDA only (bf16 where supported, else fp16 + scaler)
     workers: int | None = None  # data-loader processes; unset = 0 on CPU (compute uses every core), else min(8, CPUs - 1)
-    augment: str = "standard"  # standard (flip, affine, intensity, as the study) | none
-    pretrained: Path | None = None  # a local state-dict file for the encoder; nothing is downloaded
+    # standard: flip, affine, intensity on the batch (training/augment.py); study: the study's
+    # albumentations list on the batch; standard-cpu: standard per image on the CPU; none.
+    augment: str = "standard"
+    # Encoder weights: "imagenet" (the model's standard ImageNet weights, fetched once into torch's
+    # cache and read offline after that; see spurspec.training.pretrained) or a local state-dict file.
+    pretrained: str | Path | None = None
     # Stop after this many epochs in this invocation and continue later with --resume
     # (for time-limited cluster jobs); unset = train to the end.
     epochs_this_run: int | None = None
+    # A named protocol from spurspec/presets/ (e.g. "study"), layered under the TOML and flags.
+    preset: str | None = None
 
 
 def resolve_train_config(toml: Path | None, overrides: dict[str, Any], resume: bool) -> TrainConfig:

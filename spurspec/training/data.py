@@ -1,7 +1,8 @@
 """Training data from a dataset directory's memory-mapped arrays: a torch Dataset whose items are
-(row, epoch) keys, MONAI dictionary transforms that move image and target together, seeded per
-(seed, epoch, row) so augmentation is identical whatever the worker count, rank or resumption;
-and the per-epoch sampler (class balance, shuffling, sharding across ranks)."""
+(row, epoch) keys; the per-image fallback augmentation (`standard-cpu`: MONAI dictionary transforms
+that move image and target together, seeded per (seed, epoch, row) so augmentation is identical
+whatever the worker count, rank or resumption; the default recipes run on the batch, in
+augment.py); and the per-epoch sampler (class balance, shuffling, sharding across ranks)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,14 @@ from torch.utils.data import Sampler
 from spurspec.artefacts.layout import DatasetLayout
 from spurspec.training.granularity import Targets
 
-AUGMENTS = ("standard", "none")
+# Recipes RowsDataset applies per image on the CPU (a fallback); the others run on the batch.
+PER_IMAGE_AUGMENTS = ("standard-cpu",)
 
 
-def transforms(kind: str, pixel: bool):
-    """The study's chest X-ray recipe in MONAI terms: horizontal flip, shift-scale-rotate,
-    brightness/contrast/gamma. Geometry applies to image and target alike (nearest for target)."""
-    if kind == "none":
-        return None
+def transforms(pixel: bool, size: int):
+    """spurspec's `standard` recipe per image in MONAI terms: horizontal flip, affine (rotation,
+    scale, translation by 6.25 % of the size: MONAI reads translate_range in pixels), intensity
+    scale/shift/contrast-gamma. Geometry applies to image and target alike (nearest for target)."""
     from monai import transforms as T
 
     keys = ["image", "target"] if pixel else ["image"]
@@ -32,7 +33,7 @@ def transforms(kind: str, pixel: bool):
     return T.Compose([
         T.RandFlipd(keys=keys, prob=0.5, spatial_axis=1),
         T.RandAffined(
-            keys=keys, prob=0.5, rotate_range=math.pi / 4, scale_range=0.1, translate_range=0.0625,
+            keys=keys, prob=0.5, rotate_range=math.pi / 4, scale_range=0.1, translate_range=0.0625 * size,
             mode=modes, padding_mode="zeros",
         ),
         T.RandScaleIntensityd(keys="image", factors=0.2, prob=0.5),
@@ -47,8 +48,9 @@ def item_seed(seed: int, epoch: int, row: int) -> int:
 
 class RowsDataset(torch.utils.data.Dataset):
     """Items are keyed (row, epoch); epoch < 0 means no augmentation (validation, prediction).
-    Returns image float32 (C, S, S) scaled to [-1, 1], label, row and, for pixel models, the
-    target float32 (S, S)."""
+    Returns image float32 (C, S, S) scaled to [-1, 1], label, row, epoch (the batch augmentation's
+    key) and, for pixel models, the target float32 (S, S). Augments per item only for the
+    per-image recipes (PER_IMAGE_AUGMENTS)."""
 
     def __init__(self, root: Path, labels: np.ndarray, targets: Targets | None, augment: str, seed: int) -> None:
         self.root, self.labels, self.targets, self.seed = Path(root), labels, targets, seed
@@ -61,11 +63,11 @@ class RowsDataset(torch.utils.data.Dataset):
 
     def _open(self) -> None:
         self._images = np.load(DatasetLayout(self.root).images, mmap_mode="r")
-        if self.augment != "none":
+        if self.augment in PER_IMAGE_AUGMENTS:
             from monai.data import set_track_meta
 
             set_track_meta(False)  # plain tensors: metadata tracking costs time and is unused here
-            self._transform = transforms(self.augment, self.targets is not None)
+            self._transform = transforms(self.targets is not None, self._images.shape[-1])
             # One generator shared by every random transform, reseeded per item. Compose's own
             # set_random_state builds a generator per transform per call: 0.86 ms of a 1.5 ms item.
             self._rng = np.random.RandomState()
@@ -88,6 +90,7 @@ class RowsDataset(torch.utils.data.Dataset):
             "image": (torch.as_tensor(item["image"]).float() - 0.5) / 0.5,
             "label": torch.tensor(float(self.labels[row])),
             "row": torch.tensor(row),
+            "epoch": torch.tensor(epoch),
         }
         if self.targets is not None:
             out["target"] = torch.as_tensor(item["target"]).float()[0]
@@ -156,3 +159,12 @@ def loader(dataset: RowsDataset, sampler, batch_size: int, workers: int, device:
         pin_memory=device.type == "cuda", persistent_workers=False, drop_last=False,
         prefetch_factor=4 if workers > 0 else None,
     )
+
+
+def keep_negatives_once(rows: np.ndarray, labels: np.ndarray, keep: float, seed: int) -> np.ndarray:
+    """The study's chest-film balance: each negative training row kept once, with probability
+    `keep`, by a draw seeded by `seed` alone (the same rows every epoch and on resume)."""
+    rng = np.random.default_rng([seed, 33])
+    negative = labels[rows] == 0
+    kept = ~negative | (rng.random(len(rows)) < keep)
+    return rows[kept]

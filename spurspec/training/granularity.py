@@ -16,53 +16,82 @@ from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import DatasetLayout
 from spurspec.errors import ArtefactError, ConfigError, InputError
 from spurspec.registry import Registry
+from spurspec.training.heads import classes_for, target_classes
 
 
 @dataclass(frozen=True)
 class Granularity:
+    """One level of spatial specificity. Everything a stage asks about a granularity (does it
+    train pixels, does it need boxes, where it sorts, its r) is asked of this object."""
+
     name: str  # as given, e.g. "grid:8"
     pixel: bool  # trained with per-pixel targets (a decoder) rather than an image label
     source: str  # "label" | "masks" | "boxes" | "grid"
     grid: int = 0  # K for grid:K
-    default_select: str = "auroc"  # the study: AUROC for binary and boxes, Dice for masks
+    default_select: str = "auroc"  # the study: AUROC for binary and boxes, Dice for masks and grids
+
+    @property
+    def needs_boxes(self) -> bool:
+        """Its targets come from `derive-boxes` (boxes or coarse grids), not from ingest."""
+        return self.source in ("boxes", "grid")
+
+    def specificity(self, size: int) -> int | None:
+        """The study's r, the number of regions a target distinguishes: 1 for an image label,
+        K*K for grid:K, every pixel for masks; None for boxes (their r varies per image)."""
+        return {"label": 1, "grid": self.grid * self.grid, "masks": size * size}.get(self.source)
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Display order of increasing specificity: binary < bbox < grid:K (by K) < seg."""
+        return {"label": (0, 0), "boxes": (1, 0), "grid": (2, self.grid), "masks": (3, 0)}[self.source]
 
 
-GRANULARITIES: Registry[Callable[[str], Granularity]] = Registry("granularity")
-GRANULARITIES.add("binary", lambda name: Granularity(name, False, "label"))
-GRANULARITIES.add("bbox", lambda name: Granularity(name, True, "boxes"))
-GRANULARITIES.add("seg", lambda name: Granularity(name, True, "masks", default_select="dice"))
-GRANULARITIES.add("grid", lambda name: Granularity(name, True, "grid", grid=_grid_k(name)))
+GRANULARITIES: Registry[Callable[[str | None], Granularity]] = Registry("granularity")
+GRANULARITIES.add("binary", lambda arg: Granularity("binary", False, "label"))
+GRANULARITIES.add("bbox", lambda arg: Granularity("bbox", True, "boxes"))
+GRANULARITIES.add("seg", lambda arg: Granularity("seg", True, "masks", default_select="dice"))
+# Coarse masks select on Dice, as the study's max-pooled masks did.
+GRANULARITIES.add("grid", lambda arg: Granularity(f"grid:{arg}", True, "grid", grid=_grid_k(arg), default_select="dice"),
+                  param="K")
 
 
-def _grid_k(name: str) -> int:
-    _, _, arg = name.partition(":")
+def _grid_k(arg: str | None) -> int:
     try:
-        k = int(arg)
+        k = int(str(arg))
     except ValueError:
-        raise ConfigError(f"granularity {name!r}: expected grid:K with K a whole number, e.g. grid:8") from None
+        raise ConfigError(f"granularity grid:{arg}: expected grid:K with K a whole number, e.g. grid:8") from None
     if k < 1:
-        raise ConfigError(f"granularity {name!r}: K must be at least 1")
+        raise ConfigError(f"granularity grid:{arg}: K must be at least 1")
     return k
 
 
 def parse(name: str) -> Granularity:
     """'binary' | 'bbox' | 'seg' | 'grid:K' -> Granularity (errors list the valid names)."""
-    base = name.split(":", 1)[0]
-    if base != "grid" and ":" in name:
-        raise ConfigError(f"granularity {name!r}: only grid takes a parameter (grid:K)")
-    return GRANULARITIES.get(base)(name)
+    base, arg = GRANULARITIES.split(name)
+    return GRANULARITIES.get(base)(arg)
 
 
 def names() -> list[str]:
-    return [("grid:K" if n == "grid" else n) for n in GRANULARITIES.names()]
+    """The choices as the CLI lists them."""
+    return GRANULARITIES.choices()
+
+
+def sort_key(name: str) -> tuple:
+    """Sort key of a granularity name (unknown names last, by name)."""
+    try:
+        return (*parse(name).order, name)
+    except ConfigError:
+        return (9, 0, name)
 
 
 class Targets:
-    """Per-row pixel targets (S, S) uint8 in {0, 1}, read lazily from memory-mapped arrays, so
-    a 12,000-image dataset at 512 px costs no memory up front (workers open their own maps)."""
+    """Per-row pixel targets (S, S) uint8 class maps (heads.target_classes: 0 background, the last
+    class for a positive image's region), read lazily from memory-mapped arrays, so a
+    12,000-image dataset at 512 px costs no memory up front (workers open their own maps)."""
 
-    def __init__(self, dataset: Dataset, gran: Granularity) -> None:
-        self.root, self.gran, self.size = dataset.root, gran, dataset.size
+    def __init__(self, dataset: Dataset, gran: Granularity, classes: int = 2) -> None:
+        self.root, self.gran, self.size, self.classes = dataset.root, gran, dataset.size, classes
+        self.labels = np.asarray(dataset.manifest.column("label").to_numpy(zero_copy_only=False)).astype(np.int64)
         self._array: np.ndarray | None = None
         # Nearest-neighbour upsampling of a k x k grid to S x S: pixel i belongs to cell i*k//S.
         self._cells = (np.arange(self.size) * max(gran.grid, 1)) // self.size
@@ -77,14 +106,16 @@ class Targets:
         t = np.asarray(self._array[row])
         if self.gran.source == "grid":
             t = t[self._cells][:, self._cells]
-        return t
+        return target_classes(t, int(self.labels[row]), self.classes)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_array": None}  # workers re-open the memmap
 
 
-def prepare(dataset: Dataset, gran: Granularity, box_mode: str, say: Callable[[str], None]) -> Targets | None:
-    """Check the dataset supports `gran` and make sure its target files exist; None for binary."""
+def prepare(dataset: Dataset, gran: Granularity, box_mode: str, say: Callable[[str], None],
+            head: str = "auto") -> Targets | None:
+    """Check the dataset supports `gran` and make sure its target files exist; None for binary.
+    `head` (heads.HEADS) decides whether negatives' regions are a class of their own."""
     if not gran.pixel:
         return None
     has_mask = np.asarray(dataset.manifest.column("has_mask").to_numpy(zero_copy_only=False), dtype=bool)
@@ -94,13 +125,16 @@ def prepare(dataset: Dataset, gran: Granularity, box_mode: str, say: Callable[[s
             f"{dataset.layout.manifest}: no positive image has a mask, so granularity {gran.name} "
             "cannot train; use --granularity binary or ingest masks"
         )
-    if gran.source in ("boxes", "grid"):
+    if gran.needs_boxes:
         _ensure_boxes(dataset, gran, box_mode, say)
-    return Targets(dataset, gran)
+    return Targets(dataset, gran, classes_for(head, has_mask, labels))
 
 
 def _ensure_boxes(dataset: Dataset, gran: Granularity, box_mode: str, say: Callable[[str], None]) -> None:
-    from spurspec import boxes
+    """Derive the boxes or grid `gran` trains on when the dataset lacks them, through the
+    derive-boxes stage itself (its checks, provenance and report lines), keeping the mode and
+    margin recorded there and adding this run's grid."""
+    from spurspec.datasets import boxes
 
     layout = dataset.layout
     prov_path = layout.provenance(boxes.STAGE)
@@ -117,16 +151,17 @@ def _ensure_boxes(dataset: Dataset, gran: Granularity, box_mode: str, say: Calla
         return
     mode = recorded.get("mode", box_mode) if recorded else box_mode
     margin = int(recorded.get("margin", 0)) if recorded else 0
-    grids = set(recorded.get("grids", [])) if recorded else set(boxes.DeriveBoxesConfig().grids)
+    # The default grids that fit the dataset (a 16-pixel dataset has no 32 x 32 grid), unless
+    # boxes were derived before: then the grids recorded there.
+    default_grids = {k for k in boxes.DeriveBoxesConfig().grids if k <= dataset.size}
+    grids = set(recorded.get("grids", [])) if recorded else default_grids
     if gran.grid:
         grids.add(gran.grid)
-    if gran.grid > dataset.size:
-        raise ConfigError(f"granularity {gran.name}: K must be at most the training size {dataset.size}")
-    say(f"{need.name} not found in {dataset.root}: deriving boxes and grids now (mode {mode}, grids {sorted(grids)})")
+    cfg = boxes.DeriveBoxesConfig(dataset=dataset.root, mode=mode, margin=margin, grids=tuple(sorted(grids)))
+    say(f"{need.name} not found in {dataset.root}: deriving boxes and grids now, as `spurspec derive-boxes` would")
     try:
-        boxes.derive_boxes(
-            boxes.DeriveBoxesConfig(dataset=dataset.root, mode=mode, margin=margin, grids=tuple(sorted(grids))),
-            force=True,
-        )
+        result = boxes.derive_boxes(cfg, force=True)
     except OSError as exc:
         raise ArtefactError(f"{dataset.root}: could not derive boxes ({exc}); run `{command}`") from None
+    for line in boxes.describe(result, cfg):
+        say(f"derive-boxes (run by train, written into the dataset): {line}")

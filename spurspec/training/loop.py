@@ -13,9 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("bce", "bce+dice")
-BALANCES = ("subsample", "pos-weight", "none")
-SELECT_METRICS = ("auroc", "dice")
+from spurspec.training.heads import PixelHead
 
 
 @dataclass
@@ -32,6 +30,10 @@ class Step:
     pos_weight: float  # weight of a positive image's loss (1.0 unless balance = pos-weight)
     channels_last: bool
     objective: Callable | None = None  # the method's training loss; None = loss_per_image (ERM)
+    head: PixelHead | None = None  # pixel models: what the output channels mean; None = two classes
+    # Training batches only: moves a batch to the device and augments it (augment.BatchAugment,
+    # keyed by each item's row and epoch); None = no batch augmentation.
+    augment: Callable[[dict], dict] | None = None
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -43,17 +45,23 @@ class Step:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
+def _head(step: Step) -> PixelHead:
+    return step.head or PixelHead(2)
+
+
 def loss_per_image(step: Step, logits: torch.Tensor, batch: dict[str, torch.Tensor], weighted: bool) -> torch.Tensor:
-    """(B,) fp32 losses. Pixel: mean per-pixel BCE (+ soft Dice on images with a non-empty
-    target: Dice of an empty target is degenerate). Binary: BCE of the image logit."""
+    """(B,) fp32 losses. Pixel: the head's mean per-pixel cross-entropy (+ soft Dice of the
+    positive class on images whose target holds it: Dice of an empty target is degenerate).
+    Binary: BCE of the image logit."""
     logits = logits.float()
     label = batch["label"].to(step.device, non_blocking=True)
     if step.pixel:
+        head = _head(step)
         target = batch["target"].to(step.device, non_blocking=True)
-        loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).mean(1)
-        if step.loss == "bce+dice":
-            prob = torch.sigmoid(logits).flatten(1)
-            t = target.flatten(1)
+        loss = head.pixel_loss(logits, target)
+        if step.loss.endswith("+dice"):
+            prob = head.prob(logits).flatten(1)
+            t = head.positive_target(target).flatten(1)
             dice = 1 - (2 * (prob * t).sum(1) + 1.0) / (prob.sum(1) + t.sum(1) + 1.0)
             loss = loss + dice * (t.sum(1) > 0)
     else:
@@ -76,6 +84,8 @@ def train_epoch(step: Step, loader, on_batch: Callable[[int, float], None]) -> d
         wait += time.perf_counter() - t0
         if batch is None:
             break
+        if step.augment is not None:
+            batch = step.augment(batch)
         x = step.inputs(batch)
         with step.autocast():
             logits = step.model(x)
@@ -100,36 +110,32 @@ def train_epoch(step: Step, loader, on_batch: Callable[[int, float], None]) -> d
 @torch.no_grad()
 def predict(step: Step, loader, summary: Callable[[torch.Tensor], torch.Tensor] | None) -> dict[str, np.ndarray]:
     """Rows, labels, image scores (probability; pixel models through `summary`), per-image loss,
-    and per-image Dice at 0.5 for pixel models (NaN where the target is empty)."""
+    and for pixel models per-image Dice at 0.5 of the positive class with whether the target
+    holds that class (an empty target's Dice is 1 with no predicted pixel, else 0)."""
     step.model.eval()
-    rows, labels, scores, losses, dices = [], [], [], [], []
+    rows, labels, scores, losses, dices, has_target = [], [], [], [], [], []
     for batch in loader:
         x = step.inputs(batch)
         with step.autocast():
             logits = step.model(x)
         logits = logits.float()
         losses.append(loss_per_image(step, logits, batch, weighted=False).cpu())
-        prob = torch.sigmoid(logits)
         if step.pixel:
+            prob = _head(step).prob(logits)
             scores.append(summary(prob).cpu())
-            target = batch["target"].to(step.device)
+            target = _head(step).positive_target(batch["target"].to(step.device))
             pred = (prob > 0.5).float()
             inter = (pred * target).flatten(1).sum(1)
             denom = pred.flatten(1).sum(1) + target.flatten(1).sum(1)
-            dice = torch.where(target.flatten(1).sum(1) > 0, 2 * inter / denom.clamp_min(1), torch.nan)
-            dices.append(dice.cpu())
+            # An empty target scores 1 when nothing is predicted, 0 for any false positive.
+            dices.append(torch.where(denom > 0, 2 * inter / denom.clamp_min(1), 1.0).cpu())
+            has_target.append((target.flatten(1).sum(1) > 0).cpu())
         else:
-            scores.append(prob.cpu())
+            scores.append(torch.sigmoid(logits).cpu())
         rows.append(batch["row"])
         labels.append(batch["label"])
     cat = lambda xs: torch.cat(xs).double().numpy() if xs else np.zeros(0)  # noqa: E731
     return {"row": cat(rows).astype(np.int64), "label": cat(labels), "score": cat(scores),
-            "loss": cat(losses), "dice": cat(dices) if step.pixel else np.zeros(0)}
+            "loss": cat(losses), "dice": cat(dices) if step.pixel else np.zeros(0),
+            "has_target": cat(has_target) if step.pixel else np.zeros(0)}
 
-
-def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    if len(np.unique(labels)) < 2:
-        return float("nan")
-    return float(roc_auc_score(labels, scores))

@@ -1,6 +1,10 @@
-"""The networks behind the named model settings, on MONAI: an Encoder exposing a MONAI backbone's
-five feature maps, and Net = encoder + pooled linear head (binary) or MONAI's U-Net decoder
-(pixel granularities). `load_pretrained` reads a local state dict with weights_only=True."""
+"""The networks behind the named model settings, on MONAI: an Encoder exposing a backbone's five
+feature maps, an optional fixed input stem (ImageNet-shaped encoders), and Net = stem + encoder +
+pooled linear head (binary) or a U-Net decoder (pixel granularities). The `smp` decoder is
+segmentation-models-pytorch's `Unet` decoder rebuilt from MONAI parts: the same layers and
+initialisation, only the order of concatenated channels differs (tests/unit/test_models.py pins
+it). `load_pretrained` fills the encoder from ImageNet weights (spurspec.training.pretrained) or
+a local state dict read with weights_only=True."""
 
 from __future__ import annotations
 
@@ -10,18 +14,45 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from spurspec.errors import ArtefactError, InputError
+from spurspec.errors import ArtefactError, ConfigError, InputError
+from spurspec.training import pretrained
+
+
+class ImageNetInput(nn.Module):
+    """Fixed input stem of the ImageNet-shaped models. spurspec's images arrive in [-1, 1]; the
+    weights expect (image01 - mean) / std on 3 channels, so a grey image is replicated. Always on
+    for these models (not only with --pretrained imagenet), so a checkpoint, predict and Grad-CAM
+    never need to know how the encoder was initialised; it has no state, so state dicts are unchanged."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        if in_channels not in (1, 3):
+            raise ConfigError(f"{in_channels}-channel images: ImageNet-shaped models take 1 (grey) or 3 (RGB) channels")
+        self.replicate = in_channels == 1
+        mean = torch.tensor(pretrained.GREY_MEAN if self.replicate else pretrained.RGB_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(pretrained.GREY_STD if self.replicate else pretrained.RGB_STD).view(1, 3, 1, 1)
+        # ((x + 1) / 2 - mean) / std as one multiply-add.
+        self.register_buffer("scale", 0.5 / std, persistent=False)
+        self.register_buffer("shift", (0.5 - mean) / std, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.replicate:
+            x = x.expand(-1, 3, -1, -1)
+        return x * self.scale + self.shift
 
 
 class Encoder(nn.Module):
     """A MONAI classification backbone returning the five feature maps at strides 2..32 that a
-    U-Net decoder needs; the backbone's own module names are kept so its state dicts load."""
+    U-Net decoder needs; the backbone's own module names are kept so its state dicts load.
+    `imagenet` names its entry in pretrained.SOURCES (None: no standard ImageNet weights)."""
 
-    def __init__(self, net: nn.Module, stem: list[str], pool: str, stages: list[str], channels: list[int]) -> None:
+    def __init__(self, net: nn.Module, stem: list[str], pool: str, stages: list[str], channels: list[int],
+                 imagenet: str | None = None) -> None:
         super().__init__()
         self.net = net
         self.stem, self.pool, self.stages = stem, pool, stages
         self.channels = channels
+        self.imagenet = imagenet
         for unused in ("fc", "last_linear", "avgpool", "adaptive_avg_pool"):
             if hasattr(net, unused):
                 setattr(net, unused, nn.Identity())
@@ -44,7 +75,9 @@ class Encoder(nn.Module):
         return f"encoder.net.{self.stages[-1]}"
 
 
-def resnet_encoder(block: str, layers: list[int], widths: list[int]) -> Callable[[int], Encoder]:
+def resnet_encoder(block: str, layers: list[int], widths: list[int], imagenet: str | None) -> Callable[[int], Encoder]:
+    """torchvision's ResNet layout on MONAI's ResNet (no bias before a downsampling BatchNorm):
+    the same module names and numbers, so torchvision's weights load unchanged."""
     from monai.networks.nets import ResNet
 
     expansion = 4 if block == "bottleneck" else 1
@@ -52,55 +85,102 @@ def resnet_encoder(block: str, layers: list[int], widths: list[int]) -> Callable
     def build(in_channels: int) -> Encoder:
         net = ResNet(
             block=block, layers=layers, block_inplanes=widths, spatial_dims=2, n_input_channels=in_channels,
-            conv1_t_size=7, conv1_t_stride=2, feed_forward=False,
+            conv1_t_size=7, conv1_t_stride=2, feed_forward=False, bias_downsample=False,
         )
         channels = [widths[0]] + [w * expansion for w in widths]
-        return Encoder(net, ["conv1", "bn1", "act"], "maxpool", ["layer1", "layer2", "layer3", "layer4"], channels)
+        return Encoder(net, ["conv1", "bn1", "act"], "maxpool", ["layer1", "layer2", "layer3", "layer4"],
+                       channels, imagenet)
 
     return build
 
 
 def seresnext50_encoder(in_channels: int) -> Encoder:
+    """SE-ResNeXt-50 (32x4d): MONAI's port of the network smp's `se_resnext50_32x4d` encoder is."""
     from monai.networks.nets import SEResNext50
 
     net = SEResNext50(spatial_dims=2, in_channels=in_channels, num_classes=1)
     return Encoder(
         net, ["layer0.conv1", "layer0.bn1", "layer0.relu1"], "layer0.pool",
-        ["layer1", "layer2", "layer3", "layer4"], [64, 256, 512, 1024, 2048],
+        ["layer1", "layer2", "layer3", "layer4"], [64, 256, 512, 1024, 2048], "se_resnext50_32x4d",
     )
 
 
+def unet_decoder(encoder_channels: list[int], decoder_channels: tuple[int, ...], style: str,
+                 out_channels: int) -> tuple[nn.Module, nn.Module]:
+    """(decoder, head with `out_channels` logits) of a U-Net on `encoder_channels`. "monai": MONAI FlexibleUNet's decoder (a 1x1
+    convolution halves the channels before each upsampling). "smp": segmentation-models-pytorch's
+    Unet decoder: nearest upsampling of every channel, concatenation with the skip, two 3x3
+    conv-BN-ReLU; BatchNorm eps 1e-5; smp's initialisation. MONAI concatenates the skip first
+    where smp puts it second: a fixed permutation of the first convolution's input channels."""
+    from monai.networks.nets.flexible_unet import SegmentationHead, UNetDecoder
+
+    smp = style == "smp"
+    decoder = UNetDecoder(
+        spatial_dims=2, encoder_channels=[0, *encoder_channels], decoder_channels=decoder_channels,
+        act=("relu", {"inplace": True}), norm=("batch", {"eps": 1e-5 if smp else 1e-3, "momentum": 0.1}),
+        dropout=0.0, bias=False, upsample="nontrainable", pre_conv=None if smp else "default",
+        interp_mode="nearest", align_corners=None, is_pad=True,
+    )
+    head = SegmentationHead(spatial_dims=2, in_channels=decoder_channels[-1], out_channels=out_channels)
+    if smp:  # smp.base.initialization: initialize_decoder and initialize_head
+        for m in decoder.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for m in head.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+    return decoder, head
+
+
 class Net(nn.Module):
-    """Encoder + head. Binary: logits (B,). Pixel: logits (B, H, W) at the input size."""
+    """Stem + encoder + head. Binary: logits (B,). Pixel: logits (B, H, W) at the input size, or
+    (B, out_channels, H, W) for a head with several logits per pixel (spurspec.training.heads)."""
 
-    def __init__(self, encoder: Encoder, pixel: bool, decoder_channels: tuple[int, ...]) -> None:
+    def __init__(self, encoder: Encoder, pixel: bool, decoder_channels: tuple[int, ...],
+                 stem: nn.Module | None = None, decoder_style: str = "monai", out_channels: int = 1) -> None:
         super().__init__()
+        self.stem = stem if stem is not None else nn.Identity()
         self.encoder, self.pixel = encoder, pixel
+        self.out_channels = out_channels
         if pixel:
-            from monai.networks.nets.flexible_unet import SegmentationHead, UNetDecoder
-
-            self.decoder = UNetDecoder(
-                spatial_dims=2, encoder_channels=[0, *encoder.channels], decoder_channels=decoder_channels,
-                act=("relu", {"inplace": True}), norm=("batch", {"eps": 1e-3, "momentum": 0.1}), dropout=0.0,
-                bias=False, upsample="nontrainable", pre_conv="default", interp_mode="nearest",
-                align_corners=None, is_pad=True,
-            )
-            self.head = SegmentationHead(spatial_dims=2, in_channels=decoder_channels[-1], out_channels=1)
+            self.decoder, self.head = unet_decoder(encoder.channels, decoder_channels, decoder_style, out_channels)
         else:
             self.head = nn.Linear(encoder.channels[-1], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(x)
+        features = self.encoder(self.stem(x))
         if self.pixel:
-            return self.head(self.decoder(features, len(features) - 1))[:, 0]
+            logits = self.head(self.decoder(features, len(features) - 1))
+            return logits[:, 0] if self.out_channels == 1 else logits
         return self.head(features[-1].mean(dim=(2, 3)))[:, 0]
 
 
+def load_pretrained(model: Net, source: str | Path) -> int:
+    """Fill the encoder from `source`: "imagenet" (the encoder's standard ImageNet weights, every
+    tensor required) or a local state dict (weights_only: never runs code; keys may be the
+    backbone's own or prefixed `encoder.net.`; the tensors that fit load). Returns the number of
+    tensors loaded."""
+    if str(source) == pretrained.IMAGENET:
+        name = model.encoder.imagenet
+        if name is None:
+            raise ConfigError("--pretrained imagenet: this model's encoder has no standard ImageNet weights "
+                              f"(models with them: {', '.join(_imagenet_models())})")
+        where = pretrained.cache_dir() / pretrained.SOURCES[name].file_name
+        return _load_encoder(model, pretrained.load(name), where, complete=True)
+    return _load_encoder(model, _read_state_dict(Path(source)), Path(source), complete=False)
 
-def load_pretrained(model: Net, path: Path) -> int:
-    """Load encoder weights from a local state dict (weights_only: never runs code). Keys may be
-    the backbone's own (e.g. a MONAI ResNet state dict) or prefixed `encoder.net.`; a 3-channel
-    first convolution is summed to fit 1-channel input. Returns the number of tensors loaded."""
+
+def _imagenet_models() -> list[str]:
+    from spurspec.training import models
+
+    return [n for n in models.MODELS.names() if models.has_imagenet(n)]
+
+
+def _read_state_dict(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -111,6 +191,13 @@ def load_pretrained(model: Net, path: Path) -> int:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise InputError(f"{path}: expected a state dict (name -> tensor), got {type(state).__name__}")
+    return state
+
+
+def _load_encoder(model: Net, state: dict, where: Path, complete: bool) -> int:
+    """Load the tensors of `state` that fit the encoder (a 3-channel first convolution is summed to
+    fit 1-channel input). `complete`: every encoder tensor must be there (BatchNorm's batch counter
+    aside, which old files lack)."""
     target = model.encoder.net.state_dict()
     matched = {}
     for key, value in state.items():
@@ -123,6 +210,10 @@ def load_pretrained(model: Net, path: Path) -> int:
         if value.shape == want.shape:
             matched[name] = value
     if not matched:
-        raise ArtefactError(f"{path}: no tensor matches the encoder of this model; is it the right architecture?")
+        raise ArtefactError(f"{where}: no tensor matches the encoder of this model; is it the right architecture?")
+    missing = [k for k in target if k not in matched and not k.endswith("num_batches_tracked")]
+    if complete and missing:
+        raise ArtefactError(f"{where}: {len(missing)} encoder tensor(s) missing or of another shape, "
+                            f"e.g. {', '.join(missing[:3])}; is it the right file?")
     model.encoder.net.load_state_dict(matched, strict=False)
     return len(matched)

@@ -1,7 +1,8 @@
-"""`predict_split(run_dir, split)`: reads a run's config.toml and a checkpoint (weights_only) and
-the dataset it trained on; returns image scores in the PREDICTIONS schema (long format: one row
-per image per summarising function for pixel models, summary="image" for binary) and saliency maps
-(probability maps, or Grad-CAM for binary) of a few images from the robust cells. Writes nothing."""
+"""`predict_split(run_dir, split)`: reads a run (RunRecord: config.toml, a checkpoint loaded with
+weights_only, the dataset it trained on); returns image scores in the PREDICTIONS schema (long
+format: one row per image per summarising function for pixel models, summary IMAGE_SCORE for
+binary) and saliency maps (probability maps, or Grad-CAM for binary) of a few images from the
+robust cells. Writes nothing."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import torch
 
 from spurspec.artefacts import io, schemas
 from spurspec.artefacts.dataset import Dataset
-from spurspec.artefacts.layout import RunLayout
+from spurspec.artefacts.run import RunRecord
 from spurspec.errors import ArtefactError, ConfigError
+from spurspec.metrics.cells import ROBUST_CELLS
 from spurspec.training import checkpoint as ckpt
 from spurspec.training import data, distributed, granularity, models, summaries
-from spurspec.training.trainer import saved_config
+from spurspec.training.config import CHECKPOINTS, TrainConfig
+from spurspec.training.heads import PixelHead, classes_for
 
 
 @dataclass
@@ -29,89 +32,125 @@ class PredictOutput:
 
 
 def robust_rows(ds: Dataset, rows: np.ndarray, n: int) -> np.ndarray:
-    """Up to n rows from the cells where the first spurious attribute points the wrong way
-    (label 1 without it, label 0 with it), alternating the two cells, in row order."""
+    """Up to n rows from the robust cells of the first spurious attribute (cells.ROBUST_CELLS),
+    taking the cells in turn, in row order; positives when the dataset has no attribute."""
     labels = np.asarray(ds.manifest.column("label").to_numpy(zero_copy_only=False))
     if not ds.spurious:
         return rows[labels[rows] == 1][:n]
     attr = np.asarray(ds.manifest.column(ds.spurious[0]).fill_null(-1).to_numpy(zero_copy_only=False))
-    a = rows[(labels[rows] == 1) & (attr[rows] == 0)]
-    b = rows[(labels[rows] == 0) & (attr[rows] == 1)]
-    picked = [x for pair in zip(a, b, strict=False) for x in pair]
-    picked += list(a[len(b):]) + list(b[len(a):])
+    per_cell = [rows[(labels[rows] == y) & (attr[rows] == a)] for y, a in ROBUST_CELLS]
+    picked = [int(cell[k]) for k in range(max(map(len, per_cell))) for cell in per_cell if k < len(cell)]
     return np.asarray(picked[:n], dtype=np.int64)
+
+
+@dataclass
+class _Loaded:
+    """A run's model in eval mode with what scoring it needs."""
+
+    record: RunRecord
+    cfg: TrainConfig
+    gran: granularity.Granularity
+    ds: Dataset
+    model: torch.nn.Module
+    device: torch.device
+    head: PixelHead | None  # pixel models: how logits become P(region of a positive image)
+
+
+def _load(run_dir: Path, split: str, which: str, device: str | torch.device | None) -> _Loaded:
+    if split not in schemas.SPLITS:
+        raise ConfigError(f"split {split!r} is not one of: {', '.join(schemas.SPLITS)}")
+    if which not in CHECKPOINTS:
+        raise ConfigError(f"checkpoint {which!r} is not one of: {', '.join(CHECKPOINTS)}")
+    record = RunRecord.open(run_dir)
+    cfg = record.settings(TrainConfig)
+    gran = granularity.parse(cfg.granularity)
+    ds = Dataset.open(record.dataset)
+    state = ckpt.load(record.checkpoint(which))
+    dev = device if isinstance(device, torch.device) else distributed.choose_device(device or "auto")
+    head = PixelHead(_classes(cfg, ds)) if gran.pixel else None
+    model = models.build(cfg.model, ds.channels, gran.pixel, out_channels=head.out_channels if head else 1)
+    model.load_state_dict(state["model"])
+    model.to(dev).eval()
+    return _Loaded(record, cfg, gran, ds, model, dev, head)
+
+
+def _classes(cfg: TrainConfig, ds: Dataset) -> int:
+    """The pixel classes the run trained with, resolved from its `head` setting and dataset as
+    training resolved them."""
+    column = ds.manifest.column
+    return classes_for(cfg.head, column("has_mask").to_numpy(zero_copy_only=False),
+                       column("label").to_numpy(zero_copy_only=False))
+
+
+def _summary_names(run: _Loaded) -> list[str]:
+    """The summarising functions scored: every PREDICT_SUMMARIES one plus the run's own, or the
+    single image score of a binary model."""
+    if not run.gran.pixel:
+        return [summaries.IMAGE_SCORE]
+    names = list(summaries.PREDICT_SUMMARIES)
+    return names if run.cfg.summary in names else [*names, run.cfg.summary]
+
+
+def _score(run: _Loaded, dataset: data.RowsDataset, rows: np.ndarray, show: set[int]):
+    """Scores per summary name in row order, the rows scored, and the kept maps of `show` rows."""
+    names = _summary_names(run)
+    fns = {n: summaries.get(n) for n in names} if run.gran.pixel else {}
+    scores: dict[str, list[float]] = {n: [] for n in names}
+    maps: dict[int, np.ndarray] = {}
+    order: list[int] = []
+    with torch.no_grad():
+        for batch in data.loader(dataset, rows.tolist(), run.cfg.batch_size, 0, run.device):
+            logits = run.model(batch["image"].to(run.device)).float()
+            batch_rows = batch["row"].tolist()
+            order += batch_rows
+            if run.head is None:
+                scores[summaries.IMAGE_SCORE] += torch.sigmoid(logits).double().cpu().tolist()
+                continue
+            prob = run.head.prob(logits)
+            for n, fn in fns.items():
+                scores[n] += fn(prob).double().cpu().tolist()
+            maps.update({r: prob[i].cpu().numpy().astype(np.float32) for i, r in enumerate(batch_rows) if r in show})
+    if not run.gran.pixel and show:
+        maps = grad_cam(run.model, dataset, sorted(show), run.device)
+    return scores, order, maps
+
+
+def _table(run: _Loaded, split: str, which: str, scores: dict[str, list[float]], order: list[int]) -> pa.Table:
+    ids = run.ds.manifest.column("image_id").to_pylist()
+    total = len(order) * len(scores)
+    table = pa.table({
+        "image_id": [ids[r] for _ in scores for r in order],
+        "split": [split] * total,
+        "summary": [s for s in scores for _ in order],
+        "score": [v for s in scores for v in scores[s]],
+        "run_id": [run.record.root.resolve().name] * total,
+        "granularity": [run.gran.name] * total,
+        "method": [run.cfg.method] * total,
+        "model": [run.cfg.model] * total,
+        "seed": pa.array([run.cfg.seed] * total, pa.int64()),
+        "checkpoint": [which] * total,
+    })
+    return io.conform(table, schemas.PREDICTIONS)
 
 
 def predict_split(run_dir: Path, split: str = "test", checkpoint: str = "best",
                   device: str | torch.device | None = None, n_saliency: int = 8) -> PredictOutput:
-    layout = RunLayout(Path(run_dir))
-    if not layout.config.exists():
-        raise ArtefactError(f"{layout.root}: not a spurspec run (no config.toml); run `spurspec train` first")
-    if split not in schemas.SPLITS:
-        raise ConfigError(f"split {split!r} is not one of: {', '.join(schemas.SPLITS)}")
-    if checkpoint not in ("best", "last"):
-        raise ConfigError(f"checkpoint {checkpoint!r} is not one of: best, last")
-    cfg = saved_config(layout)
-    gran = granularity.parse(cfg.granularity)
-    ds = Dataset.open(cfg.dataset)
-    state = ckpt.load(layout.checkpoint(checkpoint))
-    dev = device if isinstance(device, torch.device) else distributed.choose_device(device or "auto")
-    model = models.build(cfg.model, ds.channels, gran.pixel)
-    model.load_state_dict(state["model"])
-    model.to(dev).eval()
-
-    split_col = np.asarray(ds.manifest.column("split").to_pylist())
+    run = _load(Path(run_dir), split, checkpoint, device)
+    split_col = np.asarray(run.ds.manifest.column("split").to_pylist())
     rows = np.flatnonzero(split_col == split)
     if len(rows) == 0:
-        raise ArtefactError(f"{ds.layout.manifest}: split {split!r} has no images")
-    labels = np.asarray(ds.manifest.column("label").to_numpy(zero_copy_only=False))
-    names = list(summaries.PREDICT_SUMMARIES)
-    if gran.pixel and cfg.summary not in names:
-        names.append(cfg.summary)
-    fns = {n: summaries.get(n) for n in names}
-    show = set(robust_rows(ds, rows, n_saliency).tolist()) if n_saliency > 0 else set()
-    maps: dict[int, np.ndarray] = {}
-    scores: dict[str, list[float]] = {n: [] for n in (names if gran.pixel else ["image"])}
-    order: list[int] = []
-    dataset = data.RowsDataset(ds.root, labels, None, "none", cfg.seed)
-    loader = data.loader(dataset, rows.tolist(), cfg.batch_size, 0, dev)
-    with torch.no_grad():
-        for batch in loader:
-            logits = model(batch["image"].to(dev)).float()
-            prob = torch.sigmoid(logits)
-            batch_rows = batch["row"].tolist()
-            order += batch_rows
-            if gran.pixel:
-                for n, fn in fns.items():
-                    scores[n] += fn(prob).double().cpu().tolist()
-                for i, r in enumerate(batch_rows):
-                    if r in show:
-                        maps[r] = prob[i].cpu().numpy().astype(np.float32)
-            else:
-                scores["image"] += prob.double().cpu().tolist()
-    if not gran.pixel and show:
-        maps = grad_cam(model, dataset, sorted(show), dev)
-
-    ids = ds.manifest.column("image_id").to_pylist()
-    n = len(order)
-    table = pa.table({
-        "image_id": [ids[r] for _ in scores for r in order],
-        "split": [split] * (n * len(scores)),
-        "summary": [s for s in scores for _ in order],
-        "score": [v for s in scores for v in scores[s]],
-        "run_id": [layout.root.resolve().name] * (n * len(scores)),
-        "granularity": [gran.name] * (n * len(scores)),
-        "method": [cfg.method] * (n * len(scores)),
-        "model": [cfg.model] * (n * len(scores)),
-        "seed": pa.array([cfg.seed] * (n * len(scores)), pa.int64()),
-        "checkpoint": [checkpoint] * (n * len(scores)),
-    })
-    images = ds.images()
+        raise ArtefactError(f"{run.ds.layout.manifest}: split {split!r} has no images")
+    labels = np.asarray(run.ds.manifest.column("label").to_numpy(zero_copy_only=False))
+    show = set(robust_rows(run.ds, rows, n_saliency).tolist()) if n_saliency > 0 else set()
+    dataset = data.RowsDataset(run.ds.root, labels, None, "none", run.cfg.seed)
+    scores, order, maps = _score(run, dataset, rows, show)
+    ids = run.ds.manifest.column("image_id").to_pylist()
+    images = run.ds.images()
     saliency = {}
     for r in sorted(maps):
         img = np.asarray(images[r])
         saliency[ids[r]] = (img[0] if img.shape[0] == 1 else img, maps[r])
-    return PredictOutput(predictions=io.conform(table, schemas.PREDICTIONS), saliency=saliency)
+    return PredictOutput(predictions=_table(run, split, checkpoint, scores, order), saliency=saliency)
 
 
 class _Logit2d(torch.nn.Module):

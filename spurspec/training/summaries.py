@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 Summary = Callable[["torch.Tensor"], "torch.Tensor"]
 
 SUMMARIES: Registry[Summary] = Registry("summarising function")
+# The study's summarising function, the default wherever a pixel model's image score is chosen.
+DEFAULT = "mean"
+# The `summary` value of an image-level score: a binary model's output, or outside predictions
+# given without a summary column. It names no function: there is no map to summarise.
+IMAGE_SCORE = "image"
 # The summaries predict_split writes for every pixel model, so reports can compare them.
 PREDICT_SUMMARIES = ("mean", "max", "topk:1", "topk:5", "topk:10")
 
@@ -42,9 +47,11 @@ def topk(percent: float) -> Summary:
     return summarise
 
 
-def parse_topk(name: str) -> float:
-    """`topk:P` -> P in (0, 100]."""
-    _, _, arg = name.partition(":")
+SUMMARIES.add("topk", topk, param="P")
+
+
+def _percent(name: str, arg: str) -> float:
+    """The P of `topk:P`, in (0, 100]."""
     try:
         percent = float(arg)
     except ValueError:
@@ -55,13 +62,12 @@ def parse_topk(name: str) -> float:
 
 
 def get(name: str) -> Summary:
-    if name.startswith("topk:"):
-        return topk(parse_topk(name))
-    if name == "topk":
-        raise ConfigError("summary 'topk' needs a percentage: topk:P, e.g. topk:5")
-    return SUMMARIES.get(name)
+    base, arg = SUMMARIES.split(name)
+    if arg is not None:
+        return SUMMARIES.get(base)(_percent(name, arg))
+    return SUMMARIES.get(base)
 
 
 def names() -> list[str]:
     """The choices as the CLI lists them."""
-    return [*SUMMARIES.names(), "topk:P"]
+    return SUMMARIES.choices()

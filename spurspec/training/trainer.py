@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import random
 import shutil
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,11 @@ import torch
 from spurspec.artefacts import io, provenance, schemas
 from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import RunLayout
-from spurspec.config import build, dumps_toml, to_dict
+from spurspec.artefacts.run import RunRecord
+from spurspec.config import dumps_toml, to_dict
+from spurspec.datasets.boxes import MODES as BOX_MODES
 from spurspec.errors import ConfigError, ExistsError, InputError
+from spurspec.metrics.auroc import auroc
 from spurspec.training import (
     budget,
     checkpoint,
@@ -34,7 +36,18 @@ from spurspec.training import (
     progress,
     summaries,
 )
-from spurspec.training.config import RESUMABLE_CHANGES, TrainConfig
+from spurspec.training.config import (
+    AUGMENTS,
+    BALANCES,
+    DICES,
+    KEEP_NEGATIVES,
+    LOSSES,
+    RESUMABLE_CHANGES,
+    SCHEDULES,
+    SELECT_METRICS,
+    TrainConfig,
+)
+from spurspec.training.heads import HEADS, PixelHead
 from spurspec.training.methods import METHODS
 
 STAGE = "train"
@@ -57,22 +70,25 @@ class TrainResult:
 def check(cfg: TrainConfig) -> tuple[granularity.Granularity, str]:
     """Validate every choice against its registry; returns (granularity, selection metric)."""
     gran = granularity.parse(cfg.granularity)
-    models.MODELS.get(cfg.model)
+    models.check(cfg.model, cfg.pretrained)
     METHODS.get(cfg.method)
     summaries.get(cfg.summary)
-    choices = {"loss": (cfg.loss, loop.LOSSES), "balance": (cfg.balance, loop.BALANCES),
-               "box_mode": (cfg.box_mode, ("union", "components")), "augment": (cfg.augment, data.AUGMENTS)}
+    choices = {"loss": (cfg.loss, LOSSES), "balance": (cfg.balance, BALANCES),
+               "box_mode": (cfg.box_mode, BOX_MODES), "augment": (cfg.augment, AUGMENTS),
+               "head": (cfg.head, HEADS), "schedule": (cfg.schedule, SCHEDULES), "dice": (cfg.dice, DICES)}
     for key, (value, valid) in choices.items():
         if value not in valid:
             raise ConfigError(f"{key} {value!r} is not one of: {', '.join(valid)}")
     metric = cfg.select_metric or gran.default_select
-    if metric not in loop.SELECT_METRICS:
-        raise ConfigError(f"select_metric {metric!r} is not one of: {', '.join(loop.SELECT_METRICS)}")
+    if metric not in SELECT_METRICS:
+        raise ConfigError(f"select_metric {metric!r} is not one of: {', '.join(SELECT_METRICS)}")
     if metric == "dice" and not gran.pixel:
         raise ConfigError("select_metric dice needs a pixel granularity (bbox, seg, grid:K); binary has no Dice")
-    for key in ("epochs", "batch_size", "patience"):
+    for key in ("epochs", "batch_size"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key} must be at least 1, got {getattr(cfg, key)}")
+    if cfg.patience < 0:
+        raise ConfigError(f"patience must be 0 (never stop early) or more, got {cfg.patience}")
     if cfg.lr <= 0 or cfg.weight_decay < 0:
         raise ConfigError("lr must be > 0 and weight_decay >= 0")
     if cfg.workers is not None and cfg.workers < 0:
@@ -81,8 +97,8 @@ def check(cfg: TrainConfig) -> tuple[granularity.Granularity, str]:
 
 
 def saved_config(layout: RunLayout) -> TrainConfig:
-    with open(layout.config, "rb") as fh:
-        return build(TrainConfig, tomllib.load(fh), where=str(layout.config))
+    """The resolved settings a run was trained with (its config.toml, through the run record)."""
+    return RunRecord.open(layout.root).settings(TrainConfig)
 
 
 def _check_run_dir(cfg: TrainConfig, layout: RunLayout, resume: bool, force: bool) -> str:
@@ -93,10 +109,10 @@ def _check_run_dir(cfg: TrainConfig, layout: RunLayout, resume: bool, force: boo
     if resume:
         if not layout.config.exists():
             raise ExistsError(f"{root}: exists but is not a spurspec run (no config.toml); nothing to resume")
-        old = saved_config(layout)
-        changed = [k for k, v in to_dict(cfg).items() if k not in RESUMABLE_CHANGES and to_dict(old)[k] != v]
+        old, new = to_dict(saved_config(layout)), to_dict(cfg)
+        changed = [k for k, v in new.items() if k not in RESUMABLE_CHANGES and old[k] != v]
         if changed:
-            diffs = ", ".join(f"{k}: {to_dict(old)[k]!r} -> {to_dict(cfg)[k]!r}" for k in changed)
+            diffs = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed)
             raise ConfigError(f"{root}: --resume with different settings ({diffs}); use a new --out or --force")
         if layout.done.exists():
             return "done"
@@ -135,6 +151,47 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False, progress:
         dist.close()
 
 
+@dataclass
+class _Data:
+    """The dataset side of a run: labels, split rows, pixel targets, the rows pixel training keeps."""
+
+    ds: Dataset
+    labels: np.ndarray
+    rows: dict[str, np.ndarray]
+    targets: granularity.Targets | None
+    train_rows: np.ndarray
+    budget_table: pa.Table | None
+    balance: str  # the balance mode in effect (`study` resolved for this dataset)
+
+
+@dataclass
+class _Run:
+    """Everything the epochs of one run share, built once."""
+
+    cfg: TrainConfig
+    gran: granularity.Granularity
+    metric: str
+    layout: RunLayout
+    dist: distributed.Dist
+    report: Any
+    data: _Data
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    step: loop.Step
+
+
+@dataclass
+class _State:
+    """Early-stopping state, saved in every checkpoint and restored by --resume."""
+
+    start: int = 0
+    best: float | None = None
+    best_epoch: int = -1
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+
 def _train(cfg, resume, force, show, dist: distributed.Dist, device: torch.device) -> TrainResult:
     report = (progress.Rich() if show is True else show or progress.Silent()) if dist.main else progress.Silent()
     gran, metric = check(cfg)
@@ -144,140 +201,223 @@ def _train(cfg, resume, force, show, dist: distributed.Dist, device: torch.devic
     if state == "done":
         result.up_to_date, result.finished = True, True
         return result
+    data_ = _prepare_data(cfg, gran, dist, lambda t: (result.notes.append(t), report.say(t)))
+    # The model (and any pretrained weights it fetches) before the run directory: a failed
+    # download or a bad weights file leaves nothing that blocks the corrected rerun.
+    model = _model(cfg, gran, data_, dist, report, fresh=state != "resume")
+    _start_run_dir(cfg, layout, state, data_, dist)
+    run = _build(cfg, gran, metric, layout, dist, device, report, data_, model)
+    progress_ = _resume(run) if state == "resume" else _State()
+    stopped_early = _epochs(run, progress_, result)
+    report.close()
+    result.log, result.best_epoch, result.best_metric = progress_.log, progress_.best_epoch, progress_.best
+    stop_at = cfg.epochs if cfg.epochs_this_run is None else min(cfg.epochs, progress_.start + cfg.epochs_this_run)
+    if stop_at < cfg.epochs and not stopped_early:
+        report.say(f"stopped after epoch {stop_at} as asked; continue with --resume")
+        return result
+    if stopped_early:
+        report.say(f"early stop: no {metric} improvement for {cfg.patience} epochs")
+    _finish(run)
+    result.finished = True
+    return result
 
+
+def _prepare_data(cfg: TrainConfig, gran: granularity.Granularity, dist: distributed.Dist, say) -> _Data:
+    """Open the dataset, make sure its targets exist (rank 0 derives missing boxes), apply the
+    mask budget, and check both classes are present where training and selection need them."""
     ds = Dataset.open(cfg.dataset)
     labels = np.asarray(ds.manifest.column("label").to_numpy(zero_copy_only=False)).astype(np.int64)
     rows = _split_rows(ds)
     if dist.main:
-        targets = granularity.prepare(ds, gran, cfg.box_mode, say=lambda t: (result.notes.append(t), report.say(t)))
+        targets = granularity.prepare(ds, gran, cfg.box_mode, say=say, head=cfg.head)
     dist.barrier()
     if not dist.main:
-        targets = granularity.prepare(ds, gran, cfg.box_mode, say=lambda t: None)
+        targets = granularity.prepare(ds, gran, cfg.box_mode, say=lambda t: None, head=cfg.head)
     train_rows, budget_table = rows["train"], None
     if gran.pixel:
         train_rows, budget_table = budget.choose(ds.manifest, rows["train"], cfg.mask_budget, cfg.seed)
     elif cfg.mask_budget is not None:
         raise ConfigError("--mask-budget applies to pixel granularities (bbox, seg, grid:K), not binary")
+    balance = effective_balance(cfg.balance, ds)
+    if balance == "subsample-once":
+        train_rows = data.keep_negatives_once(train_rows, labels, KEEP_NEGATIVES, cfg.seed)
     _check_classes(ds, train_rows, "train split" + (" (after the mask budget)" if gran.pixel else ""), labels)
     _check_classes(ds, rows["val"], "val split", labels)
+    return _Data(ds, labels, rows, targets, train_rows, budget_table, balance)
 
+
+def effective_balance(balance: str, ds: Dataset) -> str:
+    """`study` as the study's code did it: negatives kept once with p = 0.33 on chest films, no
+    subsampling on ISIC (whose classes the study left as they were); other modes as named."""
+    if balance != "study":
+        return balance
+    return "none" if ds.info.get("name") == "isic" else "subsample-once"
+
+
+def _start_run_dir(cfg: TrainConfig, layout: RunLayout, state: str, data_: _Data, dist: distributed.Dist) -> None:
+    """Every input has been checked: only now is the run directory replaced or written."""
     if state == "replace" and dist.main:
         shutil.rmtree(layout.root)
     dist.barrier()
     if dist.main and state != "resume":
         io.write_text(layout.config, dumps_toml(to_dict(replace(cfg, epochs_this_run=None))))
-        if budget_table is not None:
-            io.write_table(layout.mask_budget, budget_table, schemas.MASK_BUDGET)
+        if data_.budget_table is not None:
+            io.write_table(layout.mask_budget, data_.budget_table, schemas.MASK_BUDGET)
 
+
+def _model(cfg: TrainConfig, gran, data_: _Data, dist: distributed.Dist, report, fresh: bool) -> torch.nn.Module:
+    """The seeded model; a fresh run loads its pretrained encoder (rank 0 fetches a missing
+    file into the cache first, the other ranks then read it). A resumed run gets every weight
+    from its checkpoint, so it needs no cache on the node it resumes on."""
     _seed_everything(cfg.seed)
-    model = models.build(cfg.model, ds.channels, gran.pixel)
-    if cfg.pretrained is not None:
+    out_channels = PixelHead(data_.targets.classes).out_channels if data_.targets is not None else 1
+    model = models.build(cfg.model, data_.ds.channels, gran.pixel, out_channels=out_channels)
+    if cfg.pretrained is None or not fresh:
+        return model
+    if dist.main:
         n = networks.load_pretrained(model, cfg.pretrained)
         report.say(f"loaded {n} encoder tensors from {cfg.pretrained}")
+    dist.barrier()
+    if not dist.main:
+        networks.load_pretrained(model, cfg.pretrained)
+    return model
+
+
+def _build(cfg, gran, metric, layout, dist, device, report, data_: _Data, model) -> _Run:
+    """Optimiser, schedule, scaler and the step around the model, on its device."""
     cuda = device.type == "cuda"
     model = model.to(device, memory_format=torch.channels_last if cuda else torch.preserve_format)
     amp_dtype = None
     if cuda and cfg.amp:
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    if cfg.schedule == "constant":
+        scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    else:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    n_pos = int((labels[train_rows] == 1).sum())
-    pos_weight = (len(train_rows) - n_pos) / n_pos if cfg.balance == "pos-weight" else 1.0
-
-    start, best, best_epoch, log = 0, None, -1, []
-    if state == "resume":
-        ck = checkpoint.load(layout.checkpoint("last"), map_location=device)
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        scheduler.load_state_dict(ck["scheduler"])
-        scaler.load_state_dict(ck["scaler"])
-        checkpoint.set_rng_states(ck["rng"])
-        start, best, best_epoch, log = ck["epoch"] + 1, ck["best"], ck["best_epoch"], list(ck["log"])
-        report.say(f"resuming {layout.root} after epoch {start} (best {metric} {best} at epoch {best_epoch + 1})")
+    n_pos = int((data_.labels[data_.train_rows] == 1).sum())
+    pos_weight = (len(data_.train_rows) - n_pos) / n_pos if data_.balance == "pos-weight" else 1.0
     net = model
     if dist.active:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     step = loop.Step(net, optimizer, scaler, device, amp_dtype, gran.pixel, cfg.loss, pos_weight, cuda,
-                     objective=METHODS.get(cfg.method).objective())
+                     objective=METHODS.get(cfg.method).objective(), head=_head(data_))
+    return _Run(cfg, gran, metric, layout, dist, report, data_, model, optimizer, scheduler, scaler, step)
 
+
+def _head(data_: _Data) -> PixelHead | None:
+    return PixelHead(data_.targets.classes) if data_.targets is not None else None
+
+
+def _resume(run: _Run) -> _State:
+    """Restore weights, optimiser, schedule, scaler, RNG states and early-stopping state."""
+    ck = checkpoint.load(run.layout.checkpoint("last"), map_location=run.step.device)
+    run.model.load_state_dict(ck["model"])
+    run.optimizer.load_state_dict(ck["optimizer"])
+    run.scheduler.load_state_dict(ck["scheduler"])
+    run.scaler.load_state_dict(ck["scaler"])
+    checkpoint.set_rng_states(ck["rng"])
+    state = _State(ck["epoch"] + 1, ck["best"], ck["best_epoch"], list(ck["log"]))
+    run.report.say(f"resuming {run.layout.root} after epoch {state.start} "
+                   f"(best {run.metric} {state.best} at epoch {state.best_epoch + 1})")
+    return state
+
+
+def _epochs(run: _Run, state: _State, result: TrainResult) -> bool:
+    """Train from state.start until the epoch budget, this invocation's share, or patience ends
+    it; returns whether patience stopped it."""
+    cfg, dist, device = run.cfg, run.dist, run.step.device
     workers = cfg.workers if cfg.workers is not None else data.default_workers(device)
-    dataset = data.RowsDataset(ds.root, labels, targets, cfg.augment, cfg.seed)
-    val_set = data.RowsDataset(ds.root, labels, targets, "none", cfg.seed)
-    val_loader = data.loader(val_set, data.shard(rows["val"], dist.rank, dist.world).tolist(), cfg.batch_size, workers, device)
+    dataset = data.RowsDataset(run.data.ds.root, run.data.labels, run.data.targets, cfg.augment, cfg.seed)
+    val_set = data.RowsDataset(run.data.ds.root, run.data.labels, run.data.targets, "none", cfg.seed)
+    val_rows = data.shard(run.data.rows["val"], dist.rank, dist.world).tolist()
+    val_loader = data.loader(val_set, val_rows, cfg.batch_size, workers, device)
     summary = summaries.get(cfg.summary)
-    since_best = 0 if best_epoch < 0 else (start - 1 - best_epoch)
-    stop_at = cfg.epochs if cfg.epochs_this_run is None else min(cfg.epochs, start + cfg.epochs_this_run)
-    stopped_early = False
-    for epoch in range(start, stop_at):
-        if since_best >= cfg.patience:
-            stopped_early = True
-            break
-        epoch_rows = data.epoch_rows(train_rows, labels, cfg.balance, cfg.seed, epoch)
+    since_best = 0 if state.best_epoch < 0 else (state.start - 1 - state.best_epoch)
+    stop_at = cfg.epochs if cfg.epochs_this_run is None else min(cfg.epochs, state.start + cfg.epochs_this_run)
+    for epoch in range(state.start, stop_at):
+        if cfg.patience and since_best >= cfg.patience:
+            return True
+        epoch_rows = data.epoch_rows(run.data.train_rows, run.data.labels, run.data.balance, cfg.seed, epoch)
         sampler = data.EpochSampler(epoch_rows, epoch, cfg.seed, dist.rank, dist.world)
-        report.start_epoch(epoch, cfg.epochs, len(sampler) * dist.world)
-        stats = loop.train_epoch(step, data.loader(dataset, sampler, cfg.batch_size, workers, device),
-                                 lambda n, loss: report.batch(n * dist.world, loss))
-        val = _validate(step, val_loader, summary, dist)
-        total_loss, total_n, wait = dist.sum([stats["loss_sum"], stats["n"], stats["wait_seconds"]])
-        seconds = max(dist.sum([stats["seconds"]])[0] / dist.world, 1e-9)
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        value = val[f"val_{metric}"]
-        best_auroc = next((r["val_auroc"] for r in log if r["epoch"] == best_epoch), None)
-        is_best = _improves(value, val["val_auroc"], best, best_auroc)
-        if is_best:
-            best, best_epoch, since_best = value, epoch, 0
-        else:
-            since_best += 1
-        row = {"epoch": epoch, "train_loss": total_loss / max(total_n, 1), **val, "lr": lr,
-               "images_per_s": total_n / seconds, "data_wait_fraction": wait / dist.world / seconds,
-               "epoch_seconds": seconds, "is_best": is_best}
-        log.append(row)
+        run.report.start_epoch(epoch, cfg.epochs, len(sampler) * dist.world)
+        stats = loop.train_epoch(run.step, data.loader(dataset, sampler, cfg.batch_size, workers, device),
+                                 lambda n, loss: run.report.batch(n * dist.world, loss))
+        row = _log_row(run, epoch, stats, _validate(run.step, val_loader, summary, dist, cfg.dice))
+        run.scheduler.step()
+        since_best = 0 if _record_epoch(run, state, row) else since_best + 1
         result.epochs_run += 1
-        if dist.main:
-            meta = {"granularity": gran.name, "model": cfg.model, "select_metric": metric, "channels": ds.channels}
-            kwargs = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, epoch=epoch,
-                          best=best, best_epoch=best_epoch, log=log, meta=meta)
-            if is_best:
-                checkpoint.save(layout.checkpoint("best"), **kwargs)
-            checkpoint.save(layout.checkpoint("last"), **kwargs)
-            io.write_table(layout.train_log, pa.Table.from_pylist(log), schemas.TRAIN_LOG)
-        report.end_epoch(row)
+        run.report.end_epoch(row)
         dist.barrier()
-    report.close()
-    result.log, result.best_epoch, result.best_metric = log, best_epoch, best
-    if stop_at < cfg.epochs and not stopped_early:
-        report.say(f"stopped after epoch {stop_at} as asked; continue with --resume")
-        return result
-    if stopped_early:
-        report.say(f"early stop: no {metric} improvement for {cfg.patience} epochs")
-    if dist.main:
-        inputs = {"dataset": ds.fingerprint()}
-        boxes_prov = ds.layout.provenance("derive-boxes")
-        if gran.source in ("boxes", "grid") and boxes_prov.exists():
-            inputs["derive-boxes"] = provenance.file_digest(boxes_prov)
-        settings = {**to_dict(replace(cfg, epochs_this_run=None)), "select_metric": metric, "world_size": dist.world}
-        provenance.write(layout.provenance(STAGE), STAGE, settings, inputs)
-        io.write_text(layout.done, "")  # last: its presence means every file above is complete
-    result.finished = True
-    return result
+    return False
 
 
-def _validate(step: loop.Step, val_loader, summary, dist: distributed.Dist) -> dict[str, float]:
-    """Val loss, AUROC and (pixel) mean Dice over positives with a target, across all ranks."""
+def _log_row(run: _Run, epoch: int, stats: dict[str, float], val: dict[str, float]) -> dict[str, Any]:
+    """One train_log row: losses and validation metrics summed over ranks, throughput, timing."""
+    dist = run.dist
+    total_loss, total_n, wait = dist.sum([stats["loss_sum"], stats["n"], stats["wait_seconds"]])
+    seconds = max(dist.sum([stats["seconds"]])[0] / dist.world, 1e-9)
+    return {"epoch": epoch, "train_loss": total_loss / max(total_n, 1), **val, "lr": run.optimizer.param_groups[0]["lr"],
+            "images_per_s": total_n / seconds, "data_wait_fraction": wait / dist.world / seconds,
+            "epoch_seconds": seconds, "is_best": False}
+
+
+def _record_epoch(run: _Run, state: _State, row: dict[str, Any]) -> bool:
+    """Update the best-so-far, append the log row and (rank 0) write checkpoints and the log."""
+    best_auroc = next((r["val_auroc"] for r in state.log if r["epoch"] == state.best_epoch), None)
+    is_best = _improves(row[f"val_{run.metric}"], row["val_auroc"], state.best, best_auroc)
+    row["is_best"] = is_best
+    if is_best:
+        state.best, state.best_epoch = row[f"val_{run.metric}"], row["epoch"]
+    state.log.append(row)
+    if run.dist.main:
+        meta = {"granularity": run.gran.name, "model": run.cfg.model, "select_metric": run.metric,
+                "channels": run.data.ds.channels, "classes": run.step.head.classes if run.step.head else 0}
+        kwargs = dict(model=run.model, optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler,
+                      epoch=row["epoch"], best=state.best, best_epoch=state.best_epoch, log=state.log, meta=meta)
+        if is_best:
+            checkpoint.save(run.layout.checkpoint("best"), **kwargs)
+        checkpoint.save(run.layout.checkpoint("last"), **kwargs)
+        io.write_table(run.layout.train_log, pa.Table.from_pylist(state.log), schemas.TRAIN_LOG)
+    return is_best
+
+
+def _finish(run: _Run) -> None:
+    """Rank 0: provenance, then the `done` marker last (its presence means the run is complete)."""
+    if not run.dist.main:
+        return
+    ds = run.data.ds
+    inputs = {"dataset": ds.fingerprint()}
+    boxes_prov = ds.layout.provenance("derive-boxes")
+    if run.gran.needs_boxes and boxes_prov.exists():
+        inputs["derive-boxes"] = provenance.file_digest(boxes_prov)
+    settings = {**to_dict(replace(run.cfg, epochs_this_run=None)), "select_metric": run.metric,
+                "world_size": run.dist.world, "balance_in_effect": run.data.balance,
+                "pixel_classes": run.step.head.classes if run.step.head else None}
+    provenance.write(run.layout.provenance(STAGE), STAGE, settings, inputs)
+    io.write_text(run.layout.done, "")
+
+
+def _validate(step: loop.Step, val_loader, summary, dist: distributed.Dist, dice_mode: str) -> dict[str, float]:
+    """Val loss, AUROC and (pixel) mean Dice at threshold 0.5 of P(positive region), across all
+    ranks: over images whose target holds the positive class, or (dice_mode study) over every
+    image, where an empty target scores 1 if nothing is predicted and 0 otherwise."""
     part = loop.predict(step, val_loader, summary)
     parts = dist.gather(part)
     cat = {k: np.concatenate([p[k] for p in parts]) for k in part}
-    dice = cat["dice"][~np.isnan(cat["dice"])] if step.pixel else np.zeros(0)
+    dice = np.zeros(0)
+    if step.pixel:
+        dice = cat["dice"] if dice_mode == "study" else cat["dice"][cat["has_target"] > 0]
+    value = auroc(cat["score"], cat["label"])
     return {
         "val_loss": float(cat["loss"].mean()) if len(cat["loss"]) else float("nan"),
-        "val_auroc": loop.auroc(cat["label"], cat["score"]),
+        "val_auroc": float("nan") if value is None else value,
         "val_dice": float(dice.mean()) if len(dice) else float("nan"),
     }
 
 
-def _improves(value: float, auroc: float, best: float | None, best_auroc: float | None) -> bool:
+def _improves(value: float, val_auroc: float, best: float | None, best_auroc: float | None) -> bool:
     """Is this epoch better than the best so far? Ties on the selection metric are broken by val
     AUROC: thresholded Dice often stays exactly 0 for the first epochs of pixel training, and
     without a tie-break the first epoch would be kept and patience would stop a learning run."""
@@ -285,6 +425,6 @@ def _improves(value: float, auroc: float, best: float | None, best_auroc: float 
         return False
     if best is None or value > best:
         return True
-    if value < best or math.isnan(auroc):
+    if value < best or math.isnan(val_auroc):
         return False
-    return best_auroc is None or math.isnan(best_auroc) or auroc > best_auroc
+    return best_auroc is None or math.isnan(best_auroc) or val_auroc > best_auroc

@@ -80,7 +80,7 @@ def fast_loop(paths: list[Path]) -> None:
 
 
 def run_ingest(root: Path, out: Path, workers: int) -> None:
-    siim.ingest(siim.resolve(root=root, out=out, size=SIZE, workers=workers), force=True)
+    siim.ingest(siim.Config(root=root, out=out, size=SIZE, workers=workers), force=True)
 
 
 def rss_child(root: Path, out: Path, workers: int) -> dict:
@@ -100,7 +100,7 @@ def rss_child(root: Path, out: Path, workers: int) -> dict:
         "        time.sleep(0.02)\n"
         "threading.Thread(target=sample, daemon=True).start()\n"
         "r, o, w = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])\n"
-        "siim.ingest(siim.resolve(root=r, out=o, size=256, workers=w), force=True)\n"
+        "siim.ingest(siim.Config(root=r, out=o, size=256, workers=w), force=True)\n"
         "me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
         "print(json.dumps({'maxrss': round(me), 'anon': round(peak['RssAnon'] / 1024), 'file': round(peak['RssFile'] / 1024), 'worker': round(kids)}))\n"

@@ -113,7 +113,7 @@ def test_fallback_to_training_masks_says_so(tmp_path, cli):
 
 @pytest.mark.parametrize(
     "args,needle",
-    [(["--mode", "diagonal"], "unknown box mode"), (["--margin", "-1"], "margin"), (["--grid", "99"], "grid sizes")],
+    [(["--mode", "diagonal"], "'diagonal'"), (["--margin", "-1"], "margin"), (["--grid", "99"], "grid sizes")],
 )
 def test_bad_options_fail_clearly_and_write_nothing(tmp_path, cli, args, needle):
     root = tmp_path / "ds"
@@ -126,3 +126,29 @@ def test_bad_options_fail_clearly_and_write_nothing(tmp_path, cli, args, needle)
 def test_not_a_dataset(tmp_path, cli):
     res = cli(["derive-boxes", tmp_path], expect=3)
     assert "not a spurspec dataset" in res.output
+
+
+def test_training_derives_boxes_through_the_stage_and_says_what_it_wrote(tmp_path, cli):
+    """A grid run on a dataset without grids runs the derive-boxes stage itself: the same files
+    and provenance as the command with those grids, and the command's lines, marked as train's."""
+    import json
+
+    from spurspec.artefacts.dataset import Dataset
+    from spurspec.training import granularity
+
+    by_train, by_command = tmp_path / "by_train", tmp_path / "by_command"
+    _build(by_train)
+    _build(by_command)
+    said: list[str] = []
+    granularity.prepare(Dataset.open(by_train), granularity.parse("grid:4"), "union", said.append)
+    res = cli(["derive-boxes", by_command, *(arg for k in (2, 4, 8, 16) for arg in ("--grid", k))])
+
+    prefix = "derive-boxes (run by train, written into the dataset): "
+    assert "deriving boxes" in said[0]
+    assert said[1:] == [prefix + line.replace(str(by_command), str(by_train)) for line in res.stdout.splitlines()]
+    a, b = DatasetLayout(by_train), DatasetLayout(by_command)
+    assert pq.read_table(a.boxes).equals(pq.read_table(b.boxes))
+    for k in (2, 4, 8, 16):
+        assert np.array_equal(np.load(a.grid(k)), np.load(b.grid(k)))
+    settings = [json.loads(lay.provenance("derive-boxes").read_text())["settings"] for lay in (a, b)]
+    assert [{**s, "dataset": None} for s in settings] == [{**settings[1], "dataset": None}] * 2

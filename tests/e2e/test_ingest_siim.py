@@ -198,7 +198,8 @@ def test_bad_input_stops_or_is_skipped(tmp_path, cli, case):
     out = tmp_path / "ds"
     base = ["ingest", "siim", root, "--out", out, "--tube-labels", tube_csv, "--size", "16", "--workers", "1"]
     failed = cli(base, expect=2)
-    assert where in failed.output and why in failed.output and "\nerror: " in failed.output and "--skip-bad" in failed.output
+    error = [line for line in failed.output.splitlines() if line.startswith("error: ")]  # one line of its own
+    assert len(error) == 1 and where in error[0] and why in error[0] and "--skip-bad" in error[0]
     assert not out.exists() and not list(tmp_path.glob(".ds*"))
 
     skipped = cli([*base, "--skip-bad"])

@@ -61,7 +61,7 @@ def test_report_files_and_tables(report):
     assert "study (reference)" in md and "| seg | " in md and "0.820" in md and "0.460" in md
     assert "Robust AUROC by spurious attribute" in md and "| group | chest_tube | marker |" in md
     assert "ours is robust AUROC on the chest_tube cells" in md
-    for name in ("headline", "roc_robust", "by_summary", "saliency"):
+    for name in ("headline", "specificity", "roc_robust", "by_summary", "saliency"):
         assert (rep / "figures" / f"{name}.png").exists()
         assert f"figures/{name}.png" in md
     results = pq.read_table(rep / "results.parquet")
@@ -79,7 +79,7 @@ def test_html_is_self_contained(report):
     text = (rep / "report.html").read_text()
     parser = _Images()
     parser.feed(text)
-    assert len(parser.srcs) == 4
+    assert len(parser.srcs) == 5
     for src in parser.srcs:
         assert src.startswith("data:image/png;base64,")
         img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))

@@ -29,7 +29,7 @@ def test_each_granularity_trains_and_predicts(cli, dataset, tmp_path, gran):
     from spurspec.training.predict import predict_split
 
     run = RunLayout(tmp_path / "run")
-    res = cli(["train", dataset, "--granularity", gran, "--out", run.root, *FAST, "--loss", "bce+dice" if gran == "seg" else "bce"])
+    res = cli(["train", dataset, "--granularity", gran, "--out", run.root, *FAST, "--loss", "ce+dice" if gran == "seg" else "ce"])
     assert "finished" in res.stdout
     for path in (run.config, run.train_log, run.checkpoint("last"), run.checkpoint("best"), run.provenance("train"), run.done):
         assert path.exists(), path

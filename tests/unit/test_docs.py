@@ -22,5 +22,6 @@ def test_command_has_help_and_is_in_readme(cli, group, name, module):
 def test_every_module_is_registered():
     cli_dir = Path(__file__).resolve().parents[2] / "spurspec" / "cli"
     modules = {f"spurspec.cli.{p.stem}" for p in cli_dir.glob("*.py")} - {
-        "spurspec.cli.__init__", "spurspec.cli.main", "spurspec.cli.common", "spurspec.cli.choices"}
+        "spurspec.cli.__init__", "spurspec.cli.main", "spurspec.cli.common", "spurspec.cli.choices",
+        "spurspec.cli.defaults"}
     assert modules == {m for _, _, m in COMMANDS}

@@ -33,6 +33,7 @@ def test_grid_targets_upsample_nearest(tmp_path: Path):
     np.save(tmp_path / "grids" / "grid4.npy", grid)
     t = granularity.Targets.__new__(granularity.Targets)
     t.root, t.gran, t.size, t._array = tmp_path, granularity.parse("grid:4"), 10, None
+    t.labels, t.classes = np.array([1]), 2
     t._cells = (np.arange(10) * 4) // 10
     up = t(0)
     assert up.shape == (10, 10)

@@ -95,3 +95,13 @@ def test_methods_axis_reaches_training_settings(tmp_path):
     jobs = planning.plan(_spec(tmp_path, BASE.replace("seeds = [0, 1]", 'seeds = [0]\nmethods = ["erm"]')))
     train = [j for j in jobs if j.stage == "train"]
     assert train and all(j.settings["method"] == "erm" and "-erm-" in j.key for j in train)
+
+
+def test_only_box_and_grid_runs_wait_for_boxes(tmp_path):
+    text = BASE.replace('granularities = ["binary", "bbox", "grid:4"]', 'granularities = ["seg", "grid:8", "bbox"]')
+    jobs = planning.plan(_spec(tmp_path, text))
+    boxes = next(j for j in jobs if j.stage == "boxes")
+    assert boxes.settings["grids"] == [8]
+    deps = {j.settings["granularity"]: j.deps for j in jobs if j.stage == "train" and j.settings["seed"] == 0}
+    assert deps["seg"] == (jobs[0].id,)  # masks come from ingest
+    assert boxes.id in deps["grid:8"] and boxes.id in deps["bbox"]

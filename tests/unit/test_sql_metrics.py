@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from spurspec.artefacts.layout import DatasetLayout
 from spurspec.errors import InputError
 from spurspec.metrics.compute import MetricSettings, compute_metrics
-from spurspec.metrics.sql import quote_attributes
+from spurspec.metrics.db import quote_attributes
 
 
 def preds_for(ids, scores, summary="image", role="eval"):

@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from spurspec.errors import InputError
+from spurspec.metrics.cells import ROBUST_CELLS
 
 _SAFE_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -69,6 +70,7 @@ class MetricDB:
     def prepare(self) -> None:
         """Join, build subsets and the expected cells (call after the id checks pass)."""
         self.run("scored")
+        self.run("robust_cells", labels=[y for y, _ in ROBUST_CELLS], values=[a for _, a in ROBUST_CELLS])
         self.run("subsets")
         self.run("expected", attributes=self.attributes)
 

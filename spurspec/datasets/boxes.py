@@ -47,14 +47,34 @@ class DeriveBoxesResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _check(cfg: DeriveBoxesConfig, size: int) -> None:
+def check(cfg: DeriveBoxesConfig) -> None:
+    """Refuse settings the stage cannot use (ConfigError), whoever calls it: CLI, pipeline or
+    training. The grids' upper bound, the dataset's training size, is checked once it is open."""
     if cfg.mode not in MODES:
         raise ConfigError(f"unknown box mode {cfg.mode!r}; valid: {', '.join(MODES)}")
     if cfg.margin < 0:
         raise ConfigError(f"margin must be >= 0 pixels, got {cfg.margin}")
-    bad = [k for k in cfg.grids if not 1 <= k <= size]
+    _check_grids(cfg.grids, None)
+
+
+def _check_grids(grids: tuple[int, ...], size: int | None) -> None:
+    bad = [k for k in grids if k < 1 or (size is not None and k > size)]
     if bad:
-        raise ConfigError(f"grid sizes must be between 1 and the training size {size}; got {bad}")
+        bound = f"the training size {size}" if size is not None else "the dataset's training size"
+        raise ConfigError(f"grid sizes must be between 1 and {bound}; got {bad}")
+
+
+def describe(result: DeriveBoxesResult, cfg: DeriveBoxesConfig) -> list[str]:
+    """The lines a user reads about a derive-boxes result, wherever the stage was run from."""
+    if result.up_to_date:
+        return [f"{result.dataset}: boxes up to date (same settings and masks); nothing to do. Use --force to rebuild."]
+    return [
+        *(f"note: {note}" for note in result.notes),
+        f"{result.dataset}: {result.n_with_boxes} of {result.n_images} images have boxes "
+        f"({result.n_boxes} boxes, mode {cfg.mode}, margin {cfg.margin}px)",
+        f"mean box area at training size: {result.mean_area_fraction:.1%} of the image",
+        f"grids written: {', '.join(f'{k}x{k}' for k in result.grids)}",
+    ]
 
 
 def _load_rle(ds: Dataset) -> dict[str, tuple[int, int, str]] | None:
@@ -72,26 +92,40 @@ def _outputs_exist(ds: Dataset, grids: tuple[int, ...]) -> bool:
 
 
 def derive_boxes(cfg: DeriveBoxesConfig, force: bool = False) -> DeriveBoxesResult:
+    check(cfg)
     ds = Dataset.open(cfg.dataset)
-    size = ds.size
-    _check(cfg, size)
+    _check_grids(cfg.grids, ds.size)
     grids = tuple(sorted(set(cfg.grids)))
     settings = {**to_dict(cfg), "grids": list(grids), "dataset": str(Path(cfg.dataset).resolve())}
     layout = ds.layout
-    rle_path = layout.mask_rle
     inputs = {
         "manifest": ds.fingerprint(),
-        "mask_rle": provenance.file_digest(rle_path) if rle_path.exists() else "absent",
+        "mask_rle": provenance.file_digest(layout.mask_rle) if layout.mask_rle.exists() else "absent",
     }
-    n = ds.manifest.num_rows
+    result = DeriveBoxesResult(dataset=Path(cfg.dataset), up_to_date=False, n_images=ds.manifest.num_rows,
+                               grids=list(grids))
     if not force and _outputs_exist(ds, grids) and provenance.is_up_to_date(layout.provenance(STAGE), settings, inputs):
-        return DeriveBoxesResult(dataset=Path(cfg.dataset), up_to_date=True, n_images=n, grids=list(grids))
+        result.up_to_date = True
+        return result
+    rows, area_fracs = _write_boxes(cfg, ds, grids, result)
+    io.write_table(layout.boxes, pa.Table.from_pylist(rows, schema=_plain(schemas.BOXES)), schemas.BOXES)
+    # Provenance last: its presence with matching fingerprints means every output above is complete.
+    provenance.write(layout.provenance(STAGE), STAGE, settings, inputs)
+    result.n_with_boxes = len(area_fracs)
+    result.n_boxes = len(rows)
+    result.mean_area_fraction = float(np.mean(area_fracs)) if area_fracs else 0.0
+    return result
 
-    result = DeriveBoxesResult(dataset=Path(cfg.dataset), up_to_date=False, n_images=n, grids=list(grids))
+
+def _write_boxes(cfg: DeriveBoxesConfig, ds: Dataset, grids: tuple[int, ...],
+                 result: DeriveBoxesResult) -> tuple[list[dict[str, int | str]], list[float]]:
+    """Write box_masks.npy and the grids; return the boxes table's rows and each filled box
+    mask's area fraction."""
+    size, n, layout = ds.size, ds.manifest.num_rows, ds.layout
     rles = _load_rle(ds)
     if rles is None:
         result.notes.append(
-            f"{rle_path.name} absent: boxes and grids come from the {size}x{size} training masks "
+            f"{layout.mask_rle.name} absent: boxes and grids come from the {size}x{size} training masks "
             "(original-pixel boxes are scaled back, so they are only as exact as that resolution)"
         )
     man = ds.manifest.select(["image_id", "has_mask", "orig_height", "orig_width"]).to_pydict()
@@ -101,19 +135,15 @@ def derive_boxes(cfg: DeriveBoxesConfig, force: bool = False) -> DeriveBoxesResu
     grid_arrays = {k: np.zeros((n, k, k), dtype=np.uint8) for k in grids}
     with io.atomic_path(layout.box_masks, suffix=".npy") as tmp:
         filled = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size))
-        for i in range(n):
-            image_id = man["image_id"][i]
-            if not man["has_mask"][i]:
-                continue
-            height, width = int(man["orig_height"][i]), int(man["orig_width"][i])
-            mask, mask_scale = _mask_for(image_id, i, rles, train_masks, height, width, rle_path)
+        for i in np.flatnonzero(man["has_mask"]):
+            image_id, height, width = man["image_id"][i], int(man["orig_height"][i]), int(man["orig_width"][i])
+            mask, mask_scale = _mask_for(image_id, i, rles, train_masks, height, width, layout.mask_rle)
             found = bx.component_boxes(mask) if cfg.mode == "components" else [b for b in [bx.union_box(mask)] if b]
             if mask_scale != (height, width):
                 found = [bx.from_training(b, height, width, size) for b in found]
             boxes = [bx.with_margin(b, cfg.margin, height, width) for b in found]
             train_boxes = [bx.to_training(b, height, width, size) for b in boxes]
-            for j, (b, t) in enumerate(zip(boxes, train_boxes, strict=True)):
-                rows.append(_row(image_id, j, b, t))
+            rows += [_row(image_id, j, b, t) for j, (b, t) in enumerate(zip(boxes, train_boxes, strict=True))]
             if train_boxes:
                 filled[i] = bx.fill_boxes(train_boxes, size)
                 area_fracs.append(float(filled[i].mean()))
@@ -124,14 +154,7 @@ def derive_boxes(cfg: DeriveBoxesConfig, force: bool = False) -> DeriveBoxesResu
     for k in grids:
         with io.atomic_path(layout.grid(k), suffix=".npy") as tmp, open(tmp, "wb") as fh:
             np.save(fh, grid_arrays[k])
-    table = pa.Table.from_pylist(rows, schema=_plain(schemas.BOXES))
-    io.write_table(layout.boxes, table, schemas.BOXES)
-    # Provenance last: its presence with matching fingerprints means every output above is complete.
-    provenance.write(layout.provenance(STAGE), STAGE, settings, inputs)
-    result.n_with_boxes = len(area_fracs)
-    result.n_boxes = len(rows)
-    result.mean_area_fraction = float(np.mean(area_fracs)) if area_fracs else 0.0
-    return result
+    return rows, area_fracs
 
 
 def _mask_for(
