@@ -9,12 +9,14 @@ from typing import Annotated
 
 import typer
 
+from spurspec import presets
 from spurspec.cli.choices import choices
 from spurspec.cli.common import out, print_rows
 from spurspec.datasets.boxes import MODES
 from spurspec.errors import ConfigError
 from spurspec.training import granularity, summaries
-from spurspec.training.config import AUGMENTS, BALANCES, LOSSES, SELECT_METRICS
+from spurspec.training.config import AUGMENTS, BALANCES, DICES, LOSSES, SCHEDULES, SELECT_METRICS
+from spurspec.training.heads import HEADS
 from spurspec.training.methods import METHODS
 from spurspec.training.models import MODELS
 
@@ -26,6 +28,10 @@ Loss = choices("Loss", LOSSES)
 Balance = choices("Balance", BALANCES)
 Metric = choices("Metric", SELECT_METRICS)
 Augment = choices("Augment", AUGMENTS)
+Schedule = choices("Schedule", SCHEDULES)
+Dice = choices("Dice", DICES)
+Head = choices("Head", HEADS)
+Preset = choices("Preset", presets.names())
 
 
 def parse_budget(text: str | None) -> int | float | None:
@@ -60,14 +66,18 @@ def command(
     summary: Annotated[str | None, typer.Option(help=f"Image score of a pixel model: {', '.join(summaries.names())} (default {{default:summary}}).")] = None,
     box_mode: Annotated[BoxMode | None, typer.Option(help="bbox targets: union (the study's one box) or components (default {default:box_mode}).")] = None,
     loss: Annotated[Loss | None, typer.Option(help="Per-pixel loss (default {default:loss}).")] = None,
-    balance: Annotated[Balance | None, typer.Option(help="Class balance: subsample negatives per epoch (the study's), pos-weight, none (default {default:balance}).")] = None,
-    select_metric: Annotated[Metric | None, typer.Option(help="Checkpoint selection (default: dice for seg, auroc otherwise).")] = None,
-    patience: Annotated[int | None, typer.Option(help="Early stopping: epochs without improvement (default {default:patience}).")] = None,
+    balance: Annotated[Balance | None, typer.Option(help="Class balance: subsample (negatives drawn afresh each epoch), subsample-once (each negative kept once with p 0.33), study (subsample-once on chest films, none on ISIC), pos-weight, none (default {default:balance}).")] = None,
+    select_metric: Annotated[Metric | None, typer.Option(help="Checkpoint selection (default: dice for seg and grid:K, auroc otherwise).")] = None,
+    dice: Annotated[Dice | None, typer.Option(help="Validation Dice: positives (mean over images with a target) or study (mean over every image; false positives count) (default {default:dice}).")] = None,  # type: ignore[valid-type]
+    head: Annotated[Head | None, typer.Option(help="Pixel classes: auto (three where negatives have masks, else two), two-class, three-class (default {default:head}).")] = None,  # type: ignore[valid-type]
+    patience: Annotated[int | None, typer.Option(help="Early stopping: epochs without improvement, 0 = never stop early (default {default:patience}).")] = None,
+    schedule: Annotated[Schedule | None, typer.Option(help="Learning rate: cosine decay or constant (the study's) (default {default:schedule}).")] = None,  # type: ignore[valid-type]
+    preset: Annotated[Preset | None, typer.Option(help="A named protocol under the config file and flags: study = the study's code (see README's protocol table).")] = None,  # type: ignore[valid-type]
     device: Annotated[str | None, typer.Option(help="auto (cuda if available, else cpu), cpu, cuda, cuda:N (default {default:device}).")] = None,
     amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (bf16 where supported, else fp16).")] = None,
     augment: Annotated[Augment | None, typer.Option(help="Training augmentation: standard (flip, affine, intensity on the batch), study (the study's list), standard-cpu (standard per image), none (default {default:augment}).")] = None,  # type: ignore[valid-type]
     workers: Annotated[int | None, typer.Option(help="Data-loader processes (default: 0 on CPU, where compute uses every core; min(8, CPUs-1) with an accelerator).")] = None,
-    pretrained: Annotated[Path | None, typer.Option(help="Local state-dict file of encoder weights (never downloaded).")] = None,
+    pretrained: Annotated[str | None, typer.Option(help="Encoder weights: imagenet (fetched once into torch's hub cache), a local state-dict file, or none.")] = None,
     epochs_this_run: Annotated[int | None, typer.Option(help="Stop after this many epochs now; continue later with --resume.")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file of settings (flags override it).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
@@ -83,7 +93,8 @@ def command(
         "mask_budget": parse_budget(mask_budget), "summary": summary, "box_mode": _value(box_mode),
         "loss": _value(loss), "balance": _value(balance), "select_metric": _value(select_metric), "augment": _value(augment),
         "patience": patience, "device": device, "amp": amp, "workers": workers, "pretrained": pretrained,
-        "epochs_this_run": epochs_this_run,
+        "epochs_this_run": epochs_this_run, "dice": _value(dice), "head": _value(head), "schedule": _value(schedule),
+        "preset": _value(preset),
     }
     cfg = resolve_train_config(config, overrides, resume)
     result = train(cfg, resume=resume, force=force, progress=True)

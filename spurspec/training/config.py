@@ -79,13 +79,23 @@ class TrainConfig:
     # albumentations list on the batch; standard-cpu: standard per image on the CPU; none.
     augment: str = "standard"
     # Encoder weights: "imagenet" (the model's standard ImageNet weights, fetched once into torch's
-    # cache and read offline after that; see spurspec.training.pretrained) or a local state-dict file.
+    # hub cache and read offline after that; see spurspec.training.pretrained), a local state-dict
+    # file, or unset / "none" for random initialisation ("none" is how a TOML file or a pipeline
+    # turns off a preset's weights, since TOML has no null).
     pretrained: str | Path | None = None
     # Stop after this many epochs in this invocation and continue later with --resume
     # (for time-limited cluster jobs); unset = train to the end.
     epochs_this_run: int | None = None
     # A named protocol from spurspec/presets/ (e.g. "study"), layered under the TOML and flags.
     preset: str | None = None
+
+
+NO_WEIGHTS = "none"  # the `pretrained` value that means random initialisation
+
+
+def pretrained_source(cfg: TrainConfig) -> str | Path | None:
+    """The weights to load: None for random initialisation (unset or "none")."""
+    return None if cfg.pretrained is None or str(cfg.pretrained) == NO_WEIGHTS else cfg.pretrained
 
 
 def resolve_train_config(toml: Path | None, overrides: dict[str, Any], resume: bool) -> TrainConfig:

@@ -46,6 +46,7 @@ from spurspec.training.config import (
     SCHEDULES,
     SELECT_METRICS,
     TrainConfig,
+    pretrained_source,
 )
 from spurspec.training.heads import HEADS, PixelHead
 from spurspec.training.methods import METHODS
@@ -272,14 +273,15 @@ def _model(cfg: TrainConfig, gran, data_: _Data, dist: distributed.Dist, report,
     _seed_everything(cfg.seed)
     out_channels = PixelHead(data_.targets.classes).out_channels if data_.targets is not None else 1
     model = models.build(cfg.model, data_.ds.channels, gran.pixel, out_channels=out_channels)
-    if cfg.pretrained is None or not fresh:
+    source = pretrained_source(cfg)
+    if source is None or not fresh:
         return model
     if dist.main:
-        n = networks.load_pretrained(model, cfg.pretrained)
-        report.say(f"loaded {n} encoder tensors from {cfg.pretrained}")
+        n = networks.load_pretrained(model, source)
+        report.say(f"loaded {n} encoder tensors from {source}")
     dist.barrier()
     if not dist.main:
-        networks.load_pretrained(model, cfg.pretrained)
+        networks.load_pretrained(model, source)
     return model
 
 
