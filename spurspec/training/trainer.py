@@ -25,6 +25,7 @@ from spurspec.datasets.boxes import MODES as BOX_MODES
 from spurspec.errors import ConfigError, ExistsError, InputError
 from spurspec.metrics.auroc import auroc
 from spurspec.training import (
+    augment,
     budget,
     checkpoint,
     data,
@@ -304,7 +305,8 @@ def _build(cfg, gran, metric, layout, dist, device, report, data_: _Data, model)
     if dist.active:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     step = loop.Step(net, optimizer, scaler, device, amp_dtype, gran.pixel, cfg.loss, pos_weight, cuda,
-                     objective=METHODS.get(cfg.method).objective(), head=_head(data_))
+                     objective=METHODS.get(cfg.method).objective(), head=_head(data_),
+                     augment=augment.batch_augment(cfg.augment, cfg.seed, device))
     return _Run(cfg, gran, metric, layout, dist, report, data_, model, optimizer, scheduler, scaler, step)
 
 
