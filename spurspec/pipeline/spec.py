@@ -1,9 +1,13 @@
 """Reads a pipeline file (pipelines/*.toml): a study declared as data — datasets and their
 ingest options, box derivation, the training matrix, evaluation, the report and executor
-resources. Validates every key against the stages' config dataclasses before any job runs."""
+resources — with any `--set KEY=VALUE` overrides applied to the parsed file. Validates every
+key against the stages' config dataclasses before any job runs."""
 
 from __future__ import annotations
 
+import copy
+import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,10 +18,14 @@ from spurspec.errors import ConfigError
 SECTIONS = ("study", "datasets", "boxes", "train", "evaluate", "report", "resources", "slurm")
 # The stages in the order they run, each after the one before (their runners: jobs.STAGE_RUNNERS).
 STAGE_ORDER = ("ingest", "boxes", "train", "evaluate", "report")
+# [resources.default] applies to every stage; [resources.STAGE] overrides it for one stage.
+RESOURCE_TABLES = ("default", *STAGE_ORDER)
 # Keys of [train] that span the matrix; every other key is a training setting shared by all jobs.
 MATRIX_KEYS = {"datasets": "dataset", "granularities": "granularity", "seeds": "seed", "mask_budgets": "mask_budget", "methods": "method"}
 RESOURCE_KEYS = {"gpus": int, "cpus": int, "time_min": int, "mem": str, "partition": str, "constraint": str, "account": str, "qos": str}
 SLURM_KEYS = {"array_parallelism": int, "partition": str, "account": str, "qos": str, "setup": list, "signal_delay_s": int}
+# One part of a --set key: a TOML bare key.
+_KEY_PART = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,62 @@ class PipelineSpec:
     report: dict[str, Any]
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     slurm: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)  # dotted key -> value, from --set
+
+
+@dataclass(frozen=True)
+class Override:
+    """One `--set KEY=VALUE`: a dotted path into the pipeline file and a TOML value."""
+
+    key: tuple[str, ...]
+    value: Any
+    text: str  # as the user wrote it, for messages
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.key)
+
+
+def parse_override(text: str) -> Override:
+    """`KEY=VALUE` -> Override. VALUE is read as a TOML value (2, true, "x", ["binary", "seg"]);
+    what is not one is kept as a plain string, so paths need no quotes."""
+    key, sep, raw = text.partition("=")
+    parts = tuple(part.strip() for part in key.split("."))
+    if not sep or not raw.strip() or not all(_KEY_PART.fullmatch(p) for p in parts):
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE with KEY a dotted path into the pipeline "
+                          f"file, e.g. --set train.epochs=2")
+    return Override(parts, _toml_value(raw.strip()), text)
+
+
+def _toml_value(raw: str) -> Any:
+    try:
+        parsed = tomllib.loads(f"value = {raw}")
+    except tomllib.TOMLDecodeError:
+        return raw
+    # A value with a line break could declare further keys; such text is a string, not TOML.
+    return parsed["value"] if len(parsed) == 1 else raw
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[Override], where: str) -> dict[str, Any]:
+    """A copy of the parsed file with each override set in turn. Missing tables are created (so
+    `--set evaluate.bootstrap=20` works without an [evaluate]), except a dataset: that the file
+    must declare, so a misspelt dataset name is refused rather than half-declared."""
+    data = copy.deepcopy(data)
+    for o in overrides:
+        if o.key[0] not in SECTIONS:
+            raise ConfigError(f"--set {o.text}: unknown section [{o.key[0]}]; valid: {', '.join(SECTIONS)}")
+        table = data
+        for depth, part in enumerate(o.key[:-1]):
+            if part not in table:
+                if depth == 1 and o.key[0] == "datasets":
+                    declared = ", ".join(data.get("datasets", {})) or "none"
+                    raise ConfigError(f"--set {o.text}: {where} declares no [datasets.{part}]; declared: {declared}")
+                table[part] = {}
+            table = table[part]
+            if not isinstance(table, dict):
+                raise ConfigError(f"--set {o.text}: {'.'.join(o.key[: depth + 1])} is a value, not a table")
+        table[o.key[-1]] = o.value
+    return data
 
 
 def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -55,18 +119,39 @@ def _check_keys(table: dict[str, Any], allowed: set[str] | dict[str, Any], where
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}")
 
 
-def load(path: Path, out: Path | None = None) -> PipelineSpec:
-    """Parse and structurally validate a pipeline file; stage settings are checked in plan.py."""
+def load(path: Path, out: Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> PipelineSpec:
+    """Parse a pipeline file, apply `--set` overrides and validate its structure; stage settings
+    are checked in plan.py and jobs.py, so overridden values meet every check a file's values do."""
     path = Path(path)
-    data = read_toml(path)
+    parsed = [parse_override(text) for text in overrides]
+    data = apply_overrides(read_toml(path), parsed, str(path))
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) [{'], ['.join(unknown)}]; valid: {', '.join(SECTIONS)}")
     study = _table(data, "study", str(path))
     _check_keys(study, {"name", "out"}, f"{path} [study]")
     name = str(study.get("name", path.stem))
-    study_out = Path(out) if out is not None else Path(study.get("out", f"studies/{name}"))
+    datasets = _datasets(data, path)
+    matrix, train = _train(data, path, datasets)
+    slurm = _table(data, "slurm", str(path))
+    _check_keys(slurm, SLURM_KEYS, f"{path} [slurm]")
+    return PipelineSpec(
+        path=path,
+        name=name,
+        out=Path(out) if out is not None else Path(study.get("out", f"studies/{name}")),
+        datasets=datasets,
+        boxes=_table(data, "boxes", str(path)),
+        train_matrix=matrix,
+        train_options=train,
+        evaluate=_table(data, "evaluate", str(path)),
+        report=_table(data, "report", str(path)),
+        resources=_resources(data, path),
+        slurm=slurm,
+        overrides={o.dotted: o.value for o in parsed},
+    )
 
+
+def _datasets(data: dict[str, Any], path: Path) -> dict[str, DatasetSpec]:
     datasets: dict[str, DatasetSpec] = {}
     for ds_name, table in _table(data, "datasets", str(path)).items():
         where = f"{path} [datasets.{ds_name}]"
@@ -76,7 +161,11 @@ def load(path: Path, out: Path | None = None) -> PipelineSpec:
         datasets[ds_name] = DatasetSpec(ds_name, str(table["source"]), opts)
     if not datasets:
         raise ConfigError(f"{path}: declares no [datasets.NAME]")
+    return datasets
 
+
+def _train(data: dict[str, Any], path: Path, datasets: dict[str, DatasetSpec]) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """[train] split into the matrix axes and the settings every training job shares."""
     train = dict(_table(data, "train", str(path)))
     matrix: dict[str, list[Any]] = {}
     for key in MATRIX_KEYS:
@@ -91,25 +180,15 @@ def load(path: Path, out: Path | None = None) -> PipelineSpec:
     for ds in matrix["datasets"]:
         if ds not in datasets:
             raise ConfigError(f"{path} [train]: dataset {ds!r} is not declared; declared: {', '.join(datasets)}")
+    return matrix, train
 
+
+def _resources(data: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
     resources = _table(data, "resources", str(path))
     for stage, table in resources.items():
-        if stage not in STAGE_ORDER:
-            raise ConfigError(f"{path} [resources.{stage}]: unknown stage; valid: {', '.join(STAGE_ORDER)}")
+        if stage not in RESOURCE_TABLES:
+            raise ConfigError(f"{path} [resources.{stage}]: unknown stage; valid: {', '.join(RESOURCE_TABLES)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path} [resources.{stage}] must be a table")
         _check_keys(table, RESOURCE_KEYS, f"{path} [resources.{stage}]")
-    slurm = _table(data, "slurm", str(path))
-    _check_keys(slurm, SLURM_KEYS, f"{path} [slurm]")
-    return PipelineSpec(
-        path=path,
-        name=name,
-        out=study_out,
-        datasets=datasets,
-        boxes=_table(data, "boxes", str(path)),
-        train_matrix=matrix,
-        train_options=train,
-        evaluate=_table(data, "evaluate", str(path)),
-        report=_table(data, "report", str(path)),
-        resources=resources,
-        slurm=slurm,
-    )
-
+    return resources
