@@ -56,10 +56,27 @@ class DatasetLayout:
 
 
 @dataclass(frozen=True)
-class RunLayout:
-    """A training run directory; evaluate writes its predictions and metrics here too."""
+class EvalLayout:
+    """What `evaluate` writes: into a run directory, or for predictions made elsewhere into
+    `evaluate --predictions ... --out DIR`."""
 
     root: Path
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.parquet"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.parquet"
+
+    def provenance(self, stage: str) -> Path:
+        return self.root / "provenance" / f"{stage}.json"
+
+
+@dataclass(frozen=True)
+class RunLayout(EvalLayout):
+    """A training run directory; evaluate writes its predictions and metrics here too."""
 
     @property
     def config(self) -> Path:
@@ -77,41 +94,12 @@ class RunLayout:
         return self.root / "mask_budget.parquet"
 
     @property
-    def predictions(self) -> Path:
-        return self.root / "predictions.parquet"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.parquet"
-
-    @property
     def prob_maps(self) -> Path:  # a few probability maps / saliency maps for the report
         return self.root / "saliency.npz"
-
-    def provenance(self, stage: str) -> Path:
-        return self.root / "provenance" / f"{stage}.json"
 
     @property
     def done(self) -> Path:
         return self.root / DONE_MARKER
-
-
-@dataclass(frozen=True)
-class EvalLayout:
-    """Metrics for predictions made elsewhere (`evaluate --predictions ... --out DIR`)."""
-
-    root: Path
-
-    @property
-    def predictions(self) -> Path:
-        return self.root / "predictions.parquet"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.parquet"
-
-    def provenance(self, stage: str) -> Path:
-        return self.root / "provenance" / f"{stage}.json"
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,29 @@ METRICS = _schema(
     ],
 )
 
+# `spurspec compare` (and the report's findings): one row per (pair of runs, metric, attribute);
+# diff = b - a, where a is the reference group's run of the same replicate.
+COMPARISON = _schema(
+    "comparison",
+    [
+        pa.field("reference_group", pa.string(), nullable=False),
+        pa.field("group", pa.string(), nullable=False),
+        pa.field("replicate", pa.string(), nullable=False),  # e.g. "seed 0", "trap set 2 seed 0"
+        pa.field("reference_run", pa.string(), nullable=False),
+        pa.field("run", pa.string(), nullable=False),
+        pa.field("metric", pa.string(), nullable=False),
+        pa.field("attribute", pa.string()),
+        pa.field("a", pa.float64()),
+        pa.field("b", pa.float64()),
+        pa.field("diff", pa.float64()),  # null when either value is undefined
+        pa.field("ci_low", pa.float64()),  # paired patient-bootstrap percentile interval
+        pa.field("ci_high", pa.float64()),
+        pa.field("p_value", pa.float64()),  # two-sided, from the same replicates
+        pa.field("n_boot", pa.int64()),
+        pa.field("delong_p", pa.float64()),  # plain AUROC only
+    ],
+)
+
 
 # `spurspec theory`: one row per (P(y,s), overlap, r, measure); exact value beside Monte Carlo.
 THEORY = _schema(

@@ -48,16 +48,17 @@ ingest_app = _app("Turn a data source into a spurspec dataset directory.")
 app.add_typer(ingest_app, name="ingest")
 
 # (group, command name, module with a `command` function). Modules import torch lazily.
-COMMANDS: list[tuple[str | None, str, str]] = [
-    (None, "run", "spurspec.cli.run"),
-    (None, "derive-boxes", "spurspec.cli.derive_boxes"),
-    ("ingest", "folder", "spurspec.cli.ingest_folder"),
-    ("ingest", "isic", "spurspec.cli.ingest_isic"),
+COMMANDS: list[tuple[str | None, str, str]] = [  # in pipeline order, as --help lists them
     ("ingest", "siim", "spurspec.cli.ingest_siim"),
+    ("ingest", "isic", "spurspec.cli.ingest_isic"),
+    ("ingest", "folder", "spurspec.cli.ingest_folder"),
+    ("ingest", "synthetic", "spurspec.cli.ingest_synthetic"),
+    (None, "derive-boxes", "spurspec.cli.derive_boxes"),
     (None, "train", "spurspec.cli.train"),
     (None, "evaluate", "spurspec.cli.evaluate"),
+    (None, "compare", "spurspec.cli.compare"),
     (None, "report", "spurspec.cli.report"),
-    ("ingest", "synthetic", "spurspec.cli.ingest_synthetic"),
+    (None, "run", "spurspec.cli.run"),
     (None, "theory", "spurspec.cli.theory"),
 ]
 

@@ -1,5 +1,6 @@
-"""`spurspec run PIPELINE`: run a declared study (pipelines/*.toml) on an executor; prints the
-job table, then the results and the report's path."""
+"""`spurspec run PIPELINE [--set KEY=VALUE ...]`: run a declared study (pipelines/*.toml), with any
+of its values overridden, on an executor; prints the job table, then the results and the report's
+path."""
 
 from __future__ import annotations
 
@@ -26,17 +27,25 @@ def command(
     only: Annotated[StageName | None, typer.Option(help="Run only this stage (its inputs must be done).")] = None,  # type: ignore[valid-type]
     force: Annotated[bool, typer.Option("--force", help="Re-run jobs even if they are done.")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Study directory (default: the pipeline's study.out).")] = None,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE",
+        help="Override one value of the pipeline file (repeatable). KEY is a dotted path into the file "
+             "(datasets.siim.root, train.epochs, evaluate.bootstrap); VALUE is read as TOML (2, true, "
+             "[\"binary\", \"seg\"]), else taken as a plain string, so paths need no quotes. Checked like "
+             "the file's own values. Job directories are keyed by a hash of the job's settings, so a job "
+             "an override changes gets a directory of its own; jobs.parquet records the overrides.")] = None,
 ) -> None:
     """Run a study: ingest -> boxes -> train -> evaluate -> report, skipping finished jobs."""
     from spurspec.pipeline import RunOptions, run_pipeline
     from spurspec.pipeline.results import results_table
 
     opts = RunOptions(pipeline=pipeline, executor=executor.value, workers=workers, dry_run=dry_run,
-                      only=only.value if only else None, force=force, out=out_dir)
+                      only=only.value if only else None, force=force, out=out_dir,
+                      overrides=tuple(overrides or ()))
     result = run_pipeline(opts, on_event=lambda msg: out.print(msg))
     print_rows(f"jobs of {result.study}", result.jobs)
     for note in result.notes:
-        out.print(note)
+        out.print(note, markup=False)  # notes hold [section] names, not rich markup
     for stage, script in result.sbatch.items():
         out.print(f"\n# sbatch for stage {stage}\n{script}")
     if dry_run:

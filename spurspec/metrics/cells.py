@@ -12,7 +12,8 @@ import numpy as np
 
 # (label, attribute value) of each robust cell, in the order the report names them.
 ROBUST_CELLS: tuple[tuple[int, int], ...] = ((1, 0), (0, 1))
-CELL_NAMES = {(1, 0): "positive without the attribute", (0, 1): "negative with the attribute"}
+# What each robust cell holds, with `{a}` for the attribute's name (e.g. untreated pneumothorax).
+CELL_NAMES = {(1, 0): "positives without {a}", (0, 1): "negatives with {a}"}
 # The attribute values that form the subgroups of an attribute (unknown values, -1 or NULL, none).
 SUBGROUPS: tuple[int, ...] = (0, 1)
 

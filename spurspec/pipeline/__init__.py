@@ -1,9 +1,11 @@
 """`spurspec run`: a study declared in a pipeline file, run stage by stage (ingest -> boxes ->
-train -> evaluate -> report) on an executor. Reads the pipeline TOML; writes job directories
-under the study's `out`, each finished job marked `done`, and a job table (jobs.parquet)."""
+train -> evaluate -> report) on an executor. Reads the pipeline TOML (with any `--set`
+overrides); writes job directories under the study's `out`, each finished job marked `done`, and
+a job table (jobs.parquet) whose metadata records the pipeline file and the overrides it ran with."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ class RunOptions:
     only: str | None = None
     force: bool = False
     out: Path | None = None  # overrides the pipeline's [study] out
+    overrides: tuple[str, ...] = ()  # `--set KEY=VALUE`, applied to the parsed file in order
 
 
 @dataclass
@@ -45,11 +48,13 @@ class PipelineResult:
 def prepare(opts: RunOptions) -> tuple[specs.PipelineSpec, list[planning.Job], Any, list[str]]:
     """Everything that can fail before a job starts: the file, every stage's settings, inputs,
     and the executor's needs."""
-    spec = specs.load(opts.pipeline, out=opts.out)
+    spec = specs.load(opts.pipeline, out=opts.out, overrides=opts.overrides)
     jobs = planning.plan(spec)
     for job in jobs:
         validate(job)
     notes: list[str] = []
+    if spec.overrides:
+        notes.append("with --set " + ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in spec.overrides.items()))
     try:
         planning.check_inputs(spec)
     except ConfigError as exc:
@@ -90,10 +95,26 @@ def run_pipeline(opts: RunOptions, on_event: Callable[[str], None] = lambda _: N
         executor.run_stage(stage, todo, opts.force, lambda job_id: (result.ran.append(job_id), on_event(f"  done {job_id}")))
     executor.finish()
     result.jobs = job_rows(jobs)
-    io.write_table(StudyLayout(spec.out).jobs_table, pa.Table.from_pylist(result.jobs))
+    io.write_table(StudyLayout(spec.out).jobs_table, jobs_table(spec, result.jobs))
     report_dir = StudyLayout(spec.out).report
     result.report = report_dir if report_dir.exists() else None
     return result
+
+
+# jobs.parquet's schema metadata key: the pipeline file and the --set overrides of the last run.
+JOBS_METADATA_KEY = "spurspec.pipeline"
+
+
+def jobs_table(spec: specs.PipelineSpec, rows: list[dict[str, Any]]) -> pa.Table:
+    """The job table, with what ran recorded in its metadata (read it back with `run_record`)."""
+    record = {"pipeline": str(spec.path), "overrides": spec.overrides}
+    return pa.Table.from_pylist(rows).replace_schema_metadata({JOBS_METADATA_KEY: json.dumps(record, default=str)})
+
+
+def run_record(study: Path) -> dict[str, Any]:
+    """{"pipeline": path, "overrides": {dotted key: value}} of the study's last run."""
+    metadata = io.read_table(StudyLayout(study).jobs_table, "job table").schema.metadata or {}
+    return json.loads(metadata.get(JOBS_METADATA_KEY.encode(), b"{}"))
 
 
 def _todo(jobs: list[planning.Job], stage: str, force: bool) -> list[planning.Job]:

@@ -17,8 +17,9 @@ from spurspec.errors import ConfigError
 from spurspec.pipeline.spec import STAGE_ORDER, PipelineSpec
 from spurspec.training import granularity
 
-# Option names that point at inputs which must exist before any job starts.
-INPUT_PATH_OPTIONS = ("root", "table", "tube_labels", "labels", "artefacts", "trap_sets", "lesion_groups", "pretrained")
+# Dataset options that point at inputs which must exist before any job starts ([train]
+# pretrained is checked apart: it may name weights rather than a file).
+INPUT_PATH_OPTIONS = ("root", "table", "tube_labels", "labels", "artefacts", "trap_sets", "lesion_groups")
 
 
 @dataclass(frozen=True)
@@ -51,40 +52,60 @@ def _slug(*parts: object) -> str:
 
 
 def plan(spec: PipelineSpec) -> list[Job]:
-    study = StudyLayout(spec.out)
-    jobs: list[Job] = []
-    res = lambda stage: {**spec.resources.get("default", {}), **spec.resources.get(stage, {})}  # noqa: E731
-
-    ingest_of: dict[str, Job] = {}
-    for ds in spec.datasets.values():
-        logical = {"source": ds.source, "options": ds.options}
-        key = _slug(ds.name, job_hash("ingest", logical))
-        job = Job("ingest", key, study.job("ingest", key), {"source": ds.source, **ds.options, "out": str(study.job("ingest", key))},
-                  label=f"{ds.name} ({ds.source})", resources=res("ingest"))
-        ingest_of[ds.name] = job
-        jobs.append(job)
-
-    m = spec.train_matrix
+    """Every job of the study, in stage order: ingest, boxes, train, evaluate, report."""
     # Parsing here also refuses a bad granularity (grid:0) with training's own message.
-    grans = {str(g): granularity.parse(str(g)) for g in m["granularities"]}
-    boxes_of: dict[str, Job] = {}
-    grids = sorted({g.grid for g in grans.values() if g.grid})
-    if any(g.needs_boxes for g in grans.values()):
-        for name in m["datasets"]:
-            ing = ingest_of[name]
-            logical = {"dataset": ing.key, "options": spec.boxes, "grids": grids}
-            key = _slug(name, job_hash("boxes", logical))
-            settings = {**spec.boxes, "dataset": ing.settings["out"]}
-            if grids:
-                settings["grids"] = sorted(set(settings.get("grids", [])) | set(grids))
-            boxes_of[name] = Job("boxes", key, study.job("boxes", key), settings, deps=(ing.id,),
-                                 label=f"{name} boxes", resources=res("boxes"))
-            jobs.append(boxes_of[name])
+    grans = {str(g): granularity.parse(str(g)) for g in spec.train_matrix["granularities"]}
+    ingest_of = _ingest_jobs(spec)
+    boxes_of = _boxes_jobs(spec, ingest_of, grans)
+    train_jobs = _train_jobs(spec, ingest_of, boxes_of, grans)
+    eval_jobs = _evaluate_jobs(spec, train_jobs)
+    return [*ingest_of.values(), *boxes_of.values(), *train_jobs, *eval_jobs, _report_job(spec, train_jobs, eval_jobs)]
 
-    train_jobs: list[Job] = []
-    axes = [(k, m.get(k, [None])) for k in ("datasets", "granularities", "seeds", "mask_budgets", "methods")]
-    for combo in itertools.product(*(values for _, values in axes)):
-        ds_name, gran, seed, budget, method = combo
+
+def _resources(spec: PipelineSpec, stage: str) -> dict[str, Any]:
+    """[resources.default] overlaid with [resources.STAGE]."""
+    return {**spec.resources.get("default", {}), **spec.resources.get(stage, {})}
+
+
+def _ingest_jobs(spec: PipelineSpec) -> dict[str, Job]:
+    """One ingest per declared dataset, by dataset name."""
+    study = StudyLayout(spec.out)
+    jobs = {}
+    for ds in spec.datasets.values():
+        key = _slug(ds.name, job_hash("ingest", {"source": ds.source, "options": ds.options}))
+        out = study.job("ingest", key)
+        jobs[ds.name] = Job("ingest", key, out, {"source": ds.source, **ds.options, "out": str(out)},
+                            label=f"{ds.name} ({ds.source})", resources=_resources(spec, "ingest"))
+    return jobs
+
+
+def _boxes_jobs(spec: PipelineSpec, ingest_of: dict[str, Job], grans: dict[str, granularity.Granularity]) -> dict[str, Job]:
+    """One box derivation per trained dataset when a box or grid granularity needs it, with every
+    grid the matrix asks for added to [boxes] grids."""
+    if not any(g.needs_boxes for g in grans.values()):
+        return {}
+    study = StudyLayout(spec.out)
+    grids = sorted({g.grid for g in grans.values() if g.grid})
+    jobs = {}
+    for name in spec.train_matrix["datasets"]:
+        ing = ingest_of[name]
+        key = _slug(name, job_hash("boxes", {"dataset": ing.key, "options": spec.boxes, "grids": grids}))
+        settings = {**spec.boxes, "dataset": ing.settings["out"]}
+        if grids:
+            settings["grids"] = sorted(set(settings.get("grids", [])) | set(grids))
+        jobs[name] = Job("boxes", key, study.job("boxes", key), settings, deps=(ing.id,),
+                         label=f"{name} boxes", resources=_resources(spec, "boxes"))
+    return jobs
+
+
+def _train_jobs(spec: PipelineSpec, ingest_of: dict[str, Job], boxes_of: dict[str, Job],
+                grans: dict[str, granularity.Granularity]) -> list[Job]:
+    """The training matrix: datasets x granularities x seeds x mask budgets x methods."""
+    study = StudyLayout(spec.out)
+    m = spec.train_matrix
+    jobs = []
+    axes = [m.get(k, [None]) for k in ("datasets", "granularities", "seeds", "mask_budgets", "methods")]
+    for ds_name, gran, seed, budget, method in itertools.product(*axes):
         ing = ingest_of[ds_name]
         matrix = {"granularity": gran, "seed": seed, "mask_budget": budget, "method": method}
         matrix = {k: v for k, v in matrix.items() if v is not None}
@@ -94,26 +115,30 @@ def plan(spec: PipelineSpec) -> list[Job]:
         deps = [ing.id] + ([boxes_of[ds_name].id] if grans[str(gran)].needs_boxes else [])
         run_dir = study.job("train", key)
         settings = {**spec.train_options, **matrix, "dataset": ing.settings["out"], "out": str(run_dir)}
-        job = Job("train", key, run_dir, settings, deps=tuple(deps), label=f"{ds_name} {gran} seed={seed}"
-                  + (f" budget={budget}" if budget is not None else "") + (f" {method}" if method else ""),
-                  resources=res("train"))
-        train_jobs.append(job)
-    jobs += train_jobs
-
-    eval_jobs = []
-    for tj in train_jobs:
-        logical = {"train": tj.key, "options": spec.evaluate}
-        key = _slug(tj.key, job_hash("evaluate", logical))
-        eval_jobs.append(Job("evaluate", key, study.job("evaluate", key), {**spec.evaluate, "run": str(tj.dir)},
-                             deps=(tj.id,), label=tj.label, resources=res("evaluate")))
-    jobs += eval_jobs
-
-    logical = {"evaluate": sorted(j.key for j in eval_jobs), "options": spec.report}
-    key = job_hash("report", logical)
-    jobs.append(Job("report", key, study.job("report", key),
-                    {**spec.report, "runs": [str(t.dir) for t in train_jobs], "out": str(study.report)},
-                    deps=tuple(j.id for j in eval_jobs), label="report", resources=res("report")))
+        label = (f"{ds_name} {gran} seed={seed}" + (f" budget={budget}" if budget is not None else "")
+                 + (f" {method}" if method else ""))
+        jobs.append(Job("train", key, run_dir, settings, deps=tuple(deps), label=label, resources=_resources(spec, "train")))
     return jobs
+
+
+def _evaluate_jobs(spec: PipelineSpec, train_jobs: list[Job]) -> list[Job]:
+    """One evaluation per training run."""
+    study = StudyLayout(spec.out)
+    jobs = []
+    for tj in train_jobs:
+        key = _slug(tj.key, job_hash("evaluate", {"train": tj.key, "options": spec.evaluate}))
+        jobs.append(Job("evaluate", key, study.job("evaluate", key), {**spec.evaluate, "run": str(tj.dir)},
+                        deps=(tj.id,), label=tj.label, resources=_resources(spec, "evaluate")))
+    return jobs
+
+
+def _report_job(spec: PipelineSpec, train_jobs: list[Job], eval_jobs: list[Job]) -> Job:
+    """One report over every evaluated run."""
+    study = StudyLayout(spec.out)
+    key = job_hash("report", {"evaluate": sorted(j.key for j in eval_jobs), "options": spec.report})
+    return Job("report", key, study.job("report", key),
+               {**spec.report, "runs": [str(t.dir) for t in train_jobs], "out": str(study.report)},
+               deps=tuple(j.id for j in eval_jobs), label="report", resources=_resources(spec, "report"))
 
 
 def status(job: Job) -> str:
@@ -132,9 +157,20 @@ def check_inputs(spec: PipelineSpec) -> None:
             value = ds.options.get(opt)
             if isinstance(value, str) and not Path(value).exists():
                 raise ConfigError(f"{spec.path} [datasets.{ds.name}]: {opt} = {value!r} does not exist")
-    value = spec.train_options.get("pretrained")
-    if isinstance(value, str) and not Path(value).exists():
-        raise ConfigError(f"{spec.path} [train]: pretrained = {value!r} does not exist")
+    weights = _weights_file(spec)
+    if weights is not None and not Path(weights).exists():
+        raise ConfigError(f"{spec.path} [train]: pretrained = {str(weights)!r} does not exist")
+
+
+def _weights_file(spec: PipelineSpec) -> str | Path | None:
+    """The local weights file training starts from, with a preset's value applied: None when the
+    encoders start from ImageNet's weights (fetched by name, not a path) or from random ones."""
+    from spurspec.config import build
+    from spurspec.training.config import TrainConfig, pretrained_source
+    from spurspec.training.pretrained import IMAGENET
+
+    source = pretrained_source(build(TrainConfig, spec.train_options, where=f"{spec.path} [train]"))
+    return None if source is None or str(source) == IMAGENET else source
 
 
 def select(jobs: list[Job], only: str | None) -> list[Job]:

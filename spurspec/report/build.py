@@ -18,7 +18,7 @@ from spurspec.config import to_dict
 from spurspec.errors import ConfigError, ExistsError
 from spurspec.metrics.auroc import auroc, roc_points
 from spurspec.metrics.cells import robust_mask
-from spurspec.report import curves, figures
+from spurspec.report import curves, figures, findings
 from spurspec.report.runs import Run, combined, find_runs, group_key, reference_for, replicate_word
 from spurspec.report.writers import Block, markdown, to_html
 from spurspec.training import summaries
@@ -33,6 +33,11 @@ class ReportConfig:
     summary: str = summaries.DEFAULT
     attribute: str | None = None  # headline spurious attribute; unset = chest_tube if present, else the first
     n_saliency: int = 4  # images per model in the saliency panels
+    # Paired patient-bootstrap replicates behind the findings' intervals (0 = no findings section).
+    bootstrap: int = 1000
+    seed: int = 0
+    # A robust cell with fewer test images than this is flagged: its AUROC moves a lot with a few images.
+    min_cell: int = 20
 
 
 @dataclass
@@ -68,8 +73,8 @@ def check(cfg: ReportConfig) -> None:
     if not cfg.runs:
         raise ConfigError("name at least one run directory (or a directory holding runs)")
     summaries.get(cfg.summary)
-    if cfg.n_saliency < 0:
-        raise ConfigError(f"n_saliency must be >= 0, got {cfg.n_saliency}")
+    if cfg.n_saliency < 0 or cfg.bootstrap < 0 or cfg.min_cell < 0:
+        raise ConfigError("n_saliency, bootstrap and min_cell must be >= 0")
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
@@ -158,7 +163,9 @@ def _write(cfg: ReportConfig, runs: list[Run], notes: list[str], layout: ReportL
     ctx = _Context(cfg, runs, _headline_rows(runs, attribute, cfg.summary),
                    sorted({r.group for r in runs}, key=group_key), attribute, layout, notes)
     io.write_table(layout.table, combined(runs))
-    blocks = [*_intro(ctx), *_headline(ctx), *_reference(ctx), *_seed_table(ctx), *_every_run(ctx),
+    blocks = [*_intro(ctx), *findings.data_section(ctx.runs, ctx.attribute, ctx.cfg.min_cell),
+              *findings.findings_section(ctx.runs, ctx.attribute, ctx.cfg, _study_metric(ctx)),
+              *_headline(ctx), *_reference(ctx), *_seed_table(ctx), *_every_run(ctx),
               *_specificity_section(ctx), *_budget_section(ctx), *_by_attribute(ctx), *_roc_section(ctx),
               *_summary_section(ctx), *_saliency_section(ctx)]
     if ctx.notes:

@@ -88,6 +88,18 @@ class TrainConfig:
     epochs_this_run: int | None = None
     # A named protocol from spurspec/presets/ (e.g. "study"), layered under the TOML and flags.
     preset: str | None = None
+    # --method seg-ssl (training/ssl.py: FixMatch-style pseudo-labels from a mean teacher).
+    # Teacher decay: Tarvainen & Valpola's 0.99 for short runs (0.999 suits 10k+ steps).
+    ssl_teacher_decay: float = 0.99
+    ssl_threshold: float = 0.95  # a pixel's pseudo-label counts when the teacher's confidence reaches this (FixMatch)
+    ssl_weight: float = 1.0  # weight of an image without a mask against one with (FixMatch's lambda_u)
+    ssl_rampup: int = 5  # epochs over which that weight rises as exp(-5 (1 - t)^2) (Laine & Aila; Tarvainen & Valpola)
+    ssl_min_share: float = 0.005  # a positive's pseudo mask holds at least its teacher's top 0.5 % of pixels
+    ssl_max_share: float = 0.5  # and at most half the image: never all of it
+    # --method seg-spl (training/spl.py: pixel-level supervised contrastive loss, Wang et al. 2021).
+    spl_weight: float = 0.1  # weight of the contrastive term beside the segmentation loss (Wang et al.'s 0.1)
+    spl_temperature: float = 0.1  # Wang et al.'s
+    spl_pixels: int = 256  # pixels sampled per class per batch as anchors (and each other's positives/negatives)
 
 
 NO_WEIGHTS = "none"  # the `pretrained` value that means random initialisation

@@ -66,9 +66,10 @@ class PixelHead:
         """(B, H, W) float {0, 1}: the positive class of a class-map target."""
         return (target == self.positive).float()
 
-    def pixel_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def pixel_loss(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """(B,) mean per-pixel cross-entropy, unweighted (the study's); with two classes this is
-        the binary cross-entropy of the one logit."""
+        the binary cross-entropy of the one logit. `weight` (B, H, W) scales each pixel's term
+        before the mean over all pixels (Seg-SSL's pseudo-labels: 0 where the teacher is unsure)."""
         import torch.nn.functional as F
 
         logits = logits.float()
@@ -76,4 +77,6 @@ class PixelHead:
             loss = F.binary_cross_entropy_with_logits(logits, self.positive_target(target), reduction="none")
         else:
             loss = F.cross_entropy(logits, target.long(), reduction="none")
+        if weight is not None:
+            loss = loss * weight
         return loss.flatten(1).mean(1)

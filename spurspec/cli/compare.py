@@ -1,0 +1,51 @@
+"""`spurspec compare RUN_OR_DIR... [--reference GROUP]`: paired differences between evaluated runs
+on the same test images (calls spurspec.report.compare.compare) and prints them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from spurspec.cli.common import out, print_rows
+
+SETTINGS = "spurspec.report.compare:CompareConfig"  # its defaults fill {default:FIELD} in help
+
+
+def _fmt(v: float | None, signed: bool = False) -> str:
+    if v is None:
+        return "—"
+    return f"{v:+.3f}" if signed else f"{v:.3f}"
+
+
+def command(
+    runs: Annotated[list[Path], typer.Argument(help="Evaluated runs, or directories holding them; the first run's group is the reference.")],
+    reference: Annotated[str | None, typer.Option(help="Reference group, as the report names groups (e.g. binary, 'seg masks=50') (default: the first run's).")] = None,
+    summary: Annotated[str | None, typer.Option(help="Pixel models' summarising function (default {default:summary}).")] = None,
+    bootstrap: Annotated[int | None, typer.Option(help="Paired bootstrap replicates (default {default:bootstrap}).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Bootstrap seed (default {default:seed}).")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the comparison table to this Parquet file.")] = None,
+) -> None:
+    """Paired differences of every AUROC metric between runs scored on the same test images."""
+    from spurspec.config import resolve
+    from spurspec.report.compare import CompareConfig, compare
+
+    cfg = resolve(CompareConfig, None, {"runs": tuple(runs), "reference": reference, "summary": summary,
+                                        "bootstrap": bootstrap, "seed": seed, "out": out_file})
+    res = compare(cfg)
+    shown = [r for r in res.rows if r["metric"] in ("auroc", "robust_auroc", "worst_subgroup_auroc")]
+    print_rows(f"paired differences (b - a), {cfg.bootstrap} paired patient-bootstrap replicates", [
+        {"group": r["group"], "vs": r["reference_group"], "replicate": r["replicate"],
+         "metric": r["metric"] + (f" ({r['attribute']})" if r["attribute"] else ""),
+         "a": _fmt(r["a"]), "b": _fmt(r["b"]), "b - a [95% CI]": f"{_fmt(r['diff'], True)} [{_fmt(r['ci_low'], True)}, {_fmt(r['ci_high'], True)}]",
+         "p": _fmt(r["p_value"]), "DeLong p": _fmt(r["delong_p"])} for r in shown])
+    print_rows("mean ± sd of the paired difference over replicates", [
+        {"group": g["group"], "metric": g["metric"] + (f" ({g['attribute']})" if g["attribute"] else ""),
+         "replicates": g["replicates"],
+         "b - a": f"{_fmt(g['mean_diff'], True)}" + (f" ± {g['sd_diff']:.3f}" if g["sd_diff"] is not None else "")}
+        for g in res.groups if g["metric"] in ("auroc", "robust_auroc")])
+    for note in res.notes:
+        out.print(f"note: {note}")
+    if cfg.out is not None:
+        out.print(f"wrote {cfg.out}")
