@@ -1,5 +1,7 @@
 """Atomic writes: every artefact is written to a temporary file in the same directory and then
-renamed into place, so a killed stage never leaves a half-written table, array or checkpoint."""
+renamed into place, so a killed stage never leaves a half-written table, array or checkpoint;
+whole directories are built in a staging folder and swapped in. `remove_leftovers` clears what a
+killed writer left behind (its temporary files and staging folders)."""
 
 from __future__ import annotations
 
@@ -105,6 +107,31 @@ def replace_dir(staging: Path, target: Path) -> None:
     os.replace(staging, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_leftovers(target: Path) -> list[Path]:
+    """Remove what a killed writer of `target` left: its staging and replaced-directory folders
+    beside it, and temporary files of unfinished atomic writes inside it. Call only while
+    holding `target`'s lock (spurspec.artefacts.locks), when no other writer can be using them."""
+    target = Path(target)
+    removed = []
+    if target.parent.is_dir():
+        for prefix in (f".{target.name}.staging-", f".{target.name}.old-"):
+            for p in sorted(target.parent.glob(glob_escape(prefix) + "*")):
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                    removed.append(p)
+    if target.is_dir():
+        for p in sorted(target.rglob(".*.tmp")):
+            if p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """`text` with glob's special characters taken literally."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 @contextlib.contextmanager

@@ -13,11 +13,12 @@ import numpy as np
 import pyarrow.compute as pc
 
 from spurspec.artefacts import io, provenance
+from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import DatasetLayout, ReportLayout, RunLayout
 from spurspec.config import to_dict
-from spurspec.errors import ConfigError, ExistsError
+from spurspec.errors import ConfigError, ExistsError, SpurspecError
 from spurspec.metrics.auroc import auroc, roc_points
-from spurspec.metrics.cells import robust_mask
+from spurspec.metrics.cells import CELL_NAMES, cell_of, robust_mask
 from spurspec.report import curves, figures, findings
 from spurspec.report.runs import Run, combined, find_runs, group_key, reference_for, replicate_word
 from spurspec.report.writers import Block, markdown, to_html
@@ -321,19 +322,21 @@ def _summary_section(ctx: _Context) -> list[Block]:
     return [Block("h2", "Robust AUROC by summarising function"),
             Block("p", "The same probability maps scored by each summarising function: a mean over every pixel lets faint "
                        "activations along a spurious feature add up, while max or top-k follows the strongest region."),
-            Block("figure", "Robust AUROC by summarising function (mean ± sd over seeds)", figure=fig)]
+            Block("figure", "Robust AUROC by summarising function, from the top pixel (max) to every pixel (mean): "
+                            "each run with its 95% interval", figure=fig)]
 
 
 def _saliency_section(ctx: _Context) -> list[Block]:
-    panels = _saliency_panels(ctx.rows, ctx.groups, ctx.cfg.n_saliency)
+    panels = _saliency_panels(ctx.rows, ctx.groups, ctx.cfg.n_saliency, ctx.attribute)
     if not panels:
         ctx.notes.append("no saliency.npz with images in these runs: no saliency panels")
         return []
     fig = ctx.figure("saliency")
     figures.saliency(fig, panels)
     return [Block("h2", "Where each model looks"),
-            Block("figure", "Robust-cell test images with each model's map: the positive-class probability map of "
-                            "pixel models, Grad-CAM for binary models", figure=fig)]
+            Block("figure", "Robust-cell test images (cell above each image) with each model's map: P(positive "
+                            "region) for pixel models, Grad-CAM for binary models; cyan outline: the abnormality's "
+                            "mask. One run per group: its first replicate, named on the left.", figure=fig)]
 
 
 def _values(runs: list[Run], group: str, metric: str, attribute: str, summary: str) -> list[float]:
@@ -374,33 +377,58 @@ def _roc_curves(rows: list[dict], groups: list[str], attribute: str) -> tuple[li
     return curves, notes
 
 
-def _by_summary(runs: list[Run], attribute: str) -> tuple[dict[str, dict[str, list[float]]], list[str]]:
-    data: dict[str, dict[str, list[float]]] = {}
-    order: list[str] = []
+def _by_summary(runs: list[Run], attribute: str) -> tuple[dict[str, dict[str, list[tuple]]], list[str]]:
+    """Per group and summarising function: every run's robust AUROC with its interval."""
+    data: dict[str, dict[str, list[tuple]]] = {}
+    names: set[str] = set()
     for run in runs:
         rows = [r for r in run.metric_rows if r["metric"] == "robust_auroc" and r["attribute"] == attribute]
         if len({r["summary"] for r in rows}) < 2:
             continue  # one summary (binary): nothing to compare
         for r in rows:
             if r["value"] is not None:
-                data.setdefault(run.group, {}).setdefault(r["summary"], []).append(r["value"])
-                if r["summary"] not in order:
-                    order.append(r["summary"])
-    return data, order
+                data.setdefault(run.group, {}).setdefault(r["summary"], []).append((r["value"], r["ci_low"], r["ci_high"]))
+                names.add(r["summary"])
+    return data, sorted(names)
 
 
-def _saliency_panels(rows: list[dict], groups: list[str], n: int) -> list:
-    maps = {}
+def _saliency_panels(rows: list[dict], groups: list[str], n: int, attribute: str) -> list:
+    """Per group, its first run's kept maps on the test images every group shares (else its own),
+    each with the image's robust cell and abnormality mask."""
+    maps = []
     for g in groups:
         run = next(x for x in rows if x["group"] == g)["run"]
         sal = run.record.saliency()
         if sal:
-            maps[f"{g} s{run.seed}"] = sal
+            maps.append((f"{g} ({run.replicate})", run, sal))
     if not maps:
         return []
-    shared = sorted(set.intersection(*(set(m) for m in maps.values())))
+    shared = sorted(set.intersection(*(set(m) for _, _, m in maps)))
     panels = []
-    for label, sal in maps.items():
-        ids = (shared or sorted(sal))[:n]
-        panels.append((label, [(i, sal[i][0], sal[i][1]) for i in ids if i in sal]))
+    for label, run, sal in maps:
+        ids = [i for i in (shared or sorted(sal))[:n] if i in sal]
+        cells, masks = _cells_and_masks(run, ids, attribute)
+        panels.append((label, [(i, sal[i][0], sal[i][1], cells.get(i, ""), masks.get(i)) for i in ids]))
     return panels
+
+
+def _cells_and_masks(run: Run, ids: list[str], attribute: str) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """image_id -> its robust cell's name and its abnormality mask, from the run's dataset."""
+    try:
+        ds = Dataset.open(run.dataset)
+    except SpurspecError:
+        return {}, {}
+    man = ds.manifest
+    index = {i: k for k, i in enumerate(man.column("image_id").to_pylist())}
+    labels = man.column("label").to_pylist()
+    attr = man.column(attribute).to_pylist() if attribute in man.column_names else [None] * len(labels)
+    masks = ds.masks()
+    cells, outlines = {}, {}
+    for i in ids:
+        k = index.get(i)
+        if k is None:
+            continue
+        cell = cell_of(labels[k], attr[k])
+        cells[i] = CELL_NAMES[cell].format(a=attribute) if cell else ""
+        outlines[i] = np.asarray(masks[k])
+    return cells, outlines

@@ -23,12 +23,18 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
+def _legend_below(ax, ncol: int = 2) -> None:
+    """The legend under the axes, never over the data."""
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=ncol, frameon=False)
+
+
 def headline(path: Path, rows: list[dict], groups: list[str], reference: dict[str, float], attribute: str,
              study_metric: str = "robust") -> None:
     """Per group: each run's overall and robust AUROC with its 95% CI, the mean over runs as a
     bar, the study's published robust AUROC as a hollow star beside the metric the study meant
-    by it (`study_metric`: robust cells, or overall AUROC on ISIC's trap test set), chance at 0.5."""
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(groups) + 2), 4.2))
+    by it (`study_metric`: robust cells, or overall AUROC on ISIC's trap test set), chance at 0.5.
+    No title: the report's caption is the figure's one title."""
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(groups) + 2), 4.4))
     x = np.arange(len(groups))
     overall = "trap-test AUROC (the study's robust AUROC)" if study_metric == "overall" else "overall AUROC"
     for k, (metric, color, label) in enumerate((("overall", "#4c72b0", overall),
@@ -48,51 +54,81 @@ def headline(path: Path, rows: list[dict], groups: list[str], reference: dict[st
     if ref:
         shift = -0.18 if study_metric == "overall" else 0.18
         ax.scatter([i + shift for i, _ in ref], [v for _, v in ref], marker="*", s=160, facecolors="none",
-                   edgecolors="black", label="study's robust AUROC (reference)", zorder=5)
-    ax.axhline(0.5, color="grey", ls="--", lw=1)
+                   edgecolors="black", label="the study's robust AUROC (reference)", zorder=5)
     ax.set_xticks(x, groups)
     ax.set_ylim(0, 1.02)
+    _chance(ax)
     ax.set_xlabel("spatial specificity of the supervision")
     ax.set_ylabel("AUROC (test, 95% patient-bootstrap CI)")
-    ax.set_title("Robust vs overall AUROC by granularity")
-    ax.legend(fontsize=8, loc="lower right")
+    _legend_below(ax, ncol=3 if ref else 2)
     _save(fig, path)
 
 
 def roc_curves(path: Path, curves: list[tuple[str, np.ndarray, np.ndarray, float | None]], attribute: str) -> None:
-    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    fig, ax = plt.subplots(figsize=(5.0, 5.0))
     for label, fpr, tpr, auc in curves:
-        ax.plot(fpr, tpr, lw=1.5, label=f"{label} ({'n/a' if auc is None else f'{auc:.2f}'})")
+        ax.plot(fpr, tpr, lw=1.5, label=f"{label} (AUROC {'n/a' if auc is None else f'{auc:.2f}'})")
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+    ax.text(0.98, 0.93, "chance", color="grey", fontsize=7, ha="right", rotation=45, rotation_mode="anchor",
+            transform=ax.transAxes)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
-    ax.set_title(f"ROC in the robust cells ({attribute})")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    _legend_below(ax)
     _save(fig, path)
 
 
-def by_summary(path: Path, data: dict[str, dict[str, list[float]]], summaries: list[str], attribute: str) -> None:
-    """Robust AUROC (mean ± sd over seeds) per summarising function, one line per group."""
-    fig, ax = plt.subplots(figsize=(max(4.8, 0.9 * len(summaries) + 2), 4.0))
-    x = np.arange(len(summaries))
-    for group, per in data.items():
-        mean = [np.mean(per[s]) if per.get(s) else np.nan for s in summaries]
-        sd = [np.std(per[s], ddof=1) if len(per.get(s, [])) > 1 else 0.0 for s in summaries]
-        ax.errorbar(x, mean, yerr=sd, marker="o", capsize=3, label=group)
-    ax.axhline(0.5, color="grey", ls="--", lw=1)
-    ax.set_xticks(x, summaries)
+def summary_order(names: list[str]) -> list[str]:
+    """Summarising functions in their natural order: max (the top pixel), top-k by k, mean (all)."""
+    def key(name: str) -> tuple[int, float]:
+        if name == "max":
+            return (0, 0.0)
+        if name.startswith("topk:"):
+            return (1, float(name.split(":", 1)[1]))
+        return (2, 0.0) if name == "mean" else (3, 0.0)
+
+    return sorted(names, key=key)
+
+
+def by_summary(path: Path, data: dict[str, dict[str, list[tuple[float, float | None, float | None]]]],
+               summaries: list[str], attribute: str) -> None:
+    """Robust AUROC per summarising function: every run as a dot with its 95% CI, groups side by
+    side; categories are not joined by lines (they are not a continuum)."""
+    order = summary_order(summaries)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(order) + 2), 4.4))
+    x = np.arange(len(order))
+    width = 0.7 / max(len(data), 1)
+    for k, (group, per) in enumerate(data.items()):
+        offset = (k - (len(data) - 1) / 2) * width
+        label = group  # on the group's first dot only, so the legend has one entry per group
+        for i, name in enumerate(order):
+            runs = per.get(name, [])
+            for j, (value, lo, hi) in enumerate(runs):
+                err = None if lo is None else [[value - lo], [hi - value]]
+                jitter = (j - (len(runs) - 1) / 2) * width / max(len(runs), 2)
+                ax.errorbar(i + offset + jitter, value, yerr=err, fmt="o", color=f"C{k}", ms=4, capsize=2, lw=1,
+                            label=label)
+                label = None
+    ax.set_xticks(x, order)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("summarising function (pixel map -> image score)")
-    ax.set_ylabel(f"robust AUROC ({attribute})")
-    ax.set_title("Robust AUROC by summarising function")
-    ax.legend(fontsize=8)
+    _chance(ax)
+    ax.set_xlabel("summarising function (pixel map -> image score), from the top pixel to every pixel")
+    ax.set_ylabel(f"robust AUROC ({attribute}), 95% CI")
+    _legend_below(ax, ncol=min(4, max(len(data), 1)))
     _save(fig, path)
 
 
-def saliency(path: Path, panels: list[tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]]) -> None:
-    """One row per model: test images from the robust cells with its map overlaid."""
+CELL_COLORS = {"positives": "#dd5143", "negatives": "#4c72b0"}
+
+
+def saliency(path: Path, panels: list[tuple[str, list[tuple[str, np.ndarray, np.ndarray, str, np.ndarray | None]]]]) -> None:
+    """One row per model, one column per robust-cell test image: the image in grey, the model's
+    map in one colour map (with its colour bar), the abnormality's outline, and the image's robust
+    cell above it."""
     ncol = max(len(items) for _, items in panels)
-    fig, axes = plt.subplots(len(panels), ncol, figsize=(2.0 * ncol, 2.1 * len(panels)), squeeze=False)
+    fig, axes = plt.subplots(len(panels), ncol, figsize=(2.1 * ncol + 0.8, 2.2 * len(panels)), squeeze=False)
+    shown = None
     for row, (label, items) in enumerate(panels):
         for col in range(ncol):
             ax = axes[row][col]
@@ -101,15 +137,20 @@ def saliency(path: Path, panels: list[tuple[str, list[tuple[str, np.ndarray, np.
             if col >= len(items):
                 ax.axis("off")
                 continue
-            image_id, image, heat = items[col]
+            image_id, image, heat, cell, mask = items[col]
             img = image if image.ndim == 2 else (image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1))
             ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
-            ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0,
-                      extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
-            ax.set_title(image_id, fontsize=7)
+            extent = (-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5)
+            shown = ax.imshow(heat, cmap="magma", alpha=0.5, vmin=0.0, vmax=1.0, extent=extent)
+            if mask is not None and mask.any():
+                ax.contour(np.asarray(mask, dtype=float), levels=[0.5], colors="#00e5ff", linewidths=0.9,
+                           extent=extent, origin="upper")
+            ax.set_title(f"{cell}\n{image_id}", fontsize=6.5, color=CELL_COLORS.get(cell.split(" ")[0], "black"))
             if col == 0:
                 ax.set_ylabel(label, fontsize=8)
-    fig.suptitle("Where each model looks (robust-cell test images; map: P(positive) or Grad-CAM)", fontsize=9)
+    if shown is not None:
+        bar = fig.colorbar(shown, ax=axes, fraction=0.02, pad=0.03)
+        bar.set_label("P(positive region), or Grad-CAM (binary)", fontsize=7)
     _save(fig, path)
 
 
@@ -135,7 +176,8 @@ def _log_ticks(ax, curves, base: float = 10) -> None:
 
 def _chance(ax) -> None:
     ax.axhline(0.5, color="grey", ls="--", lw=1)
-    ax.text(ax.get_xlim()[0], 0.505, " chance; below = reads the spurious feature", fontsize=7, color="grey", va="bottom")
+    ax.text(0.01, 0.5, " chance; below = reads the spurious feature", fontsize=7, color="grey", va="bottom",
+            transform=ax.get_yaxis_transform(), bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 1})
 
 
 def specificity(path: Path, curve, attribute: str, ylabel: str) -> None:
@@ -147,7 +189,6 @@ def specificity(path: Path, curve, attribute: str, ylabel: str) -> None:
     _chance(ax)
     ax.set_xlabel("spatial specificity r (regions labelled; 1 = image label, pixels = mask)")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{ylabel} against spatial specificity r", fontsize=10)
     _save(fig, path)
 
 
@@ -166,6 +207,5 @@ def budgets(path: Path, panels: list[tuple[str, list, float | None]]) -> None:
         _chance(ax)
         ax.set_xlabel("training images with a mask")
         ax.set_ylabel(ylabel)
-        ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
-    fig.suptitle("AUROC against the number of training masks", fontsize=10)
+        _legend_below(ax)
     _save(fig, path)

@@ -1,6 +1,7 @@
 """`--mask-budget`: which training images keep pixel (or box) supervision. A seeded choice among
 the training positives that have a mask; negatives always train with all-zero targets; positives
-without a kept mask leave pixel-level training. The choice is written to RUN/mask_budget.parquet."""
+without a kept mask leave pixel-level ERM (`unlabelled` lists them: Seg-SSL trains on them with
+pseudo masks). The choice is written to RUN/mask_budget.parquet."""
 
 from __future__ import annotations
 
@@ -47,3 +48,10 @@ def choose(manifest: pa.Table, train_rows: np.ndarray, budget: int | float | Non
         "kept": pa.array(np.isin(candidates, kept)),
     })
     return rows, table
+
+
+def unlabelled(labels: np.ndarray, train_rows: np.ndarray, pixel_rows: np.ndarray) -> np.ndarray:
+    """Training positives outside pixel training (beyond the budget, or without a mask), sorted:
+    images whose label is known and whose mask is not."""
+    positives = train_rows[np.asarray(labels)[train_rows] == 1]
+    return np.setdiff1d(positives, pixel_rows)

@@ -1,5 +1,7 @@
 """Checkpoints RUN/checkpoints/{last,best}.pt, written atomically: model, optimiser, scheduler,
-grad scaler, every RNG state, epoch, early-stopping state and the train log so far. Everything is
+grad scaler, every RNG state, epoch, early-stopping state, the train log so far and the method's
+own state (`method`: e.g. Seg-SSL's teacher, Seg-SPL's projection head; empty for ERM; the model
+itself never includes it, so predict loads `model` strictly). Everything is
 stored as tensors, numbers, strings, lists and dicts, so loading uses torch.load(weights_only=True)
 and never runs code from the file."""
 
@@ -41,7 +43,8 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
 
 def save(path: Path, *, model: torch.nn.Module, optimizer, scheduler, scaler, epoch: int,
-         best: float | None, best_epoch: int, log: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+         best: float | None, best_epoch: int, log: list[dict[str, Any]], meta: dict[str, Any],
+         method: dict[str, Any] | None = None) -> None:
     """`epoch` is the last finished epoch (0-based); training resumes at epoch + 1."""
     state = {
         "format": FORMAT,
@@ -55,6 +58,7 @@ def save(path: Path, *, model: torch.nn.Module, optimizer, scheduler, scaler, ep
         "best_epoch": best_epoch,
         "log": log,
         "meta": meta,
+        "method": method or {},
     }
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(state, tmp)

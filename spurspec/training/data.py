@@ -49,12 +49,16 @@ def item_seed(seed: int, epoch: int, row: int) -> int:
 class RowsDataset(torch.utils.data.Dataset):
     """Items are keyed (row, epoch); epoch < 0 means no augmentation (validation, prediction).
     Returns image float32 (C, S, S) scaled to [-1, 1], label, row, epoch (the batch augmentation's
-    key) and, for pixel models, the target float32 (S, S). Augments per item only for the
+    key) and, for pixel models, the target float32 (S, S) with `labelled` (bool): False for the
+    `unlabelled` rows (Seg-SSL's images without a kept mask), whose target is all zeros and never
+    read, so a mask outside the budget cannot leak into training. Augments per item only for the
     per-image recipes (PER_IMAGE_AUGMENTS)."""
 
-    def __init__(self, root: Path, labels: np.ndarray, targets: Targets | None, augment: str, seed: int) -> None:
+    def __init__(self, root: Path, labels: np.ndarray, targets: Targets | None, augment: str, seed: int,
+                 unlabelled: np.ndarray | None = None) -> None:
         self.root, self.labels, self.targets, self.seed = Path(root), labels, targets, seed
         self.augment = augment
+        self.unlabelled = frozenset(np.asarray(unlabelled if unlabelled is not None else [], dtype=np.int64).tolist())
         self._images: np.ndarray | None = None
         self._transform = None
 
@@ -81,8 +85,10 @@ class RowsDataset(torch.utils.data.Dataset):
             self._open()
         image = torch.from_numpy(np.asarray(self._images[row], dtype=np.float32)) / 255.0
         item = {"image": image}
+        labelled = row not in self.unlabelled
         if self.targets is not None:
-            item["target"] = torch.from_numpy(self.targets(row).astype(np.float32))[None]
+            target = self.targets(row) if labelled else np.zeros(image.shape[-2:], np.uint8)
+            item["target"] = torch.from_numpy(target.astype(np.float32))[None]
         if epoch >= 0 and self._transform is not None:
             self._rng.seed(item_seed(self.seed, epoch, row))
             item = self._transform(item)
@@ -94,6 +100,7 @@ class RowsDataset(torch.utils.data.Dataset):
         }
         if self.targets is not None:
             out["target"] = torch.as_tensor(item["target"]).float()[0]
+            out["labelled"] = torch.tensor(labelled)
         return out
 
     def __getstate__(self) -> dict:

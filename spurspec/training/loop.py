@@ -1,6 +1,8 @@
 """One training epoch and one evaluation pass over a loader. Losses are computed in fp32 even
 under autocast; timing separates waiting for data from computing, so the train log can show
-whether loading is ever the bottleneck. Reads batches, updates the model; writes nothing."""
+whether loading is ever the bottleneck. A method's `Objective` (ERM here; Seg-SSL and Seg-SPL in
+ssl.py and spl.py) gives the training loss and hooks around each step. Reads batches, updates
+the model; writes nothing."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ class Step:
     loss: str
     pos_weight: float  # weight of a positive image's loss (1.0 unless balance = pos-weight)
     channels_last: bool
-    objective: Callable | None = None  # the method's training loss; None = loss_per_image (ERM)
+    objective: Objective | None = None  # the method's training loss and hooks; None = ERM
     head: PixelHead | None = None  # pixel models: what the output channels mean; None = two classes
     # Training batches only: moves a batch to the device and augments it (augment.BatchAugment,
     # keyed by each item's row and epoch); None = no batch augmentation.
@@ -49,31 +51,81 @@ def _head(step: Step) -> PixelHead:
     return step.head or PixelHead(2)
 
 
-def loss_per_image(step: Step, logits: torch.Tensor, batch: dict[str, torch.Tensor], weighted: bool) -> torch.Tensor:
-    """(B,) fp32 losses. Pixel: the head's mean per-pixel cross-entropy (+ soft Dice of the
-    positive class on images whose target holds it: Dice of an empty target is degenerate).
-    Binary: BCE of the image logit."""
+def pixel_loss(step: Step, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) fp32: the head's mean per-pixel cross-entropy (+ soft Dice of the positive class on
+    images whose target holds it: Dice of an empty target is degenerate). `weight` (B, H, W)
+    scales each pixel (0 leaves it out of both terms); None weighs every pixel 1."""
+    head = _head(step)
     logits = logits.float()
+    loss = head.pixel_loss(logits, target, weight)
+    if step.loss.endswith("+dice"):
+        prob = head.prob(logits).flatten(1)
+        t = head.positive_target(target).flatten(1)
+        if weight is not None:
+            prob, t = prob * weight.flatten(1), t * weight.flatten(1)
+        dice = 1 - (2 * (prob * t).sum(1) + 1.0) / (prob.sum(1) + t.sum(1) + 1.0)
+        loss = loss + dice * (t.sum(1) > 0)
+    return loss
+
+
+def loss_per_image(step: Step, logits: torch.Tensor, batch: dict[str, torch.Tensor], weighted: bool) -> torch.Tensor:
+    """(B,) fp32 ERM losses. Pixel: `pixel_loss` on the batch's targets. Binary: BCE of the image
+    logit. `weighted`: positives times step.pos_weight."""
     label = batch["label"].to(step.device, non_blocking=True)
     if step.pixel:
-        head = _head(step)
-        target = batch["target"].to(step.device, non_blocking=True)
-        loss = head.pixel_loss(logits, target)
-        if step.loss.endswith("+dice"):
-            prob = head.prob(logits).flatten(1)
-            t = head.positive_target(target).flatten(1)
-            dice = 1 - (2 * (prob * t).sum(1) + 1.0) / (prob.sum(1) + t.sum(1) + 1.0)
-            loss = loss + dice * (t.sum(1) > 0)
+        loss = pixel_loss(step, logits, batch["target"].to(step.device, non_blocking=True))
     else:
-        loss = F.binary_cross_entropy_with_logits(logits, label, reduction="none")
-    if weighted and step.pos_weight != 1.0:
-        loss = loss * torch.where(label > 0.5, step.pos_weight, 1.0)
-    return loss
+        loss = F.binary_cross_entropy_with_logits(logits.float(), label, reduction="none")
+    return image_weights(step, loss, label) if weighted else loss
+
+
+def image_weights(step: Step, loss: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Per-image losses with positives weighted by step.pos_weight (balance = pos-weight)."""
+    if step.pos_weight == 1.0:
+        return loss
+    return loss * torch.where(label > 0.5, step.pos_weight, 1.0)
+
+
+class Objective:
+    """A training method's side of a step: ERM itself, and the hooks a method overrides. The
+    order in train_epoch: prepare (after augmentation) -> forward -> __call__ -> backward ->
+    after_backward -> optimiser step -> after_step. Whatever it learns or keeps beyond the
+    model (a teacher, a projection head, counters) is in `state_dict`, saved in every
+    checkpoint, so a resumed run continues exactly."""
+
+    columns: tuple[str, ...] = ()  # train_log columns `epoch_log` fills
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """Trainable tensors beyond the model's (added to the optimiser; never in the saved model)."""
+        return []
+
+    def prepare(self, step: Step, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return batch
+
+    def __call__(self, step: Step, logits: torch.Tensor, batch: dict[str, torch.Tensor], weighted: bool) -> torch.Tensor:
+        return loss_per_image(step, logits, batch, weighted)
+
+    def after_backward(self, step: Step) -> None:
+        return None
+
+    def after_step(self, step: Step) -> None:
+        return None
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        return None
+
+    def epoch_log(self, dist) -> dict[str, float | None]:
+        """This epoch's values of `columns`, reduced across ranks (`dist.sum`); resets the sums."""
+        return {}
 
 
 def train_epoch(step: Step, loader, on_batch: Callable[[int, float], None]) -> dict[str, float]:
     """Returns sums over this rank: loss_sum, n, seconds, wait_seconds."""
     step.model.train()
+    objective = step.objective or Objective()
     loss_sum = torch.zeros((), device=step.device, dtype=torch.float64)
     n, wait, last_report = 0, 0.0, 0
     start = time.perf_counter()
@@ -86,14 +138,17 @@ def train_epoch(step: Step, loader, on_batch: Callable[[int, float], None]) -> d
             break
         if step.augment is not None:
             batch = step.augment(batch)
+        batch = objective.prepare(step, batch)
         x = step.inputs(batch)
         with step.autocast():
             logits = step.model(x)
-        loss = (step.objective or loss_per_image)(step, logits, batch, weighted=True)
+        loss = objective(step, logits, batch, weighted=True)
         step.optimizer.zero_grad(set_to_none=True)
         step.scaler.scale(loss.mean()).backward()
+        objective.after_backward(step)
         step.scaler.step(step.optimizer)
         step.scaler.update()
+        objective.after_step(step)
         loss_sum += loss.detach().sum()
         n += len(x)
         if n - last_report >= 8 * len(x) or last_report == 0:

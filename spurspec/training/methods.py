@@ -1,28 +1,96 @@
-"""Training methods by name (METHODS): how a training batch becomes a per-image loss. ERM on the
-granularity's targets is the study's baseline and the only method so far; semi-supervised and
-contrastive methods (Seg-SSL, Seg-SPL) register here with their own objectives."""
+"""Training methods by name (METHODS): how a training batch becomes a per-image loss, what a
+method needs from the run, and which train_log columns it fills. Registered: `erm` (the study's
+baseline), `seg-ssl` (semi-supervised, training/ssl.py) and `seg-spl` (pixel-level supervised
+contrastive, training/spl.py). Torch-free: each factory imports its module when a run builds it,
+so listing the names (CLI choices, pipeline checks) loads no torch. Reads and writes nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from spurspec.errors import ConfigError
 from spurspec.registry import Registry
+
+# What a method may need from a run, as a refusal names it.
+NEEDS = {
+    "pixel": "a pixel granularity (bbox, seg or grid:K); binary has no pixel targets",
+    "unlabelled": "training positives without a kept mask, and this run keeps every one's mask "
+                  "(give a --mask-budget below the number of masked training positives)",
+}
 
 
 @dataclass(frozen=True)
 class Method:
     description: str
-    # Returns the training objective (step, logits, batch, weighted) -> (B,) fp32 losses. A factory,
-    # so listing the names (CLI choices) imports no torch. Validation always uses the ERM loss.
-    objective: Callable[[], Callable]
+    # Builds the training objective (a training.loop.Objective: the per-image loss
+    # (step, logits, batch, weighted) -> (B,) fp32 plus the hooks around a step), called with
+    # keyword arguments cfg, model, head, device, dist. Validation always uses the ERM loss.
+    objective: Callable[..., Any]
+    needs: tuple[str, ...] = ()  # keys of NEEDS
+    columns: tuple[str, ...] = ()  # the train_log columns it fills (nullable in schemas.TRAIN_LOG)
 
 
-def _erm() -> Callable:
-    from spurspec.training.loop import loss_per_image
+def _erm(**context: Any) -> Any:
+    from spurspec.training.loop import Objective
 
-    return loss_per_image
+    return Objective()
+
+
+def _seg_ssl(**context: Any) -> Any:
+    from spurspec.training.ssl import SegSSL
+
+    return SegSSL(**context)
+
+
+def _seg_spl(**context: Any) -> Any:
+    from spurspec.training.spl import SegSPL
+
+    return SegSPL(**context)
 
 
 METHODS: Registry[Method] = Registry("method")
 METHODS.add("erm", Method("empirical risk minimisation on the granularity's targets (the study's baseline)", _erm))
+METHODS.add("seg-ssl", Method(
+    "semi-supervised: FixMatch-style pseudo masks from a mean teacher on training positives without a mask, "
+    "constrained by the image label", _seg_ssl, needs=("pixel", "unlabelled"),
+    columns=("ssl_loss", "ssl_weight", "ssl_positive_share", "ssl_confident_share")))
+METHODS.add("seg-spl", Method(
+    "pixel-level supervised contrastive loss on the decoder's embeddings beside the segmentation loss",
+    _seg_spl, needs=("pixel",), columns=("spl_loss",)))
+
+
+def log_columns() -> list[str]:
+    """Every method's train_log columns, in registry order (null where a run's method has none)."""
+    return [c for name in METHODS.names() for c in METHODS.get(name).columns]
+
+
+def require(name: str, have: dict[str, bool]) -> None:
+    """Refuse method `name` when the run lacks one of its needs. `have` says which needs the run
+    meets, as far as the caller knows (a need it leaves out counts as met); the message names
+    what is missing and the methods that would apply."""
+    missing = [need for need in METHODS.get(name).needs if not have.get(need, True)]
+    if not missing:
+        return
+    fits = [m for m in METHODS.names() if all(have.get(need, True) for need in METHODS.get(m).needs)]
+    raise ConfigError(f"method {name!r} cannot train this run: it needs {'; and '.join(NEEDS[n] for n in missing)}. "
+                      f"Methods that apply: {', '.join(fits)}")
+
+
+def check_settings(cfg: Any) -> None:
+    """The ranges of the methods' settings (TrainConfig's ssl_* and spl_* fields)."""
+    rules = [
+        ("ssl_teacher_decay", 0 <= cfg.ssl_teacher_decay < 1, "in [0, 1)"),
+        ("ssl_threshold", 0.5 < cfg.ssl_threshold <= 1, "in (0.5, 1]"),
+        ("ssl_weight", cfg.ssl_weight >= 0, ">= 0"),
+        ("ssl_rampup", cfg.ssl_rampup >= 0, "a whole number of epochs >= 0"),
+        ("ssl_min_share", 0 < cfg.ssl_min_share <= cfg.ssl_max_share, "in (0, ssl_max_share]"),
+        ("ssl_max_share", cfg.ssl_max_share < 1, "below 1 (a pseudo mask never covers the whole image)"),
+        ("spl_weight", cfg.spl_weight >= 0, ">= 0"),
+        ("spl_temperature", cfg.spl_temperature > 0, "> 0"),
+        ("spl_pixels", cfg.spl_pixels >= 2, "at least 2"),
+    ]
+    for key, ok, want in rules:
+        if not ok:
+            raise ConfigError(f"{key} must be {want}, got {getattr(cfg, key)}")

@@ -148,6 +148,7 @@ class Net(nn.Module):
         self.out_channels = out_channels
         if pixel:
             self.decoder, self.head = unet_decoder(encoder.channels, decoder_channels, decoder_style, out_channels)
+            self.embedding_channels = decoder_channels[-1]  # of the pixel embeddings `on_embeddings` hands over
         else:
             self.head = nn.Linear(encoder.channels[-1], 1)
 
@@ -157,6 +158,14 @@ class Net(nn.Module):
             logits = self.head(self.decoder(features, len(features) - 1))
             return logits[:, 0] if self.out_channels == 1 else logits
         return self.head(features[-1].mean(dim=(2, 3)))[:, 0]
+
+    def on_embeddings(self, fn: Callable[[torch.Tensor], None]) -> torch.utils.hooks.RemovableHandle:
+        """Pixel models: call fn with the decoder's pixel embeddings, (B, embedding_channels, H, W),
+        the segmentation head's input, on every forward (Seg-SPL's contrastive loss reads them).
+        Outputs and state dict are unchanged; remove the returned handle to stop."""
+        if not self.pixel:
+            raise ConfigError("pixel embeddings exist for pixel models only (bbox, seg, grid:K)")
+        return self.head.register_forward_pre_hook(lambda module, args: fn(args[0]))
 
 
 def load_pretrained(model: Net, source: str | Path) -> int:
