@@ -5,6 +5,7 @@ checks keys and types, and writes the resolved config beside a stage's output.""
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -50,6 +51,9 @@ def _check_type(cls_name: str, key: str, value: Any, hint: Any) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{cls_name}.{key}: expected a number, got {value!r}")
+        # No setting means anything at nan or inf; they would only fail later, deep in a stage.
+        if not math.isfinite(value):
+            raise ConfigError(f"{cls_name}.{key}: expected a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -84,14 +88,35 @@ def build(cls: type[C], values: dict[str, Any], where: str = "") -> C:
     return cls(**checked)
 
 
+# Settings files are a few kB; a larger one is not a settings file and is not read into memory.
+MAX_TOML_BYTES = 1 << 20
+# Seeds go to numpy's legacy generator (np.random.seed) among others, which takes 0 .. 2**32 - 1.
+MAX_SEED = 2**32 - 1
+
+
 def read_toml(path: Path) -> dict[str, Any]:
+    """A settings file: UTF-8 TOML of at most MAX_TOML_BYTES (ConfigError naming it otherwise)."""
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            data = fh.read(MAX_TOML_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    if len(data) > MAX_TOML_BYTES:
+        raise ConfigError(f"{path}: over {MAX_TOML_BYTES} bytes; not a settings file")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def check_seed(seed: int, name: str = "seed") -> None:
+    """The one rule for every stage's seed: an integer from 0 to MAX_SEED."""
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{name} must be between 0 and {MAX_SEED}, got {seed}")
 
 
 def resolve(

@@ -62,14 +62,30 @@ def write(path: Path, stage: str, settings: dict[str, Any], inputs: dict[str, st
     io.write_json(path, record(stage, settings, inputs))
 
 
-def is_up_to_date(path: Path, settings: dict[str, Any], inputs: dict[str, str]) -> bool:
-    """True if a previous run of the stage recorded exactly these settings and inputs."""
+def differences(path: Path, settings: dict[str, Any], inputs: dict[str, str]) -> list[str] | None:
+    """What differs between a previous run of the stage (its provenance file) and these
+    settings and inputs: [] when nothing does, None when there is no readable record."""
     if not Path(path).exists():
-        return False
+        return None
     try:
         old = io.read_json(path)
     except (OSError, ValueError):
-        return False
+        return None
     # Round-trip through JSON so tuples/paths compare equal to what was recorded.
     norm = json.loads(json.dumps({"s": settings, "i": inputs}, sort_keys=True, default=str))
-    return old.get("settings") == norm["s"] and old.get("inputs") == norm["i"]
+    out = []
+    for what, new, before in (("setting", norm["s"], old.get("settings") or {}), ("input", norm["i"], old.get("inputs") or {})):
+        for key in sorted(set(new) | set(before)):
+            if new.get(key) != before.get(key):
+                out.append(f"{what} {key}: {_short(before.get(key))} -> {_short(new.get(key))}")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = "absent" if value is None else json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def is_up_to_date(path: Path, settings: dict[str, Any], inputs: dict[str, str]) -> bool:
+    """True if a previous run of the stage recorded exactly these settings and inputs."""
+    return differences(path, settings, inputs) == []

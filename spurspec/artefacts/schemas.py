@@ -4,6 +4,7 @@ in its metadata. Readers call `check()` so a stale or foreign file fails with a 
 from __future__ import annotations
 
 import json
+import re
 
 import pyarrow as pa
 
@@ -30,6 +31,23 @@ MANIFEST_FIELDS = [
     pa.field("orig_width", pa.int32(), nullable=False),
 ]
 SPLITS = ("train", "val", "test")
+
+
+# A spurious attribute is a manifest column that `evaluate` places in SQL as a quoted identifier,
+# so its name follows one rule from ingest (which refuses others) to evaluate (which re-checks):
+# letters, digits and _, not starting with a digit, at most 63 characters (DuckDB's and
+# Postgres's identifier length), and not a base manifest column in any letter case (DuckDB
+# matches identifiers case-insensitively).
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def attribute_name_problem(name: str) -> str | None:
+    """What is wrong with `name` as a spurious attribute's name, or None."""
+    if not ATTRIBUTE_NAME.match(name):
+        return "not a valid attribute name (letters, digits and _, not starting with a digit, at most 63 characters)"
+    if name.lower() in {f.name for f in MANIFEST_FIELDS}:
+        return "clashes with a manifest column of that name"
+    return None
 
 
 def manifest_schema(spurious: list[str], extra: list[pa.Field] | None = None) -> pa.Schema:
@@ -93,6 +111,15 @@ TRAIN_LOG = _schema(
         pa.field("data_wait_fraction", pa.float64()),
         pa.field("epoch_seconds", pa.float64()),
         pa.field("is_best", pa.bool_()),
+        # The method's own terms (training.methods.Method.columns), null for methods without them.
+        # seg-ssl: mean pseudo-mask loss of an image without a mask (before its weight), that
+        # weight this epoch, and the mean shares of pseudo-positive and of confident pixels.
+        pa.field("ssl_loss", pa.float64()),
+        pa.field("ssl_weight", pa.float64()),
+        pa.field("ssl_positive_share", pa.float64()),
+        pa.field("ssl_confident_share", pa.float64()),
+        # seg-spl: mean pixel-contrastive loss per step (before its weight).
+        pa.field("spl_loss", pa.float64()),
     ],
 )
 

@@ -13,19 +13,60 @@ from spurspec import __version__
 from spurspec.cli.defaults import command_class
 from spurspec.errors import SpurspecError
 
+try:  # recent Typer carries its own copy of click; earlier ones run on click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+# Bare `spurspec` shows the help through this error (click >= 8.2); absent before, never raised.
+_NO_ARGS = getattr(click_errors, "NoArgsIsHelpError", ())
+
+
+def error_line(message: object) -> str:
+    """README's one-line error: `error: <file or row>: <what is wrong>`. Messages that span lines
+    (a third-party decoder's, a usage error's) are folded onto one."""
+    return "error: " + " ".join(str(message).split())
+
 
 class _ErrorMappingGroup(TyperGroup):
-    """User errors become `error: <one line>` and the error's exit code, never a traceback."""
+    """User errors become `error: <one line>` and the error's exit code, never a traceback; so
+    do usage errors (a bad option value, a missing argument), which click would draw as a box."""
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
         except SpurspecError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(error_line(exc), err=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            # Not a spurspec check but the system refusing (disk full, permission denied on a
+            # path the user gave): the path and the reason are the useful part, not a traceback.
+            where = f"{exc.filename}: " if exc.filename else ""
+            typer.echo(error_line(f"{where}{exc.strerror or exc}"), err=True)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("interrupted; finished outputs are kept, unfinished ones were not written", err=True)
             raise typer.Exit(130) from None
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[no-untyped-def]
+        """Parse errors end as one `error:` line and exit 2, like any bad setting."""
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = result if isinstance(result, int) else 0
+        except _NO_ARGS as exc:  # bare `spurspec` or `spurspec ingest`: the help itself
+            typer.echo(exc.format_message())
+            code = exc.exit_code
+        except click_errors.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            command = f"{ctx.command_path}: " if ctx is not None else ""
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            typer.echo(error_line(f"{command}{exc.format_message()}{hint}"), err=True)
+            code = exc.exit_code
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
 
 
 def _app(help_text: str) -> typer.Typer:

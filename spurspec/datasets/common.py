@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from spurspec.artefacts.dataset import DatasetWriter
 from spurspec.artefacts.schemas import SPLITS
+from spurspec.config import check_seed
 from spurspec.datasets.splits import split_groups
 from spurspec.errors import ConfigError, InputError
 from spurspec.imaging import readers, rle
@@ -77,13 +78,21 @@ class Rejects:
         return pa.Table.from_pylist(self.rows, schema=pa.schema([("input", pa.string()), ("reason", pa.string())]))
 
 
+# The largest training size any ingest writes: 8x the study's 512 px. images.npy holds N x C x S x S
+# bytes, so beyond this a dataset outgrows disks and memory maps long before it trains.
+MAX_SIZE = 4096
+
+
+def check_size(size: int, min_size: int = 8) -> None:
+    if not min_size <= size <= MAX_SIZE:
+        raise ConfigError(f"size must be between {min_size} and {MAX_SIZE} pixels, got {size}")
+
+
 def check_basics(size: int, seed: int, workers: int, min_size: int = 8) -> None:
     """The settings every file-reading ingest shares: a usable training size, a seed numpy
     accepts, and a worker count (0 = automatic where a source supports it)."""
-    if size < min_size:
-        raise ConfigError(f"size must be at least {min_size}, got {size}")
-    if seed < 0:
-        raise ConfigError(f"seed must be 0 or more, got {seed}")
+    check_size(size, min_size)
+    check_seed(seed)
     if workers < 0:
         raise ConfigError(f"workers must be 0 or more, got {workers}")
 

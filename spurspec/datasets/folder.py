@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from spurspec.artefacts import provenance
 from spurspec.artefacts.dataset import up_to_date
-from spurspec.artefacts.schemas import MANIFEST_FIELDS, SPLITS
+from spurspec.artefacts.schemas import SPLITS, attribute_name_problem
 from spurspec.config import to_dict
 from spurspec.datasets.common import (
     IngestResult,
@@ -145,10 +145,15 @@ def check(cfg: Config) -> None:
     check_basics(cfg.size, cfg.seed, cfg.workers)
     if cfg.channels not in (1, 3):
         raise ConfigError(f"channels must be 1 or 3, got {cfg.channels}")
-    reserved = {f.name for f in MANIFEST_FIELDS}
-    clash = [c for c in cfg.spurious_cols if c in reserved or c in (cfg.label_col, cfg.image_col)]
+    for col in cfg.spurious_cols:  # each becomes a manifest column evaluate names in SQL
+        problem = attribute_name_problem(col)
+        if problem is not None:
+            raise ConfigError(f"--spurious-col {col!r}: {problem}; rename the column in the table")
+    clash = [c for c in cfg.spurious_cols if c in (cfg.label_col, cfg.image_col)]
     if clash:
-        raise ConfigError(f"spurious column(s) {', '.join(clash)} clash with manifest or label/image columns; rename them")
+        raise ConfigError(f"spurious column(s) {', '.join(clash)} are also the label or image column")
+    if len(set(cfg.spurious_cols)) != len(cfg.spurious_cols):
+        raise ConfigError(f"--spurious-col names a column twice: {', '.join(cfg.spurious_cols)}")
     if not (0 <= cfg.val_fraction and 0 <= cfg.test_fraction and cfg.val_fraction + cfg.test_fraction < 1):
         raise ConfigError("val and test fractions must be >= 0 and sum to less than 1")
 

@@ -5,12 +5,10 @@ them up and report every mismatch as a reject naming the file or CSV row."""
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from spurspec.datasets import tables
 from spurspec.datasets.common import Rejects
 from spurspec.errors import ConfigError, InputError
 from spurspec.imaging import rle
@@ -60,30 +58,17 @@ def find_dicoms(root: Path, labels: Path) -> list[Path]:
     return sorted(paths)
 
 
-def _read_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        return raw.decode("utf-8-sig")
-    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read label CSV ({exc})") from None
-
-
 def read_rle_csv(path: Path, problems: Rejects) -> dict[str, list[RleRow]]:
     """ImageId -> its RLE rows. Column names and values are stripped (the Kaggle header has a
     leading space). Identical duplicate rows are kept once; an image with both '-1' and a mask
     is a conflict and is left out (reported)."""
-    reader = csv.reader(io.StringIO(_read_text(path)))
-    header = [h.strip() for h in next(reader, [])]
+    header, lines = tables.parse_csv(path, tables.read_text(path, "label CSV"))
     if "ImageId" not in header or "EncodedPixels" not in header:
         raise InputError(f"{path}: expected columns ImageId, EncodedPixels; found {', '.join(header) or 'nothing'}")
     id_col, rle_col = header.index("ImageId"), header.index("EncodedPixels")
     rows: dict[str, list[RleRow]] = {}
     poisoned: set[str] = set()
-    for line, row in enumerate(reader, start=2):
-        if not any(cell.strip() for cell in row):
-            continue
+    for line, row in lines:
         where = f"{path}:{line}"
         if len(row) <= max(id_col, rle_col):
             problems.add(where, f"expected {len(header)} columns, got {len(row)}")

@@ -19,9 +19,9 @@ from scipy import ndimage
 
 from spurspec import config as configlib
 from spurspec.artefacts.dataset import DatasetWriter, up_to_date
-from spurspec.artefacts.schemas import SPLITS
+from spurspec.artefacts.schemas import SPLITS, attribute_name_problem
 from spurspec.datamodel import JointLabels, paste, place
-from spurspec.datasets.common import Decoded, IngestResult, Rejects, count_table, decode_all
+from spurspec.datasets.common import Decoded, IngestResult, Rejects, check_basics, count_table, decode_all
 from spurspec.errors import ConfigError
 from spurspec.imaging import rle
 
@@ -65,14 +65,12 @@ def check(cfg: Config) -> None:
     """Refuse settings `ingest` cannot use (ConfigError), whoever calls it: CLI or pipeline."""
     if cfg.n < 8:
         raise ConfigError(f"n={cfg.n}: need at least 8 images")
-    if cfg.size < 32:
-        raise ConfigError(f"size={cfg.size}: need at least 32 pixels")
-    if cfg.seed < 0:
-        raise ConfigError(f"seed={cfg.seed}: must be non-negative")
+    check_basics(cfg.size, cfg.seed, cfg.workers, min_size=32)
     if len(cfg.fractions) != 3 or min(cfg.fractions) < 0 or sum(cfg.fractions) <= 0:
         raise ConfigError(f"fractions={list(cfg.fractions)}: need three non-negative train, val, test shares")
-    if not cfg.spurious_name.isidentifier():
-        raise ConfigError(f"spurious_name={cfg.spurious_name!r}: must be a plain identifier")
+    problem = attribute_name_problem(cfg.spurious_name)
+    if problem is not None:
+        raise ConfigError(f"spurious_name={cfg.spurious_name!r}: {problem}")
     if not 0.02 <= cfg.lesion_radius <= 0.3:
         raise ConfigError(f"lesion_radius={cfg.lesion_radius}: must be in [0.02, 0.3]")
     joints(cfg)  # each split's P(y, s) must exist: correlations and prevalence in [0, 1]

@@ -1,19 +1,22 @@
 """Read chest-tube labels: a CSV `ImageId,chest_tube` (0/1) or the study authors' pickled dict
 {SOPInstanceUID: bool}. The pickle is read with an unpickler that refuses every global, so a
-crafted file cannot run code: only dict/list/tuple/str/bool/int/float/None can load."""
+crafted file cannot run code: only dict/list/tuple/str/bool/int/float/None can load. Labels are
+0/1 (true/false also read); anything else is refused naming the line or key."""
 
 from __future__ import annotations
 
-import csv
 import io
 import pickle
 from pathlib import Path
 
+from spurspec.datasets import tables
 from spurspec.errors import InputError
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
-_TRUE = {"1", "true", "yes", "t", "y"}
-_FALSE = {"0", "false", "no", "f", "n"}
+# 0/1 (and true/false, the pickle's booleans written out), as every spurious attribute is read
+# (datasets.common.parse_binary); "yes", "t" and the like are refused, not guessed.
+_TRUE = {"1", "1.0", "true"}
+_FALSE = {"0", "0.0", "false"}
 # The authors' file is 113 kB; anything far larger is not a label dict and is not read.
 MAX_PICKLE_BYTES = 64 << 20
 
@@ -76,20 +79,13 @@ def _from_pickle(path: Path) -> dict[str, int]:
 
 
 def _from_csv(path: Path) -> dict[str, int]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read as UTF-8 text ({exc})") from None
-    reader = csv.reader(io.StringIO(text))
-    header = [h.strip() for h in next(reader, [])]
+    header, lines = tables.parse_csv(path, tables.read_text(path, "tube-label CSV"))
     if "ImageId" not in header or "chest_tube" not in header:
         raise InputError(f"{path}: expected columns ImageId,chest_tube; found {','.join(header) or 'nothing'}")
     id_col, label_col = header.index("ImageId"), header.index("chest_tube")
     labels: dict[str, int] = {}
     first_line: dict[str, int] = {}
-    for line, row in enumerate(reader, start=2):
-        if not any(cell.strip() for cell in row):
-            continue
+    for line, row in lines:
         if len(row) <= max(id_col, label_col):
             raise InputError(f"{path}:{line}: expected {len(header)} columns, got {len(row)}")
         image_id = row[id_col].strip()

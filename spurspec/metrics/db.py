@@ -12,10 +12,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from spurspec.artefacts.schemas import attribute_name_problem
 from spurspec.errors import InputError
 from spurspec.metrics.cells import ROBUST_CELLS
 
-_SAFE_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -28,13 +28,15 @@ def load(name: str) -> str:
 
 def quote_attributes(columns: list[str], allowed: list[str]) -> str:
     """Validated, double-quoted, comma-separated attribute columns for an identifier slot.
-    A name must be one of the manifest's declared spurious attributes and look like a plain
-    identifier; anything else is refused before it can reach SQL."""
+    A name must be one of the manifest's declared spurious attributes and pass the attribute-name
+    rule ingest applies (schemas.attribute_name_problem); anything else is refused before it can
+    reach SQL."""
     for col in columns:
         if col not in allowed:
             raise InputError(f"{col!r} is not a spurious attribute of this dataset (have: {', '.join(allowed) or 'none'})")
-        if not _SAFE_IDENTIFIER.match(col):
-            raise InputError(f"spurious attribute name {col!r} is not a plain identifier (letters, digits, _)")
+        problem = attribute_name_problem(col)
+        if problem is not None:
+            raise InputError(f"spurious attribute {col!r}: {problem}; re-ingest the dataset with a valid name")
     return ", ".join(f'"{c}"' for c in columns)
 
 

@@ -135,10 +135,12 @@ def build_report(cfg: ReportConfig, force: bool = False) -> ReportResult:
     if final.root.exists() and any(final.root.iterdir()):
         if not final.markdown.exists():
             raise ExistsError(f"{final.root}: exists and is not a spurspec report; refusing to replace it")
-        if not force and provenance.is_up_to_date(final.provenance, settings, inputs):
+        differs = provenance.differences(final.provenance, settings, inputs)
+        if not force and differs == []:
             return ReportResult(final.root, len(runs), notes=notes, up_to_date=True)
         if not force:
-            raise ExistsError(f"{final.root}: holds a report of other runs or settings; pass --force to replace it")
+            what = "; ".join(differs[:3]) + (f"; and {len(differs) - 3} more" if len(differs) > 3 else "") if differs else "no record of its settings"
+            raise ExistsError(f"{final.root}: holds a report of other runs or settings ({what}); pass --force to replace it")
     with io.staging_dir(final.root) as staging:
         made, notes = _write(cfg, runs, notes, ReportLayout(staging))
         provenance.write(ReportLayout(staging).provenance, "report", settings, inputs)
@@ -190,8 +192,8 @@ def _headline(ctx: _Context) -> list[Block]:
     fig = ctx.figure("headline")
     figures.headline(fig, ctx.rows, ctx.groups, reference_for(ctx.runs)[1], ctx.attribute, _study_metric(ctx)[0])
     return [Block("h2", "Robust vs overall AUROC by granularity"),
-            Block("figure", "Robust vs overall AUROC by granularity (dots: runs with 95% CI; bars: mean over seeds; "
-                            "stars: the study's published robust AUROC, for reference)", figure=fig)]
+            Block("figure", "Robust vs overall AUROC by granularity (dots: runs with 95% CI; bars: mean over runs; "
+                            "stars: the study's published robust AUROC, for reference)", figure=fig, role="headline")]
 
 
 def _study_metric(ctx: _Context) -> tuple[str, str]:

@@ -54,7 +54,7 @@ def data_section(runs, attribute: str, min_cell: int) -> list[Block]:
     blocks = [Block("h2", "Data"), Block("p", text)]
     small = [f"{name} ({n})" for name, n in cells if n < min_cell]
     if small:
-        blocks.append(Block("p", f"Warning: robust cell(s) {', '.join(small)} hold fewer than {min_cell} test images "
+        blocks.append(Block("p", role="warning", text=f"Warning: robust cell(s) {', '.join(small)} hold fewer than {min_cell} test images "
                                  "(the rule this report applies): robust AUROC there can move by tenths with a few images; "
                                  "read its interval, not its value."))
     return blocks
@@ -101,4 +101,5 @@ def findings_section(runs, attribute: str, cfg, study_metric: tuple[str, str],
             sentences.append(_sentence(group, reference, what, rows))
     intro = (f"Each model against {reference} on the same test images: the paired difference with its 95% "
              f"interval from {cfg.bootstrap} paired patient-bootstrap replicates.")
-    return [Block("h2", "Findings"), Block("p", intro), *(Block("p", s) for s in sentences), Block("p", COLUMNS)]
+    return [Block("h2", "Findings"), Block("p", intro), *(Block("p", s, role="finding") for s in sentences),
+            Block("p", COLUMNS)]

@@ -17,6 +17,7 @@ class Block:
     headers: tuple[str, ...] = ()
     rows: tuple[tuple[str, ...], ...] = ()
     figure: Path | None = None  # PNG file for kind == figure
+    role: str = ""  # an HTML class naming what the block is (e.g. "finding", "headline"), for readers and tests
 
 
 def markdown(blocks: list[Block], root: Path) -> str:
@@ -38,9 +39,16 @@ def markdown(blocks: list[Block], root: Path) -> str:
     return "\n".join(out)
 
 
+# Wide tables scroll inside their own box on a narrow screen instead of widening the page.
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f3f3f3}figure{margin:1.5em 0}img{max-width:100%}figcaption{color:#555;font-size:0.9em}"""
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em;display:block;max-width:100%;overflow-x:auto}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}
+figure{margin:1.5em 0}img{max-width:100%;height:auto}figcaption{color:#555;font-size:0.9em}
+p.finding{font-weight:600}p.warning{color:#8a4b00}"""
+
+
+def _cls(b: Block) -> str:
+    return f' class="{html.escape(b.role)}"' if b.role else ""
 
 
 def to_html(blocks: list[Block], title: str) -> str:
@@ -49,14 +57,16 @@ def to_html(blocks: list[Block], title: str) -> str:
         if b.kind in ("h1", "h2"):
             body.append(f"<{b.kind}>{html.escape(b.text)}</{b.kind}>")
         elif b.kind == "p":
-            body.append(f"<p>{html.escape(b.text)}</p>")
+            body.append(f"<p{_cls(b)}>{html.escape(b.text)}</p>")
         elif b.kind == "table":
             head = "".join(f"<th>{html.escape(h)}</th>" for h in b.headers)
             rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in b.rows)
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            body.append(f"<table{_cls(b)}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif b.kind == "figure":
             data = base64.b64encode(b.figure.read_bytes()).decode("ascii")
-            body.append(f'<figure><img alt="{html.escape(b.text)}" src="data:image/png;base64,{data}">'
+            body.append(f'<figure{_cls(b)}><img alt="{html.escape(b.text)}" src="data:image/png;base64,{data}">'
                         f"<figcaption>{html.escape(b.text)}</figcaption></figure>")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{html.escape(title)}</title>'
             f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -44,6 +44,7 @@ import torch
 
 from spurspec.errors import ArtefactError
 from spurspec.training import augment
+from spurspec.training.heads import PixelHead
 from spurspec.training.loop import Objective, Step, image_weights, loss_per_image, pixel_loss
 
 # The strong view, in [-1, 1] image units: x * (1 + U(-0.3, 0.3)) + U(-0.2, 0.2) + 0.1 N(0, 1).
@@ -118,13 +119,13 @@ class SegSSL(Objective):
             weak = weak.contiguous(memory_format=torch.channels_last)
         with step.autocast():
             logits = self.teacher(weak)
-        prob = step.head.prob(logits) if step.head is not None else torch.sigmoid(logits.float())
-        target, weight = pseudo_masks(prob, batch["label"][at], self.cfg.ssl_threshold,
+        head = step.head or PixelHead(2)
+        target, weight = pseudo_masks(head.prob(logits), batch["label"][at], self.cfg.ssl_threshold,
                                       self.cfg.ssl_min_share, self.cfg.ssl_max_share)
         strong = perturb(weak.contiguous(), batch["row"][at].numpy(), batch["epoch"][at].numpy(), self.cfg.seed)
         image = image.index_copy(0, at.to(step.device), strong)
-        positive_class = step.head.positive if step.head is not None else 1
-        return {**batch, "image": image, "pseudo_index": at, "pseudo_target": target * positive_class,
+        # The pseudo mask as a class map: the positive class (1 of 2, 2 of 3) or background.
+        return {**batch, "image": image, "pseudo_index": at, "pseudo_target": target * head.positive,
                 "pseudo_weight": weight}
 
     def __call__(self, step: Step, logits: torch.Tensor, batch: dict[str, torch.Tensor], weighted: bool) -> torch.Tensor:
@@ -136,7 +137,7 @@ class SegSSL(Objective):
         keep = torch.ones_like(loss).index_fill(0, at, 0.0)
         loss = (loss * keep).index_add(0, at, self.weight * unlabelled)
         with torch.no_grad():
-            share = lambda m: m.flatten(1).mean(1).sum()  # noqa: E731
+            share = lambda m: m.float().flatten(1).mean(1).sum()  # noqa: E731
             self._sums += torch.stack([unlabelled.detach().sum(), torch.tensor(float(len(at)), device=step.device),
                                        share(batch["pseudo_target"] > 0), share(batch["pseudo_weight"])]).double()
         return image_weights(step, loss, batch["label"].to(step.device)) if weighted else loss

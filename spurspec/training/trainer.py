@@ -50,7 +50,7 @@ from spurspec.training.config import (
     pretrained_source,
 )
 from spurspec.training.heads import HEADS, PixelHead
-from spurspec.training.methods import METHODS
+from spurspec.training.methods import METHODS, check_settings, log_columns, require
 
 STAGE = "train"
 
@@ -73,7 +73,8 @@ def check(cfg: TrainConfig) -> tuple[granularity.Granularity, str]:
     """Validate every choice against its registry; returns (granularity, selection metric)."""
     gran = granularity.parse(cfg.granularity)
     models.check(cfg.model, cfg.pretrained)
-    METHODS.get(cfg.method)
+    require(cfg.method, {"pixel": gran.pixel})
+    check_settings(cfg)
     summaries.get(cfg.summary)
     choices = {"loss": (cfg.loss, LOSSES), "balance": (cfg.balance, BALANCES),
                "box_mode": (cfg.box_mode, BOX_MODES), "augment": (cfg.augment, AUGMENTS),
@@ -161,9 +162,11 @@ class _Data:
     labels: np.ndarray
     rows: dict[str, np.ndarray]
     targets: granularity.Targets | None
-    train_rows: np.ndarray
+    train_rows: np.ndarray  # every training row, those of `unlabelled` included
     budget_table: pa.Table | None
     balance: str  # the balance mode in effect (`study` resolved for this dataset)
+    # Training positives whose target is not used (Seg-SSL's images without a kept mask).
+    unlabelled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclass
@@ -235,9 +238,11 @@ def _prepare_data(cfg: TrainConfig, gran: granularity.Granularity, dist: distrib
     dist.barrier()
     if not dist.main:
         targets = granularity.prepare(ds, gran, cfg.box_mode, say=lambda t: None, head=cfg.head)
-    train_rows, budget_table = rows["train"], None
+    train_rows, budget_table, unlabelled = rows["train"], None, np.zeros(0, np.int64)
     if gran.pixel:
         train_rows, budget_table = budget.choose(ds.manifest, rows["train"], cfg.mask_budget, cfg.seed)
+        unlabelled = _unlabelled(cfg, labels, rows["train"], train_rows)
+        train_rows = np.union1d(train_rows, unlabelled)
     elif cfg.mask_budget is not None:
         raise ConfigError("--mask-budget applies to pixel granularities (bbox, seg, grid:K), not binary")
     balance = effective_balance(cfg.balance, ds)
@@ -245,7 +250,17 @@ def _prepare_data(cfg: TrainConfig, gran: granularity.Granularity, dist: distrib
         train_rows = data.keep_negatives_once(train_rows, labels, KEEP_NEGATIVES, cfg.seed)
     _check_classes(ds, train_rows, "train split" + (" (after the mask budget)" if gran.pixel else ""), labels)
     _check_classes(ds, rows["val"], "val split", labels)
-    return _Data(ds, labels, rows, targets, train_rows, budget_table, balance)
+    return _Data(ds, labels, rows, targets, train_rows, budget_table, balance, unlabelled)
+
+
+def _unlabelled(cfg: TrainConfig, labels: np.ndarray, train: np.ndarray, pixel_rows: np.ndarray) -> np.ndarray:
+    """The training positives without a kept mask that the method learns from (none unless it
+    needs them); refuses a method that needs them when there are none."""
+    if "unlabelled" not in METHODS.get(cfg.method).needs:
+        return np.zeros(0, np.int64)
+    rows = budget.unlabelled(labels, train, pixel_rows)
+    require(cfg.method, {"pixel": True, "unlabelled": len(rows) > 0})
+    return rows
 
 
 def effective_balance(balance: str, ds: Dataset) -> str:
@@ -293,7 +308,10 @@ def _build(cfg, gran, metric, layout, dist, device, report, data_: _Data, model)
     amp_dtype = None
     if cuda and cfg.amp:
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    head = _head(data_)
+    objective = METHODS.get(cfg.method).objective(cfg=cfg, model=model, head=head, device=device, dist=dist)
+    optimizer = torch.optim.Adam([*model.parameters(), *objective.parameters()], lr=cfg.lr,
+                                 weight_decay=cfg.weight_decay)
     if cfg.schedule == "constant":
         scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
     else:
@@ -305,7 +323,7 @@ def _build(cfg, gran, metric, layout, dist, device, report, data_: _Data, model)
     if dist.active:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     step = loop.Step(net, optimizer, scaler, device, amp_dtype, gran.pixel, cfg.loss, pos_weight, cuda,
-                     objective=METHODS.get(cfg.method).objective(), head=_head(data_),
+                     objective=objective, head=head,
                      augment=augment.batch_augment(cfg.augment, cfg.seed, device))
     return _Run(cfg, gran, metric, layout, dist, report, data_, model, optimizer, scheduler, scaler, step)
 
@@ -321,6 +339,7 @@ def _resume(run: _Run) -> _State:
     run.optimizer.load_state_dict(ck["optimizer"])
     run.scheduler.load_state_dict(ck["scheduler"])
     run.scaler.load_state_dict(ck["scaler"])
+    run.step.objective.load_state_dict(ck.get("method", {}))
     checkpoint.set_rng_states(ck["rng"])
     state = _State(ck["epoch"] + 1, ck["best"], ck["best_epoch"], list(ck["log"]))
     run.report.say(f"resuming {run.layout.root} after epoch {state.start} "
@@ -333,7 +352,8 @@ def _epochs(run: _Run, state: _State, result: TrainResult) -> bool:
     it; returns whether patience stopped it."""
     cfg, dist, device = run.cfg, run.dist, run.step.device
     workers = cfg.workers if cfg.workers is not None else data.default_workers(device)
-    dataset = data.RowsDataset(run.data.ds.root, run.data.labels, run.data.targets, cfg.augment, cfg.seed)
+    dataset = data.RowsDataset(run.data.ds.root, run.data.labels, run.data.targets, cfg.augment, cfg.seed,
+                               unlabelled=run.data.unlabelled)
     val_set = data.RowsDataset(run.data.ds.root, run.data.labels, run.data.targets, "none", cfg.seed)
     val_rows = data.shard(run.data.rows["val"], dist.rank, dist.world).tolist()
     val_loader = data.loader(val_set, val_rows, cfg.batch_size, workers, device)
@@ -364,7 +384,8 @@ def _log_row(run: _Run, epoch: int, stats: dict[str, float], val: dict[str, floa
     seconds = max(dist.sum([stats["seconds"]])[0] / dist.world, 1e-9)
     return {"epoch": epoch, "train_loss": total_loss / max(total_n, 1), **val, "lr": run.optimizer.param_groups[0]["lr"],
             "images_per_s": total_n / seconds, "data_wait_fraction": wait / dist.world / seconds,
-            "epoch_seconds": seconds, "is_best": False}
+            "epoch_seconds": seconds, "is_best": False,
+            **dict.fromkeys(log_columns()), **run.step.objective.epoch_log(dist)}
 
 
 def _record_epoch(run: _Run, state: _State, row: dict[str, Any]) -> bool:
@@ -379,11 +400,14 @@ def _record_epoch(run: _Run, state: _State, row: dict[str, Any]) -> bool:
         meta = {"granularity": run.gran.name, "model": run.cfg.model, "select_metric": run.metric,
                 "channels": run.data.ds.channels, "classes": run.step.head.classes if run.step.head else 0}
         kwargs = dict(model=run.model, optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler,
-                      epoch=row["epoch"], best=state.best, best_epoch=state.best_epoch, log=state.log, meta=meta)
+                      epoch=row["epoch"], best=state.best, best_epoch=state.best_epoch, log=state.log, meta=meta,
+                      method=run.step.objective.state_dict())
         if is_best:
             checkpoint.save(run.layout.checkpoint("best"), **kwargs)
         checkpoint.save(run.layout.checkpoint("last"), **kwargs)
-        io.write_table(run.layout.train_log, pa.Table.from_pylist(state.log), schemas.TRAIN_LOG)
+        # Rows of a log begun by an older spurspec lack the method columns: null there.
+        rows = [{**dict.fromkeys(schemas.TRAIN_LOG.names), **r} for r in state.log]
+        io.write_table(run.layout.train_log, pa.Table.from_pylist(rows), schemas.TRAIN_LOG)
     return is_best
 
 
@@ -398,7 +422,8 @@ def _finish(run: _Run) -> None:
         inputs["derive-boxes"] = provenance.file_digest(boxes_prov)
     settings = {**to_dict(replace(run.cfg, epochs_this_run=None)), "select_metric": run.metric,
                 "world_size": run.dist.world, "balance_in_effect": run.data.balance,
-                "pixel_classes": run.step.head.classes if run.step.head else None}
+                "pixel_classes": run.step.head.classes if run.step.head else None,
+                "unlabelled_train_images": len(run.data.unlabelled)}
     provenance.write(run.layout.provenance(STAGE), STAGE, settings, inputs)
     io.write_text(run.layout.done, "")
 

@@ -10,25 +10,12 @@ import csv
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from isic_builder import HEADER, H, W, bias_rows, write_csv, write_folder, write_trap_set
 from PIL import Image
 
 from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import DatasetLayout
 from spurspec.datasets.isic import ARTEFACTS, IMAGES_DIR, MASKS_DIR
-
-H, W = 12, 16
-
-
-def _make_folder(root, ids, segmentation_caps=()):
-    (root / IMAGES_DIR).mkdir(parents=True)
-    (root / MASKS_DIR).mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for n, image_id in enumerate(ids):
-        Image.fromarray(rng.integers(0, 255, (H, W, 3), dtype=np.uint8)).save(root / IMAGES_DIR / f"{image_id}.jpg", quality=90)
-        m = np.zeros((H, W), np.uint8)
-        m[2 + n % 3 : 9, 3 : 12 - n % 4] = 255
-        spelling = "_Segmentation" if image_id in segmentation_caps else "_segmentation"
-        Image.fromarray(m).save(root / MASKS_DIR / f"{image_id}{spelling}.png")
 
 
 def _read(path, delimiter):
@@ -46,7 +33,7 @@ def trap_dataset(tmp_path_factory):
     bias = _read(real / "isic/isic_bias.csv", ";")
     ids = [r["image"].removesuffix(".png") for r in bias]
     root = tmp_path_factory.mktemp("isic")
-    _make_folder(root / "in", ids, segmentation_caps=set(ids[:5]))
+    write_folder(root / "in", ids, segmentation_caps=set(ids[:5]))
     from typer.testing import CliRunner
 
     from spurspec.cli.main import app
@@ -112,37 +99,14 @@ def test_ruler_correlation_reverses_between_train_and_test(trap_dataset):
 # ---- bad input on a small made-up folder (the published format, made-up rows) ----------------
 
 IDS = [f"ISIC_{n:07d}" for n in range(8)]
-HEADER = ["", "image", *ARTEFACTS, "label", "label_string"]
-
-
-def _bias_rows(ids):
-    rows = []
-    for n, i in enumerate(ids):
-        arts = [(n >> b) & 1 for b in range(len(ARTEFACTS))]
-        rows.append([n, f"{i}.png", *arts, n % 2, "malignant" if n % 2 else "benign"])
-    return rows
-
-
-def _write(path, header, rows, delimiter):
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh, delimiter=delimiter)
-        w.writerow(header)
-        w.writerows(rows)
 
 
 @pytest.fixture
 def small(tmp_path):
-    root = tmp_path / "in"
-    _make_folder(root, IDS)
-    _write(tmp_path / "bias.csv", HEADER, _bias_rows(IDS), ";")
-    traps = tmp_path / "traps"
-    traps.mkdir()
-    th = ["", "image", *ARTEFACTS, "vasc", "label", "label_string"]
-    with_vasc = lambda rows: [[*r[:9], 0, *r[9:]] for r in rows]  # noqa: E731
-    rows = _bias_rows(IDS)
-    _write(traps / "isic_annotated_train2.csv", th, with_vasc(rows[:6]), ",")
-    _write(traps / "isic_annotated_val2.csv", th, with_vasc(rows[4:6]), ",")
-    _write(traps / "isic_annotated_test2.csv", th, with_vasc(rows[6:]), ",")
+    write_folder(tmp_path / "in", IDS)
+    write_csv(tmp_path / "bias.csv", HEADER, bias_rows(IDS), ";")
+    rows = bias_rows(IDS)
+    write_trap_set(tmp_path / "traps", 2, rows[:6], rows[4:6], rows[6:])
     return tmp_path
 
 
@@ -168,8 +132,8 @@ def test_small_trap_set_and_drawn_splits(small, cli):
         (lambda t: (t / "in" / IMAGES_DIR / "ISIC_0000002.jpg").write_bytes(b"\xff\xd8 truncated"), "ISIC_0000002 (ISIC_0000002.jpg): "),
         (lambda t: Image.fromarray(np.zeros((3, 3), np.uint8)).save(t / "in" / MASKS_DIR / "ISIC_0000001_segmentation.png"), "is 3x3 but its image is 12x16"),
         (lambda t: Image.fromarray(np.full((H, W), 128, np.uint8)).save(t / "in" / MASKS_DIR / "ISIC_0000001_segmentation.png"), "found {128}"),
-        (lambda t: _write(t / "bias.csv", [*HEADER, "colour"], [[*r, 1] for r in _bias_rows(IDS)], ";"), "unknown column(s) 'colour'"),
-        (lambda t: _write(t / "traps" / "isic_annotated_test2.csv", ["", "image", "label"], [[0, "ISIC_0099999.png", 1]], ","), "isic_annotated_test2.csv line 2: trap-set id ISIC_0099999 is not among"),
+        (lambda t: write_csv(t / "bias.csv", [*HEADER, "colour"], [[*r, 1] for r in bias_rows(IDS)], ";"), "unknown column(s) 'colour'"),
+        (lambda t: write_csv(t / "traps" / "isic_annotated_test2.csv", ["", "image", "label"], [[0, "ISIC_0099999.png", 1]], ","), "isic_annotated_test2.csv line 2: trap-set id ISIC_0099999 is not among"),
     ],
 )
 def test_bad_input_names_the_row_and_writes_nothing(small, cli, edit, needle):

@@ -3,7 +3,9 @@ whose every image is an embedded PNG that decodes, with no external references; 
 headless Chromium when it is installed."""
 
 import base64
+import html
 import io
+import json
 import os
 import re
 import shutil
@@ -89,19 +91,52 @@ def test_html_is_self_contained(report):
     assert not re.search(r"https?://", text)
 
 
+# Injected into a copy of the report: after layout, record for each key element whether it is
+# rendered (non-zero box, not hidden) and fits the window's width; --dump-dom prints the result.
+_PROBE = """<script>
+window.addEventListener('load', () => {
+  const W = document.documentElement.clientWidth;
+  const look = (sel) => Array.from(document.querySelectorAll(sel)).map(e => {
+    const r = e.getBoundingClientRect(), st = getComputedStyle(e);
+    return {shown: r.width > 0 && r.height > 0 && st.visibility !== 'hidden' && st.display !== 'none',
+            fits: r.left >= -1 && r.right <= W + 1};
+  });
+  document.body.setAttribute('data-probe', JSON.stringify({width: W, page: document.documentElement.scrollWidth,
+    headline: look('figure.headline img'), findings: look('p.finding'), tables: look('table')}));
+});
+</script>"""
+
+
+def _chromium(tmp_path, *args):
+    base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
+    return subprocess.run(base + list(args), check=True, capture_output=True, timeout=120, text=True)
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_html_renders_in_headless_chromium(report, tmp_path):
+@pytest.mark.parametrize("width", [1400, 700])
+def test_report_reads_in_headless_chromium(report, tmp_path, width):
+    """At a wide and a narrow window: the headline figure, the finding sentences and every table
+    are rendered and fit the width (tables scroll inside their box), and the page is not blank."""
     if CHROMIUM is None:
         if os.environ.get("SPURSPEC_REQUIRE_CHROMIUM"):  # set by .ci/run once it has installed chromium
             pytest.fail("SPURSPEC_REQUIRE_CHROMIUM is set but no chromium is on PATH")
         pytest.skip("chromium is not installed here (CI installs Debian's chromium); the parse test above still checks every image")
     rep, _ = report
+    probe = tmp_path / "probe.html"
+    probe.write_text((rep / "report.html").read_text().replace("</body>", _PROBE + "</body>"))
+    dom = _chromium(tmp_path, f"--window-size={width},1200", "--virtual-time-budget=3000", "--dump-dom",
+                    probe.resolve().as_uri()).stdout
+    found = re.search(r'data-probe="([^"]*)"', dom)
+    assert found, "the probe did not run"
+    facts = json.loads(html.unescape(found.group(1)))
+    assert facts["page"] <= facts["width"] + 1  # nothing widens the page past the window
+    assert len(facts["headline"]) == 1 and facts["headline"][0] == {"shown": True, "fits": True}
+    assert len(facts["findings"]) >= 2 and all(f == {"shown": True, "fits": True} for f in facts["findings"])
+    assert len(facts["tables"]) >= 3 and all(t == {"shown": True, "fits": True} for t in facts["tables"])
     shot = tmp_path / "shot.png"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-           "--window-size=1000,1400", f"--screenshot={shot}", (rep / "report.html").resolve().as_uri()]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    _chromium(tmp_path, f"--window-size={width},1400", f"--screenshot={shot}", (rep / "report.html").resolve().as_uri())
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 10  # text, tables and figures, not a blank page
     assert (pixels < 128).mean() > 0.01

@@ -10,6 +10,7 @@ import urllib.error
 
 import pytest
 import torch
+from imagenet_builder import cadene_names, random_like
 
 from spurspec.errors import ArtefactError, ConfigError
 from spurspec.training import models, networks, pretrained
@@ -33,15 +34,11 @@ def cache(tmp_path, monkeypatch):
     return folder, calls
 
 
-def _random_like(state: dict) -> dict:
-    return {k: torch.randn(v.shape) if v.is_floating_point() else v.clone() for k, v in state.items()}
-
-
 def test_resnet18_loads_torchvision_file_from_the_cache(cache):
     folder, calls = cache
     model = models.build("resnet18", 1, pixel=True)
     # torchvision's file: the encoder's names plus its classifier, no BatchNorm batch counters.
-    state = {k: v for k, v in _random_like(model.encoder.net.state_dict()).items() if not k.endswith("num_batches_tracked")}
+    state = {k: v for k, v in random_like(model.encoder.net.state_dict()).items() if not k.endswith("num_batches_tracked")}
     state |= {"fc.weight": torch.randn(1000, 512), "fc.bias": torch.randn(1000)}
     torch.save(state, folder / "resnet18-f37072fd.pth")
     assert networks.load_pretrained(model, "imagenet") == len(state) - 2
@@ -50,23 +47,11 @@ def test_resnet18_loads_torchvision_file_from_the_cache(cache):
     assert calls == []  # read offline
 
 
-def _cadene_names(key: str, value: torch.Tensor) -> tuple[str, torch.Tensor]:
-    """MONAI's SENet names -> the names in Cadene's se_resnext50_32x4d-a260b3a4.pth (written out
-    here independently of the loader's mapping)."""
-    key = re.sub(r"\.conv(\d)\.conv\.", r".conv\1.", key)
-    key = re.sub(r"\.conv(\d)\.adn\.N\.", r".bn\1.", key)
-    key = key.replace(".project.conv.", ".downsample.0.").replace(".project.adn.N.", ".downsample.1.")
-    if ".se_layer.fc." in key:
-        key = key.replace(".se_layer.fc.0.", ".se_module.fc1.").replace(".se_layer.fc.2.", ".se_module.fc2.")
-        value = value[..., None, None] if value.ndim == 2 else value  # 1x1 convolutions in the file
-    return key, value
-
-
-def test_study_pixel_encoder_loads_the_se_resnext50_file_with_cadene_names(cache):
+def test_study_pixel_encoder_loads_the_se_resnext50_file_withcadene_names(cache):
     folder, calls = cache
     model = models.build("study", 3, pixel=True)
-    ours = {k: v for k, v in _random_like(model.encoder.net.state_dict()).items() if not k.endswith("num_batches_tracked")}
-    state = dict(_cadene_names(k, v) for k, v in ours.items())
+    ours = {k: v for k, v in random_like(model.encoder.net.state_dict()).items() if not k.endswith("num_batches_tracked")}
+    state = dict(cadene_names(k, v) for k, v in ours.items())
     assert {"layer1.0.se_module.fc1.weight", "layer1.0.bn3.running_var", "layer1.0.downsample.0.weight",
             "layer0.conv1.weight"} <= set(state)
     assert state["layer1.0.se_module.fc1.weight"].shape == (16, 256, 1, 1)
