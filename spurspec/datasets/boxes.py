@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from spurspec.artefacts import io, provenance, schemas
+from spurspec.artefacts import io, locks, provenance, schemas
 from spurspec.artefacts.dataset import Dataset
 from spurspec.config import to_dict
 from spurspec.errors import ArtefactError, ConfigError
@@ -95,6 +95,12 @@ def derive_boxes(cfg: DeriveBoxesConfig, force: bool = False) -> DeriveBoxesResu
     check(cfg)
     ds = Dataset.open(cfg.dataset)
     _check_grids(cfg.grids, ds.size)
+    # The dataset directory's lock, the one ingest takes: one writer at a time, whoever runs it.
+    with locks.hold(cfg.dataset, STAGE):
+        return _derive(cfg, ds, force)
+
+
+def _derive(cfg: DeriveBoxesConfig, ds: Dataset, force: bool) -> DeriveBoxesResult:
     grids = tuple(sorted(set(cfg.grids)))
     settings = {**to_dict(cfg), "grids": list(grids), "dataset": str(Path(cfg.dataset).resolve())}
     layout = ds.layout

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from spurspec.artefacts import locks
 from spurspec.artefacts.dataset import DatasetWriter
 from spurspec.artefacts.schemas import SPLITS
 from spurspec.config import check_seed
@@ -97,6 +98,16 @@ def check_basics(size: int, seed: int, workers: int, min_size: int = 8) -> None:
         raise ConfigError(f"workers must be 0 or more, got {workers}")
 
 
+def locked_ingest(out: Path, run: Callable[[], IngestResult]) -> IngestResult:
+    """Run an ingest holding the lock on its output directory (one writer per dataset, exit 4
+    for a second one); leftovers of a killed ingest into the same output are removed first,
+    and the result's notes say so."""
+    with locks.hold(out, "ingest") as lock:
+        result = run()
+    result.notes = [*lock.notes, *result.notes]
+    return result
+
+
 def _call(fn: Callable[[Any], Decoded], index: int, payload: Any) -> tuple[int, Decoded | None, str | None]:
     try:
         return index, fn(payload), None
@@ -139,8 +150,8 @@ def _run(items: list[tuple[str, Any]], decode: Callable[[Any], Decoded], workers
         for i, (_, payload) in enumerate(items):
             yield _call(decode, i, payload)
         return
-    # 'spawn' would re-import torch in every worker; fork is safe here (no threads started yet
-    # in the decode path) and starts instantly.
+    # 'spawn' would re-import torch in every worker; fork is safe here and starts instantly (the
+    # only other thread is the output lock's heartbeat, which holds nothing a child could need).
     ctx = mp.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         # Bounded window of futures: results stream back in order without queuing the dataset.

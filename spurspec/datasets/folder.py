@@ -4,7 +4,6 @@ splits -> a dataset directory (decoded and written by datasets.common.write_data
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,12 +15,14 @@ from spurspec.artefacts import provenance
 from spurspec.artefacts.dataset import up_to_date
 from spurspec.artefacts.schemas import SPLITS, attribute_name_problem
 from spurspec.config import to_dict
+from spurspec.datasets import tables
 from spurspec.datasets.common import (
     IngestResult,
     Item,
     Rejects,
     assign_splits,
     check_basics,
+    locked_ingest,
     parse_binary,
     write_dataset,
 )
@@ -59,7 +60,8 @@ class Config:
 
 
 def read_table(path: Path) -> pa.Table:
-    """CSV (every column read as text, empty = null) or Parquet."""
+    """CSV (UTF-8, every column read as text, empty = null) or Parquet; a column named twice is
+    refused (a lookup by name would take one of them silently)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: table not found")
@@ -67,15 +69,18 @@ def read_table(path: Path) -> pa.Table:
         if path.suffix.lower() in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
-            return pq.read_table(path)
-        import pyarrow.csv as pcsv
+            table = pq.read_table(path)
+        else:
+            import pyarrow.csv as pcsv
 
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh), [])
-        convert = pcsv.ConvertOptions(column_types={h: pa.string() for h in header}, strings_can_be_null=True)
-        return pcsv.read_csv(path, convert_options=convert)
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: unreadable table ({exc})") from None
+            text = tables.read_text(path, "table")
+            header, _ = tables.parse_csv(path, text.split("\n", 1)[0])
+            convert = pcsv.ConvertOptions(column_types={h: pa.string() for h in header}, strings_can_be_null=True)
+            table = pcsv.read_csv(pa.BufferReader(text.encode("utf-8")), convert_options=convert)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: unreadable table ({' '.join(str(exc).split())})") from None
+    tables.unique_columns(table.column_names, path)
+    return table
 
 
 def check_columns(table: pa.Table, wanted: dict[str, str | None], where: Path) -> None:
@@ -160,6 +165,10 @@ def check(cfg: Config) -> None:
 
 def ingest(cfg: Config, force: bool = False, progress: Callable[[int], None] | None = None) -> IngestResult:
     check(cfg)
+    return locked_ingest(cfg.out, lambda: _ingest(cfg, force, progress))
+
+
+def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) -> IngestResult:
     table = read_table(cfg.table)
     check_columns(
         table,

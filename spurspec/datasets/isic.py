@@ -5,7 +5,6 @@ reproduce the trap sets (train = train - val, since the published val files are 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +13,14 @@ from spurspec.artefacts import provenance
 from spurspec.artefacts.dataset import up_to_date
 from spurspec.artefacts.schemas import SPLITS
 from spurspec.config import to_dict
+from spurspec.datasets import tables
 from spurspec.datasets.common import (
     IngestResult,
     Item,
     Rejects,
     assign_splits,
     check_basics,
+    locked_ingest,
     parse_binary,
     write_dataset,
 )
@@ -61,24 +62,15 @@ class _Label:
 
 def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """(header, [(line number, row)]) of a ',' or ';' separated file (sniffed from the header)."""
-    if not Path(path).is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            first = fh.readline()
-            fh.seek(0)
-            delimiter = ";" if first.count(";") > first.count(",") else ","
-            reader = csv.reader(fh, delimiter=delimiter)
-            header = [h.strip() for h in next(reader, [])]
-            rows = []
-            for values in reader:
-                if not any(v.strip() for v in values):
-                    continue
-                if len(values) != len(header):
-                    raise InputError(f"{path} line {reader.line_num}: {len(values)} fields, header has {len(header)}")
-                rows.append((reader.line_num, {h: v.strip() for h, v in zip(header, values, strict=True)}))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: unreadable CSV ({exc})") from None
+    text = tables.read_text(Path(path), "file")
+    first = text.split("\n", 1)[0]
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    header, lines = tables.parse_csv(path, text, delimiter)
+    rows = []
+    for line, values in lines:
+        if len(values) != len(header):
+            raise InputError(f"{path} line {line}: {len(values)} fields, header has {len(header)}")
+        rows.append((line, {h: v.strip() for h, v in zip(header, values, strict=True)}))
     return header, rows
 
 
@@ -228,6 +220,10 @@ def check(cfg: Config) -> None:
 
 def ingest(cfg: Config, force: bool = False, progress: Callable[[int], None] | None = None) -> IngestResult:
     check(cfg)
+    return locked_ingest(cfg.out, lambda: _ingest(cfg, force, progress))
+
+
+def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) -> IngestResult:
     root = Path(cfg.root)
     images, masks = _images(root)
     inputs = {"files": provenance.tree_digest([*images.values(), *masks.values()])}

@@ -28,6 +28,7 @@ from spurspec.datasets.common import (
     check_basics,
     count_table,
     decode_all,
+    locked_ingest,
 )
 from spurspec.datasets.splits import split_groups, stratified_subset
 from spurspec.datasets.tubes import load_tube_labels
@@ -184,6 +185,10 @@ def _manifest(items: list[siim_inputs.SiimItem], facts: dict[int, dict[str, Any]
 
 def ingest(cfg: Config, force: bool = False, progress: Callable[[int], None] | None = None) -> IngestResult:
     check(cfg)
+    return locked_ingest(cfg.out, lambda: _ingest(cfg, force, progress))
+
+
+def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) -> IngestResult:
     root = Path(cfg.root).resolve()
     if not root.is_dir():
         raise InputError(f"{cfg.root}: SIIM folder not found")

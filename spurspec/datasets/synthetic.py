@@ -21,7 +21,15 @@ from spurspec import config as configlib
 from spurspec.artefacts.dataset import DatasetWriter, up_to_date
 from spurspec.artefacts.schemas import SPLITS, attribute_name_problem
 from spurspec.datamodel import JointLabels, paste, place
-from spurspec.datasets.common import Decoded, IngestResult, Rejects, check_basics, count_table, decode_all
+from spurspec.datasets.common import (
+    Decoded,
+    IngestResult,
+    Rejects,
+    check_basics,
+    count_table,
+    decode_all,
+    locked_ingest,
+)
 from spurspec.errors import ConfigError
 from spurspec.imaging import rle
 
@@ -176,6 +184,10 @@ def settings(cfg: Config) -> dict[str, Any]:
 def ingest(cfg: Config, force: bool = False, progress: Callable[[int], None] | None = None) -> IngestResult:
     """Generate `cfg.n` images and write the dataset directory `cfg.out`."""
     check(cfg)
+    return locked_ingest(cfg.out, lambda: _ingest(cfg, force, progress))
+
+
+def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) -> IngestResult:
     joint = joints(cfg)
     recorded = settings(cfg)
     if up_to_date(cfg.out, "ingest", recorded, {}, force):

@@ -13,11 +13,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spurspec.artefacts import io, provenance, schemas
+from spurspec.artefacts import io, locks, provenance, schemas
 from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import EvalLayout
 from spurspec.artefacts.run import RunRecord, write_saliency
-from spurspec.config import to_dict
+from spurspec.config import check_seed, to_dict
+from spurspec.datasets import tables
 from spurspec.errors import ConfigError, ExistsError, InputError
 from spurspec.metrics.compute import MetricSettings, compute_metrics
 from spurspec.metrics.thresholds import parse_rule
@@ -65,6 +66,9 @@ def check(cfg: EvaluateConfig) -> None:
         raise ConfigError(f"checkpoint {cfg.checkpoint!r}: use one of {', '.join(CHECKPOINTS)}")
     if cfg.bootstrap < 0 or not 0 < cfg.confidence < 1:
         raise ConfigError("bootstrap must be >= 0 and confidence in (0, 1)")
+    check_seed(cfg.seed)
+    if cfg.n_saliency < 0:
+        raise ConfigError(f"n_saliency must be >= 0, got {cfg.n_saliency}")
     if cfg.run is not None and (cfg.predictions or cfg.dataset or cfg.out):
         raise ConfigError("give either RUN, or --predictions with --dataset and --out, not both")
     if cfg.run is None and not (cfg.predictions and cfg.dataset and cfg.out):
@@ -95,6 +99,12 @@ def _fresh(metrics: Path, prov: Path, settings: dict, inputs: dict, force: bool)
 
 def _evaluate_run(cfg: EvaluateConfig, force: bool) -> EvaluateResult:
     record = RunRecord.open(Path(cfg.run))
+    # The run directory's lock, the one `train` takes: never score a run while it trains.
+    with locks.hold(record.root, "evaluate"):
+        return _score_run(cfg, record, force)
+
+
+def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateResult:
     layout = record.layout
     dataset = Dataset.open(record.dataset)
     ckpt = record.checkpoint(cfg.checkpoint)
@@ -142,11 +152,16 @@ def _roles(predictions: pa.Table, split: str, has_split: bool) -> pa.Table:
 
 
 def _evaluate_outside(cfg: EvaluateConfig, force: bool) -> EvaluateResult:
-    layout = EvalLayout(Path(cfg.out))
     dataset = Dataset.open(Path(cfg.dataset))
     path = Path(cfg.predictions)
-    if not path.exists():
+    if not path.is_file():
         raise InputError(f"{path}: predictions file not found")
+    with locks.hold(Path(cfg.out), "evaluate"):
+        return _score_outside(cfg, dataset, path, force)
+
+
+def _score_outside(cfg: EvaluateConfig, dataset: Dataset, path: Path, force: bool) -> EvaluateResult:
+    layout = EvalLayout(Path(cfg.out))
     inputs = {"predictions": provenance.file_digest(path), "dataset": dataset.fingerprint()}
     settings = _recorded(cfg)
     if _fresh(layout.metrics, layout.provenance("evaluate"), settings, inputs, force):
@@ -180,11 +195,13 @@ def read_outside(path: Path) -> tuple[pa.Table, bool]:
             from pyarrow import csv
 
             types = {"image_id": pa.string(), "summary": pa.string(), "split": pa.string()}
-            table = csv.read_csv(path, convert_options=csv.ConvertOptions(column_types=types))
+            text = tables.read_text(path, "predictions")  # bounded, also when gzip-compressed
+            table = csv.read_csv(pa.BufferReader(text.encode("utf-8")), convert_options=csv.ConvertOptions(column_types=types))
         else:
             raise InputError(f"{path}: predictions must be a .parquet or .csv file")
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: unreadable predictions: {exc}") from None
+        raise InputError(f"{path}: unreadable predictions: {' '.join(str(exc).split())}") from None
+    tables.unique_columns(table.column_names, path)
     missing = [c for c in ("image_id", "score") if c not in table.column_names]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)} (need image_id, score[, summary][, split])")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from spurspec.artefacts import io, provenance
+from spurspec.artefacts import io, locks, provenance
 from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import DatasetLayout, ReportLayout, RunLayout
 from spurspec.config import to_dict
@@ -128,6 +128,11 @@ def build_report(cfg: ReportConfig, force: bool = False) -> ReportResult:
     """Write the report into a staging directory and swap it in whole; an existing report of the
     same runs (same metrics files) and settings is up to date, another one needs `force`."""
     check(cfg)
+    with locks.hold(Path(cfg.out), "report"):  # one writer per report directory (exit 4 otherwise)
+        return _build_locked(cfg, force)
+
+
+def _build_locked(cfg: ReportConfig, force: bool) -> ReportResult:
     runs, notes = find_runs(list(cfg.runs))
     final = ReportLayout(Path(cfg.out))
     settings = to_dict(cfg)

@@ -27,9 +27,10 @@ Recipes (the `augment` setting; `none` and the per-image `standard-cpu` are data
 Where `study` approximates albumentations: the chain is resampled once through the composed grid
 (albumentations resamples after every geometric op, which blurs more), so intensity ops act on
 floats before the interpolation rather than on uint8 pixels; the distortion's map is read
-bilinearly at the shift-scale-rotate's source points; and albumentations' older ElasticTransform
-also jittered three points by ±alpha_affine pixels, which the study's list does not state
-(albumentations later dropped it), so none is applied."""
+bilinearly at the shift-scale-rotate's source points. The study's saved albumentations config
+(its src/data/train_transform.json, albumentations 0.3.1) also sets ElasticTransform's
+alpha_affine = 3.6: before the elastic field, three points around the centre are jittered by up
+to ±3.6 pixels and the image goes through the affine map between them; that is applied here too."""
 
 from __future__ import annotations
 
@@ -179,6 +180,7 @@ class Study:
     distort: float = 0.3  # P(one of elastic, grid, optical), each equally likely
     elastic_alpha: float = 120.0
     elastic_sigma: float = 6.0
+    elastic_affine: float = 3.6  # alpha_affine of the study's saved config, pixels
     grid_steps: int = 5
     grid_limit: float = 0.3
     optical_k: float = 2.0
@@ -215,10 +217,25 @@ class Study:
             return float(_between(u[0], self.optical_k)), w * 0.5 + dx, h * 0.5 + dy
         rng = np.random.default_rng(int(key))  # the sample's own stream for its arrays
         if kind == "elastic":  # albumentations: gaussian_filter(rand * 2 - 1, sigma) * alpha
-            return (_between(rng.random((2, h, w), dtype=np.float32), 1.0),)
+            noise = _between(rng.random((2, h, w), dtype=np.float32), 1.0)
+            jitter = _between(rng.random((3, 2)), self.elastic_affine)
+            return noise, elastic_affine_inverse(jitter, h, w)
         n = self.grid_steps
         steps = 1 + _between(rng.random(2 * (n + 1)), self.grid_limit)
         return grid_axis(w, n, steps[: n + 1]), grid_axis(h, n, steps[n + 1 :])
+
+
+def elastic_affine_inverse(jitter: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(2, 3) inverse of ElasticTransform's affine step (albumentations 0.3.1): three points about
+    the centre, moved by `jitter` (3, 2) pixels, define the map cv2.warpAffine applies; the
+    inverse takes an output pixel back to where it was read."""
+    centre = np.array([h // 2, w // 2], dtype=np.float64)  # albumentations' (height, width) order
+    size = min(h, w) // 3
+    src = np.array([centre + size, [centre[0] + size, centre[1] - size], centre - size])
+    dst = src + jitter
+    forward = np.linalg.solve(np.c_[src, np.ones(3)], dst).T  # (2, 3): dst = forward @ [x, y, 1]
+    full = np.vstack([forward, [0.0, 0.0, 1.0]])
+    return np.linalg.inv(full)[:2]
 
 
 RECIPES = {"standard": Standard(), "study": Study()}
@@ -365,7 +382,9 @@ def _warp_maps(recipe: Study, kind: str, args: list[tuple], h: int, w: int, devi
                             torch.arange(w, dtype=torch.float32, device=device), indexing="ij")
     stack = lambda j: torch.as_tensor(np.stack([a[j] for a in args]), dtype=torch.float32).to(device)  # noqa: E731
     if kind == "elastic":
-        maps = torch.stack([xs, ys]) + recipe.elastic_alpha * _gaussian(stack(0), recipe.elastic_sigma)
+        moved = torch.stack([xs, ys]) + recipe.elastic_alpha * _gaussian(stack(0), recipe.elastic_sigma)
+        inv = stack(1)[:, :, :, None, None]  # (N, 2, 3): where the affine step read each point from
+        maps = torch.stack([inv[:, r, 0] * moved[:, 0] + inv[:, r, 1] * moved[:, 1] + inv[:, r, 2] for r in (0, 1)], 1)
     elif kind == "grid":
         xx, yy = stack(0), stack(1)
         maps = torch.stack([xx[:, None, :].expand(-1, h, w), yy[:, :, None].expand(-1, h, w)], 1)

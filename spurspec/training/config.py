@@ -110,6 +110,20 @@ def pretrained_source(cfg: TrainConfig) -> str | Path | None:
     return None if cfg.pretrained is None or str(cfg.pretrained) == NO_WEIGHTS else cfg.pretrained
 
 
+# Settings that name files: `--resume` compares them as resolved paths, so `runs/a` and
+# `/home/me/runs/a` (or `./runs/a`) are the same run and the same dataset.
+PATH_SETTINGS = ("dataset", "out", "pretrained")
+
+
+def same_setting(key: str, old: Any, new: Any) -> bool:
+    """Whether a resumed run's setting equals the one it was trained with."""
+    if old == new:
+        return True
+    if key in PATH_SETTINGS and isinstance(old, str | Path) and isinstance(new, str | Path):
+        return Path(old).resolve() == Path(new).resolve()
+    return False
+
+
 def resolve_train_config(toml: Path | None, overrides: dict[str, Any], resume: bool) -> TrainConfig:
     """Defaults < TOML < flags. With `resume` and no TOML, the run's own resolved config.toml is
     the base, so `--resume` needs no other flags."""

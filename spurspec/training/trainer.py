@@ -5,6 +5,7 @@ mask_budget.parquet, train_log.parquet (per epoch), checkpoints/{last,best}.pt, 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import shutil
@@ -16,11 +17,11 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from spurspec.artefacts import io, provenance, schemas
+from spurspec.artefacts import io, locks, provenance, schemas
 from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import RunLayout
 from spurspec.artefacts.run import RunRecord
-from spurspec.config import dumps_toml, to_dict
+from spurspec.config import check_seed, dumps_toml, to_dict
 from spurspec.datasets.boxes import MODES as BOX_MODES
 from spurspec.errors import ConfigError, ExistsError, InputError
 from spurspec.metrics.auroc import auroc
@@ -48,6 +49,7 @@ from spurspec.training.config import (
     SELECT_METRICS,
     TrainConfig,
     pretrained_source,
+    same_setting,
 )
 from spurspec.training.heads import HEADS, PixelHead
 from spurspec.training.methods import METHODS, check_settings, log_columns, require
@@ -94,6 +96,7 @@ def check(cfg: TrainConfig) -> tuple[granularity.Granularity, str]:
         raise ConfigError(f"patience must be 0 (never stop early) or more, got {cfg.patience}")
     if cfg.lr <= 0 or cfg.weight_decay < 0:
         raise ConfigError("lr must be > 0 and weight_decay >= 0")
+    check_seed(cfg.seed)
     if cfg.workers is not None and cfg.workers < 0:
         raise ConfigError(f"workers must be >= 0, got {cfg.workers}")
     return gran, metric
@@ -113,7 +116,7 @@ def _check_run_dir(cfg: TrainConfig, layout: RunLayout, resume: bool, force: boo
         if not layout.config.exists():
             raise ExistsError(f"{root}: exists but is not a spurspec run (no config.toml); nothing to resume")
         old, new = to_dict(saved_config(layout)), to_dict(cfg)
-        changed = [k for k, v in new.items() if k not in RESUMABLE_CHANGES and old[k] != v]
+        changed = [k for k, v in new.items() if k not in RESUMABLE_CHANGES and not same_setting(k, old[k], v)]
         if changed:
             diffs = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed)
             raise ConfigError(f"{root}: --resume with different settings ({diffs}); use a new --out or --force")
@@ -149,7 +152,10 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False, progress:
     """Train one run. `progress`: True = rich bar and epoch lines, False = silent, or a reporter."""
     dist, device = distributed.setup(cfg.device)
     try:
-        return _train(cfg, resume, force, progress, dist, device)
+        check(cfg)  # refused settings touch no file, not even the lock
+        # One writer per run directory (a second one exits 4 naming this one); rank 0 writes.
+        with locks.hold(cfg.out, STAGE) if dist.main else contextlib.nullcontext():
+            return _train(cfg, resume, force, progress, dist, device)
     finally:
         dist.close()
 

@@ -275,3 +275,15 @@ def test_intensity_ops_follow_albumentations_and_monai_in_unit_range():
     y = x01 * 1.2 + 0.1
     low, span = y.min(axis=(1, 2, 3), keepdims=True), np.ptp(y, axis=(1, 2, 3), keepdims=True)
     np.testing.assert_allclose((out.numpy() + 1) / 2, ((y - low) / span) ** 1.25 * span + low, atol=1e-5)
+
+
+def test_elastic_affine_step_follows_the_studys_saved_config():
+    from spurspec.training.augment import Study, elastic_affine_inverse
+
+    assert Study().elastic_affine == 3.6  # alpha_affine in the study's train_transform.json
+    assert np.allclose(elastic_affine_inverse(np.zeros((3, 2)), 64, 64), [[1, 0, 0], [0, 1, 0]])
+    jitter = np.array([[1.0, -2.0], [0.5, 3.0], [-3.5, 0.0]])
+    inv = elastic_affine_inverse(jitter, 64, 64)
+    src = np.array([[53.0, 53.0], [53.0, 11.0], [11.0, 11.0]])  # centre 32 ± 64 // 3
+    back = (inv @ np.c_[src + jitter, np.ones(3)].T).T
+    assert np.allclose(back, src)
