@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from spurspec.artefacts import io
+from spurspec.artefacts import io, locks
 from spurspec.artefacts.layout import StudyLayout
 from spurspec.errors import ConfigError
 from spurspec.pipeline import plan as planning
@@ -85,17 +85,20 @@ def run_pipeline(opts: RunOptions, on_event: Callable[[str], None] = lambda _: N
                                                           dependency=f"afterok:<{previous} array>" if previous else None)
                     previous = stage
         return result
-    if opts.only is not None:
-        _check_upstream_done(jobs, selected)
-    for stage in STAGE_ORDER:
-        todo = _todo(selected, stage, opts.force)
-        if not todo:
-            continue
-        on_event(f"{stage}: {len(todo)} job(s)")
-        executor.run_stage(stage, todo, opts.force, lambda job_id: (result.ran.append(job_id), on_event(f"  done {job_id}")))
-    executor.finish()
-    result.jobs = job_rows(jobs)
-    io.write_table(StudyLayout(spec.out).jobs_table, jobs_table(spec, result.jobs))
+    # One `spurspec run` per study at a time (a second exits 4 naming this one); each job's stage
+    # also locks the output it writes.
+    with locks.hold(spec.out, "run"):
+        if opts.only is not None:
+            _check_upstream_done(jobs, selected)
+        for stage in STAGE_ORDER:
+            todo = _todo(selected, stage, opts.force)
+            if not todo:
+                continue
+            on_event(f"{stage}: {len(todo)} job(s)")
+            executor.run_stage(stage, todo, opts.force, lambda job_id: (result.ran.append(job_id), on_event(f"  done {job_id}")))
+        executor.finish()
+        result.jobs = job_rows(jobs)
+        io.write_table(StudyLayout(spec.out).jobs_table, jobs_table(spec, result.jobs))
     report_dir = StudyLayout(spec.out).report
     result.report = report_dir if report_dir.exists() else None
     return result

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from spurspec import config as configlib
-from spurspec.artefacts import io, provenance, schemas
+from spurspec.artefacts import io, locks, provenance, schemas
 from spurspec.artefacts.layout import TheoryLayout
 from spurspec.datamodel import JointLabels, region_side
 from spurspec.errors import ConfigError, ExistsError
@@ -112,6 +112,12 @@ def compute(cfg: TheoryConfig) -> pa.Table:
 
 def run_theory(cfg: TheoryConfig, force: bool = False) -> TheoryResult:
     """Compute the table, write it and the plot under `cfg.out` (nothing to do if up to date)."""
+    configlib.check_seed(cfg.seed)
+    with locks.hold(Path(cfg.out), "theory"):  # one writer per output directory (exit 4 otherwise)
+        return _run_locked(cfg, force)
+
+
+def _run_locked(cfg: TheoryConfig, force: bool) -> TheoryResult:
     layout = TheoryLayout(Path(cfg.out))
     settings = {k: v for k, v in configlib.to_dict(cfg).items() if k != "out"}
     recorded = layout.provenance("theory")
