@@ -25,6 +25,7 @@ def command(
     bootstrap: Annotated[int | None, typer.Option(help="Bootstrap replicates per interval, 0 = no intervals (default {default:bootstrap}).")] = None,
     seed: Annotated[int | None, typer.Option(help="Bootstrap seed (default {default:seed}).")] = None,
     threshold: Annotated[str | None, typer.Option(help="youden | sensitivity:X, chosen on val (default {default:threshold}).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Compute threads for inference (default: OMP_NUM_THREADS if set, else the cores this process may use).")] = None,
     device: Annotated[str | None, typer.Option(help="Inference device for a run, e.g. cpu or cuda:0.")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file of EvaluateConfig settings (flags override it).")] = None,
     force: Annotated[bool, typer.Option(help="Recompute even if the metrics are up to date.")] = False,
@@ -34,7 +35,8 @@ def command(
     from spurspec.metrics.evaluate import EvaluateConfig, evaluate
 
     overrides = {"run": run, "predictions": predictions, "dataset": dataset, "out": out_dir, "split": split,
-                 "checkpoint": checkpoint, "bootstrap": bootstrap, "seed": seed, "threshold": threshold, "device": device}
+                 "checkpoint": checkpoint, "bootstrap": bootstrap, "seed": seed, "threshold": threshold, "device": device,
+                 "threads": threads}
     cfg = resolve(EvaluateConfig, config, overrides)
     res = evaluate(cfg, force=force)
     if res.up_to_date:

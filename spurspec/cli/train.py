@@ -76,6 +76,7 @@ def command(
     device: Annotated[str | None, typer.Option(help="auto (cuda if available, else cpu), cpu, cuda, cuda:N (default {default:device}).")] = None,
     amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (bf16 where supported, else fp16).")] = None,
     augment: Annotated[Augment | None, typer.Option(help="Training augmentation: standard (flip, affine, intensity on the batch), study (the study's list), standard-cpu (standard per image), none (default {default:augment}).")] = None,  # type: ignore[valid-type]
+    threads: Annotated[int | None, typer.Option(help="Compute threads (default: OMP_NUM_THREADS if set, else the cores this process may use).")] = None,
     workers: Annotated[int | None, typer.Option(help="Data-loader processes (default: 0 on CPU, where compute uses every core; min(8, CPUs-1) with an accelerator).")] = None,
     pretrained: Annotated[str | None, typer.Option(help="Encoder weights: imagenet (fetched once into torch's hub cache), a local state-dict file, or none.")] = None,
     epochs_this_run: Annotated[int | None, typer.Option(help="Stop after this many epochs now; continue later with --resume.")] = None,
@@ -92,7 +93,7 @@ def command(
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
         "mask_budget": parse_budget(mask_budget), "summary": summary, "box_mode": _value(box_mode),
         "loss": _value(loss), "balance": _value(balance), "select_metric": _value(select_metric), "augment": _value(augment),
-        "patience": patience, "device": device, "amp": amp, "workers": workers, "pretrained": pretrained,
+        "patience": patience, "device": device, "amp": amp, "workers": workers, "threads": threads, "pretrained": pretrained,
         "epochs_this_run": epochs_this_run, "dice": _value(dice), "head": _value(head), "schedule": _value(schedule),
         "preset": _value(preset),
     }

@@ -40,6 +40,7 @@ class EvaluateConfig:
     threshold: str = "youden"  # youden | sensitivity:X, chosen on the validation split only
     device: str | None = None  # inference device for a run; unset = predict_split's choice
     n_saliency: int = 8  # robust-cell test images whose maps are kept for the report
+    threads: int | None = None  # compute threads for a run's inference; unset = spurspec.runtime's choice
 
 
 @dataclass
@@ -82,6 +83,7 @@ def _settings(cfg: EvaluateConfig) -> MetricSettings:
 def _recorded(cfg: EvaluateConfig) -> dict[str, Any]:
     settings = to_dict(cfg)
     settings.pop("device")  # where inference ran does not change what it computes
+    settings.pop("threads")  # nor how many threads it used
     return settings
 
 
@@ -113,7 +115,10 @@ def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateR
     if _fresh(layout.metrics, layout.provenance("evaluate"), settings, inputs, force):
         return EvaluateResult(layout.root, io.read_table(layout.metrics, "metrics"), up_to_date=True)
 
+    from spurspec import runtime
     from spurspec.training.predict import predict_split  # torch loads only when a run is scored
+
+    runtime.configure(cfg.threads)
 
     main = predict_split(layout.root, cfg.split, cfg.checkpoint, cfg.device, cfg.n_saliency)
     tables = [main.predictions]

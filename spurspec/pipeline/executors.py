@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from spurspec import runtime
 from spurspec.errors import ConfigError, SpurspecError
 from spurspec.pipeline.jobs import run_job
 from spurspec.pipeline.plan import Job
@@ -38,7 +39,7 @@ class LocalExecutor:
             return
         # 'spawn': each worker imports torch afresh instead of inheriting a forked one. Each gets
         # an equal share of the cores, so N jobs at once do not oversubscribe the machine.
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        threads = max(1, runtime.allowed_cores() // self.workers)
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
                                  initializer=_share_cores, initargs=(threads,)) as pool:
             futures = [pool.submit(run_job, job, force) for job in jobs]

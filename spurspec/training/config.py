@@ -13,7 +13,7 @@ from spurspec.config import resolve
 from spurspec.training import summaries
 
 # Settings that may change when a run is resumed (they do not change what is learned per epoch).
-RESUMABLE_CHANGES = ("epochs", "patience", "device", "workers", "epochs_this_run")
+RESUMABLE_CHANGES = ("epochs", "patience", "device", "workers", "epochs_this_run", "threads")
 # The checkpoints a run keeps: the best by its selection metric, and the latest (for --resume).
 CHECKPOINTS = ("best", "last")
 # The valid values of TrainConfig's choice fields, here (torch-free) so the CLI lists them in --help.
@@ -75,6 +75,9 @@ class TrainConfig:
     device: str = "auto"  # auto = cuda if available else cpu; chosen once and passed around
     amp: bool = True  # mixed precision on CUDA only (bf16 where supported, else fp16 + scaler)
     workers: int | None = None  # data-loader processes; unset = 0 on CPU (compute uses every core), else min(8, CPUs - 1)
+    # Compute threads; unset = OMP_NUM_THREADS if set, else the cores this process may use
+    # (affinity, Slurm, cgroup quota; spurspec.runtime). Pin it for bit-identical reruns elsewhere.
+    threads: int | None = None
     # standard: flip, affine, intensity on the batch (training/augment.py); study: the study's
     # albumentations list on the batch; standard-cpu: standard per image on the CPU; none.
     augment: str = "standard"
