@@ -180,11 +180,21 @@ class Dataset:
         if not layout.manifest.exists():
             raise ArtefactError(f"{root}: not a spurspec dataset (no manifest.parquet); run `spurspec ingest` first")
         manifest = schemas.check(io.read_table(layout.manifest, "manifest"), schemas.manifest_schema([]), layout.manifest)
+        schemas.check_manifest(manifest, layout.manifest)
         try:
-            info = json.loads(layout.info.read_text())
+            info = json.loads(layout.info.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ArtefactError(f"{layout.info}: unreadable dataset info: {exc}") from None
+        if not isinstance(info, dict) or not all(isinstance(info.get(k), int) and info[k] > 0 for k in ("size", "channels")):
+            raise ArtefactError(f"{layout.info}: no positive integer size and channels; re-run the ingest")
+        n, size = manifest.num_rows, info["size"]
+        check_npy(layout.images, "images", (n, info["channels"], size, size))
+        check_npy(layout.masks, "masks", (n, size, size))
         return cls(root=root, manifest=manifest, info=info)
+
+    def check_rows(self, path: Path, what: str) -> None:
+        """A per-row uint8 array of this dataset (box masks, a grid) is whole: one row per image."""
+        check_npy(path, what, None, rows=self.manifest.num_rows)
 
     @property
     def spurious(self) -> list[str]:
@@ -209,6 +219,31 @@ class Dataset:
         return provenance.file_digest(self.layout.manifest)
 
 
+def check_npy(path: Path, what: str, shape: tuple[int, ...] | None, rows: int | None = None) -> None:
+    """`path` is a whole uint8 .npy array of `shape` (or of `rows` rows): the header is read and
+    the file's length checked, without loading it, so a truncated, foreign or object-dtype array
+    (which numpy could only unpickle) is exit 3 naming it, not a crash deep in a stage."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as fh:
+            version = fmt.read_magic(fh)
+            header = fmt.read_array_header_1_0(fh) if version == (1, 0) else fmt.read_array_header_2_0(fh)
+            offset = fh.tell()
+        found, fortran, dtype = header
+        length = Path(path).stat().st_size
+    except FileNotFoundError:
+        raise ArtefactError(f"{path}: {what} array not found; re-run the stage that writes it") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ArtefactError(f"{path}: not a readable .npy array ({' '.join(str(exc).split())}); re-run the stage that writes it") from None
+    expected = shape if shape is not None else (rows, *found[1:])
+    if dtype != np.uint8 or fortran or tuple(found) != tuple(expected):
+        raise ArtefactError(f"{path}: {what} array is {dtype} {tuple(found)}, expected uint8 {tuple(expected)}; "
+                            "re-run the stage that writes it")
+    if length < offset + int(np.prod(found)):
+        raise ArtefactError(f"{path}: {what} array is truncated ({length} bytes, needs {offset + int(np.prod(found))}); "
+                            "re-run the stage that writes it")
+
+
 def up_to_date(out: Path, stage: str, settings: dict[str, Any], inputs: dict[str, str], force: bool) -> bool:
     """Call before any work: True if `out` already holds this stage's output for exactly these
     settings and inputs (nothing to do); an existing different output needs `force`."""
@@ -217,4 +252,6 @@ def up_to_date(out: Path, stage: str, settings: dict[str, Any], inputs: dict[str
         return False
     if provenance.is_up_to_date(DatasetLayout(out).provenance(stage), settings, inputs):
         return True
+    if not DatasetLayout(out).manifest.exists():
+        raise ExistsError(f"{out}: exists and is not a spurspec dataset; refusing to replace it")
     raise ExistsError(f"{out}: already holds a dataset made with other settings or inputs; pass --force to replace it")

@@ -44,7 +44,7 @@ ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 def attribute_name_problem(name: str) -> str | None:
     """What is wrong with `name` as a spurious attribute's name, or None."""
     if not ATTRIBUTE_NAME.match(name):
-        return "not a valid attribute name (letters, digits and _, not starting with a digit, at most 63 characters)"
+        return "not a valid attribute name: a plain identifier (letters, digits and _, not starting with a digit, at most 63 characters)"
     if name.lower() in {f.name for f in MANIFEST_FIELDS}:
         return "clashes with a manifest column of that name"
     return None
@@ -209,6 +209,44 @@ THEORY = _schema(
         pa.field("samples", pa.int64(), nullable=False),
     ],
 )
+
+
+def check_manifest(table: pa.Table, path: object) -> None:
+    """The manifest's columns hold what the contract says, checked on open so a hand-edited or
+    foreign manifest fails here, naming the column and the first bad row, not mid-training:
+    types, no nulls where none are allowed, labels and attributes 0/1, known splits, unique
+    image ids, and `row` numbering the arrays 0..N-1 in order."""
+    import pyarrow.compute as pc
+
+    def bad(column: str, mask: pa.ChunkedArray, what: str) -> None:
+        if pc.any(mask).as_py():
+            i = pc.index(mask, True).as_py()
+            raise ArtefactError(f"{path}: row {i}: {column} {table.column(column)[i].as_py()!r} {what}; re-run the ingest")
+
+    for f in MANIFEST_FIELDS:
+        t = table.schema.field(f.name).type
+        kind = {pa.int8(): pa.types.is_integer, pa.int32(): pa.types.is_integer, pa.string(): pa.types.is_string,
+                pa.bool_(): pa.types.is_boolean}[f.type]
+        if not (kind(t) or (f.type == pa.string() and pa.types.is_large_string(t))):
+            raise ArtefactError(f"{path}: column {f.name} is {t}, expected {f.type}; re-run the ingest")
+        if table.column(f.name).null_count:
+            bad(f.name, pc.is_null(table.column(f.name)), "is missing")
+    bad("label", pc.invert(pc.is_in(table.column("label"), pa.array([0, 1], table.schema.field("label").type))), "is not 0 or 1")
+    bad("split", pc.invert(pc.is_in(table.column("split"), pa.array(SPLITS))), f"is not one of {', '.join(SPLITS)}")
+    rows = pa.array(range(table.num_rows), table.schema.field("row").type)
+    bad("row", pc.not_equal(table.column("row"), rows), "does not number the arrays in order (0, 1, 2, ...)")
+    for name in spurious_attributes(table):
+        problem = attribute_name_problem(name)
+        if name not in table.column_names or problem is not None:
+            raise ArtefactError(f"{path}: spurious attribute {name!r}: {problem or 'no such column'}; re-run the ingest")
+        col = table.column(name)
+        if not pa.types.is_integer(col.type):
+            raise ArtefactError(f"{path}: spurious attribute {name} is {col.type}, expected 0/1 integers; re-run the ingest")
+        bad(name, pc.and_(pc.is_valid(col), pc.invert(pc.is_in(col, pa.array([0, 1], col.type)))), "is not 0, 1 or empty")
+    counts = pc.value_counts(table.column("image_id"))
+    repeated = counts.filter(pc.greater(pc.struct_field(counts, "counts"), 1))
+    if len(repeated):
+        raise ArtefactError(f"{path}: image_id {repeated[0]['values'].as_py()!r} appears more than once; re-run the ingest")
 
 
 def check(table: pa.Table, expected: pa.Schema, path: object = "") -> pa.Table:

@@ -53,6 +53,9 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
 
     try:
         yield advance
+    except BaseException:
+        bar.live.transient = True  # a failed stage leaves only its one `error:` line on stderr
+        raise
     finally:
         if bar.live.is_started:  # stop() would print a blank line even for a bar never shown
             bar.stop()
@@ -74,6 +77,8 @@ def print_rows(title: str, rows: list[dict[str, Any]]) -> None:
 def print_ingest(result: Any) -> None:
     """An IngestResult: its count table, rejects and notes (or that it was up to date)."""
     if result.up_to_date:
+        for note in result.notes:  # e.g. leftovers of an interrupted ingest, removed
+            out.print(note)
         out.print(f"{result.out}: up to date (same settings and inputs); nothing to do. Use --force to rebuild.")
         return
     print_rows(f"{result.out}: {result.n_images} images", result.counts)

@@ -86,7 +86,7 @@ MAX_SIZE = 4096
 
 def check_size(size: int, min_size: int = 8) -> None:
     if not min_size <= size <= MAX_SIZE:
-        raise ConfigError(f"size must be between {min_size} and {MAX_SIZE} pixels, got {size}")
+        raise ConfigError(f"size={size}: must be between {min_size} and {MAX_SIZE} pixels")
 
 
 def check_basics(size: int, seed: int, workers: int, min_size: int = 8) -> None:

@@ -69,6 +69,7 @@ def read_table(path: Path) -> pa.Table:
         if path.suffix.lower() in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
+            tables.unique_columns(pq.read_schema(path).names, path)  # reading would fail on them
             table = pq.read_table(path)
         else:
             import pyarrow.csv as pcsv

@@ -19,6 +19,7 @@ from PIL import Image
 from pydicom.errors import InvalidDicomError
 
 from spurspec.errors import InputError
+from spurspec.imaging.readers import check_pixels, why
 from spurspec.imaging.resize import resize_image
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
@@ -46,11 +47,6 @@ class DicomFacts:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def _why(exc: BaseException) -> str:
-    """One line for an error from a third-party decoder (some span several lines)."""
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
 
 
 def parse_age(value: object) -> int | None:
@@ -97,7 +93,7 @@ def read_header(path: Path) -> pydicom.Dataset:
         raise InputError(f"{path}: file not found") from None
     # pydicom raises many exception types on truncated or corrupt element streams.
     except Exception as exc:
-        raise InputError(f"{path}: unreadable DICOM ({_why(exc)})") from None
+        raise InputError(f"{path}: unreadable DICOM ({why(exc)})") from None
     # pydicom reads a cut-off file up to the cut and only warns; a missing end is corruption.
     if any("End of file reached" in str(w.message) for w in caught):
         raise InputError(f"{path}: truncated DICOM (the file ends inside an element)")
@@ -108,6 +104,11 @@ def read_header(path: Path) -> pydicom.Dataset:
     for tag in ("Rows", "Columns", "PhotometricInterpretation"):
         if tag not in ds:
             raise InputError(f"{path}: DICOM image lacks {tag}")
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        check_pixels(path, int(ds.Rows), int(ds.Columns), frames)  # pydicom decodes every frame
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: DICOM Rows, Columns or NumberOfFrames is not a number") from None
     return ds
 
 
@@ -140,7 +141,7 @@ def _decode_jpeg(path: Path, ds: pydicom.Dataset, size: int | None) -> np.ndarra
         raise
     # Pillow/libjpeg raise OSError, ValueError or SyntaxError on truncated or corrupt streams.
     except Exception as exc:
-        raise InputError(f"{path}: corrupt JPEG pixel data ({_why(exc)})") from None
+        raise InputError(f"{path}: corrupt JPEG pixel data ({why(exc)})") from None
     if img.mode != "L":
         img = img.convert("L")
     return np.asarray(img, dtype=np.uint8)
@@ -193,7 +194,7 @@ def _decode_general(path: Path, ds: pydicom.Dataset) -> np.ndarray:
         arr = ds.pixel_array
     # Each pixel-data handler raises its own exception types for missing decoders or bad data.
     except Exception as exc:
-        raise InputError(f"{path}: cannot decode pixel data ({_why(exc)})") from None
+        raise InputError(f"{path}: cannot decode pixel data ({why(exc)})") from None
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1))
     if frames > 1:

@@ -1,9 +1,13 @@
 """Read one image or mask file of any supported format into a numpy array: PNG/JPEG/BMP/TIFF via
 Pillow, NIfTI (.nii, .nii.gz) via nibabel, DICOM via spurspec.imaging.dicom; masks also from
-SIIM-style RLE. Masks must hold only {0, 1} or {0, 255}; anything else is an InputError."""
+SIIM-style RLE. Masks must hold only {0, 1} or {0, 255}; anything else is an InputError. Every
+format's header is read first and an image of more than MAX_PIXELS pixels is refused before a
+byte of it is decoded (a 100 kB PNG can claim 30000 x 30000)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +19,24 @@ from spurspec.imaging import rle
 PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 DICOM_SUFFIXES = (".dcm", ".dicom")
+# The largest image (or one slice of a volume) any reader decodes: 8192 x 8192. Radiographs and
+# dermoscopy are at most about 5000 x 5000; a decoded 16-bit image of this size already takes
+# 128 MiB and its float conversions 512 MiB. Bad inputs like any other (--skip-bad skips them).
+MAX_PIXELS = 8192 * 8192
 # ITU-R 601 luma, the weights Pillow's convert("L") uses: RGB -> grey for single-channel datasets.
 _LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def why(exc: BaseException) -> str:
+    """One line for an error from a third-party decoder (some span several lines)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
+
+
+def check_pixels(path: Path, height: int, width: int, frames: int = 1) -> None:
+    """Refuse, before decoding, an image whose header claims more than MAX_PIXELS pixels."""
+    if height * width * max(frames, 1) > MAX_PIXELS:
+        shape = f"{height} x {width}" + (f" x {frames} frames" if frames > 1 else "")
+        raise InputError(f"{path}: image of {shape} pixels is over spurspec's limit of {MAX_PIXELS:,} pixels; not decoded")
 
 
 def kind_of(path: Path) -> str:
@@ -63,16 +83,33 @@ def read_image(path: Path, draft_size: int | None = None) -> tuple[np.ndarray, t
     return _read_pillow(path, draft_size)
 
 
-def _read_pillow(path: Path, draft_size: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+@contextlib.contextmanager
+def _open_pillow(path: Path, what: str) -> Iterator[Image.Image]:
+    """The image with only its header read, its size checked against MAX_PIXELS. Pillow's own
+    decompression-bomb guard (a warning, then an error, far above MAX_PIXELS, without saying the
+    size) is off while the header is read: the check here supersedes it."""
+    guard = Image.MAX_IMAGE_PIXELS
     try:
+        Image.MAX_IMAGE_PIXELS = None
         with Image.open(path) as img:
-            orig = (img.height, img.width)
-            if draft_size is not None and img.format == "JPEG":
-                img.draft(img.mode, (draft_size, draft_size))
-            img.load()
-            arr = _pillow_array(img)
+            Image.MAX_IMAGE_PIXELS = guard
+            check_pixels(path, img.height, img.width, getattr(img, "n_frames", 1) if img.format == "TIFF" else 1)
+            yield img
+    except Image.DecompressionBombError:
+        raise InputError(f"{path}: image header claims over spurspec's limit of {MAX_PIXELS:,} pixels; not decoded") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable image ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: unreadable {what} ({why(exc)})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
+
+
+def _read_pillow(path: Path, draft_size: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+    with _open_pillow(path, "image") as img:
+        orig = (img.height, img.width)
+        if draft_size is not None and img.format == "JPEG":
+            img.draft(img.mode, (draft_size, draft_size))
+        img.load()
+        arr = _pillow_array(img)
     return arr, orig
 
 
@@ -89,19 +126,28 @@ def _pillow_array(img: Image.Image) -> np.ndarray:
 def _read_nifti(path: Path) -> np.ndarray:
     """A 2-D NIfTI, or one slice of a volume. Axes are kept as stored (first axis = rows), so an
     image and a mask written the same way line up. Singleton axes are dropped; a true volume gives
-    its middle slice along the last axis, for images and masks alike."""
+    its middle slice along the last axis, for images and masks alike. Only that slice is read (its
+    size checked first), so a header claiming a huge volume costs nothing."""
     import nibabel as nib
 
     try:
-        arr = np.asanyarray(nib.load(str(path)).dataobj)
+        img = nib.load(str(path))
+        shape = tuple(int(d) for d in img.shape)
     except Exception as exc:  # nibabel raises many types for corrupt or truncated files
-        raise InputError(f"{path}: unreadable NIfTI ({type(exc).__name__}: {exc})") from None
-    arr = np.squeeze(arr)
-    if arr.ndim == 3:
-        arr = arr[:, :, arr.shape[2] // 2]
-    if arr.ndim != 2:
-        raise InputError(f"{path}: expected a 2-D NIfTI image or one volume, got shape {arr.shape}")
-    return np.ascontiguousarray(arr)
+        raise InputError(f"{path}: unreadable NIfTI ({why(exc)})") from None
+    axes = [i for i, d in enumerate(shape) if d != 1]
+    if len(axes) not in (2, 3):
+        raise InputError(f"{path}: expected a 2-D NIfTI image or one volume, got shape {shape}")
+    check_pixels(path, shape[axes[0]], shape[axes[1]])
+    index: list[int | slice] = [0] * len(shape)
+    index[axes[0]] = index[axes[1]] = slice(None)
+    if len(axes) == 3:
+        index[axes[2]] = shape[axes[2]] // 2
+    try:
+        arr = np.asanyarray(img.dataobj[tuple(index)])
+    except Exception as exc:  # a truncated or corrupt data block, in assorted types
+        raise InputError(f"{path}: unreadable NIfTI ({why(exc)})") from None
+    return np.ascontiguousarray(np.squeeze(arr).reshape(shape[axes[0]], shape[axes[1]]))
 
 
 def to_channels(arr: np.ndarray, channels: int) -> np.ndarray:
@@ -134,12 +180,9 @@ def read_mask(path: Path) -> np.ndarray:
     elif kind == "dicom":
         arr = _dicom_mask(path)
     else:
-        try:
-            with Image.open(path) as img:
-                img.load()
-                arr = np.asarray(img.convert("L")) if img.mode in ("RGB", "RGBA", "P", "LA") else _pillow_array(img)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise InputError(f"{path}: unreadable mask ({type(exc).__name__}: {exc})") from None
+        with _open_pillow(path, "mask") as img:
+            img.load()
+            arr = np.asarray(img.convert("L")) if img.mode in ("RGB", "RGBA", "P", "LA") else _pillow_array(img)
     if arr.ndim != 2:
         raise InputError(f"{path}: a mask must be 2-D, got shape {arr.shape}")
     return check_mask_values(arr, path)
@@ -153,7 +196,7 @@ def _dicom_mask(path: Path) -> np.ndarray:
     try:
         return np.asarray(ds.pixel_array)
     except Exception as exc:  # pydicom's decoders raise many types on corrupt pixel data
-        raise InputError(f"{path}: unreadable DICOM pixel data ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: unreadable DICOM pixel data ({why(exc)})") from None
 
 
 def mask_from_rle(text: str, height: int, width: int, where: object) -> np.ndarray:

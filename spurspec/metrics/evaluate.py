@@ -118,6 +118,7 @@ def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateR
     from spurspec import runtime
     from spurspec.training.predict import predict_split  # torch loads only when a run is scored
 
+    _forget(layout)
     runtime.configure(cfg.threads)
 
     main = predict_split(layout.root, cfg.split, cfg.checkpoint, cfg.device, cfg.n_saliency)
@@ -135,6 +136,13 @@ def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateR
     io.write_table(layout.metrics, metrics, schemas.METRICS)
     provenance.write(layout.provenance("evaluate"), "evaluate", settings, inputs)
     return EvaluateResult(layout.root, metrics, notes=notes)
+
+
+def _forget(layout: EvalLayout) -> None:
+    """Drop the old provenance before new predictions and metrics replace the old ones: killed
+    half-way, an evaluate then leaves metrics without provenance, which the next run redoes,
+    never new metrics under the old settings' record."""
+    layout.provenance("evaluate").unlink(missing_ok=True)
 
 
 def _roles(predictions: pa.Table, split: str, has_split: bool) -> pa.Table:
@@ -172,6 +180,7 @@ def _score_outside(cfg: EvaluateConfig, dataset: Dataset, path: Path, force: boo
     if _fresh(layout.metrics, layout.provenance("evaluate"), settings, inputs, force):
         return EvaluateResult(layout.root, io.read_table(layout.metrics, "metrics"), up_to_date=True)
     predictions, has_split = read_outside(path)
+    _forget(layout)
     notes = []
     no_val = None
     if has_split:

@@ -7,6 +7,7 @@ and never runs code from the file."""
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from spurspec.artefacts.io import atomic_path
-from spurspec.errors import ArtefactError
+from spurspec.errors import ArtefactError, SpurspecError
 
 FORMAT = 1
 
@@ -64,13 +65,31 @@ def save(path: Path, *, model: torch.nn.Module, optimizer, scheduler, scaler, ep
         torch.save(state, tmp)
 
 
+def torch_load(path: Path, what: str, error: type[SpurspecError] = ArtefactError,
+               map_location: str | torch.device = "cpu") -> Any:
+    """torch.load(weights_only=True): tensors and plain data only, never code. A file holding
+    anything else is refused with spurspec's message; torch's own advice to retry with
+    weights_only=False is dropped, since following it would run the file's code."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except Exception as exc:  # torch raises several types for a damaged or unsafe file
+        # torch's message: its advice to retry with weights_only=False, then what it found.
+        lines = [line.strip() for line in str(exc).splitlines()
+                 if line.strip() and "weights_only" not in line and "torch.load" not in line]
+        globals_ = [line for line in lines if "global" in line.lower()]
+        if isinstance(exc, pickle.UnpicklingError) and globals_:
+            raise error(f"{path}: refused: the {what} holds objects other than tensors and plain data "
+                        f"({globals_[0]}); spurspec loads weights only and never runs code from a file") from None
+        detail = " ".join(" ".join(lines).split())[:300] or type(exc).__name__
+        raise error(f"{path}: unreadable {what} ({detail})") from None
+
+
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     if not Path(path).exists():
         raise ArtefactError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises several types for a damaged or unsafe file
-        raise ArtefactError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+    state = torch_load(path, "checkpoint", ArtefactError, map_location)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ArtefactError(f"{path}: not a spurspec checkpoint (format {FORMAT})")
     return state

@@ -16,7 +16,7 @@ from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import DatasetLayout
 from spurspec.errors import ArtefactError, ConfigError, InputError
 from spurspec.registry import Registry
-from spurspec.training.heads import classes_for, target_classes
+from spurspec.training.heads import dataset_classes, target_classes
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,9 @@ def prepare(dataset: Dataset, gran: Granularity, box_mode: str, say: Callable[[s
         )
     if gran.needs_boxes:
         _ensure_boxes(dataset, gran, box_mode, say)
-    return Targets(dataset, gran, classes_for(head, has_mask, labels))
+    targets = Targets(dataset, gran, dataset_classes(head, dataset))
+    dataset.check_rows(targets._path(), f"{gran.source} target")  # whole, before any epoch reads it
+    return targets
 
 
 def _ensure_boxes(dataset: Dataset, gran: Granularity, box_mode: str, say: Callable[[str], None]) -> None:

@@ -21,14 +21,37 @@ if TYPE_CHECKING:
 HEADS = ("auto", "two-class", "three-class")
 
 
-def classes_for(setting: str, has_mask: np.ndarray, labels: np.ndarray) -> int:
-    """2 or 3. `auto`: three classes when any negative image has a mask (its region is then a
-    class of its own), else two; `two-class` treats negatives' regions as background."""
+def classes_for(setting: str, negative_regions: bool) -> int:
+    """2 or 3. `auto`: three classes when some negative image has a region (its mask holds
+    pixels: ISIC's benign lesions), else two; `two-class` treats negatives' regions as
+    background. A negative with an empty mask (SIIM records one for every image) has no region."""
     if setting == "three-class":
         return 3
     if setting == "two-class":
         return 2
-    return 3 if bool(np.any(np.asarray(has_mask, dtype=bool) & (np.asarray(labels) == 0))) else 2
+    return 3 if negative_regions else 2
+
+
+def negatives_have_regions(masks: np.ndarray, has_mask: np.ndarray, labels: np.ndarray, chunk: int = 256) -> bool:
+    """Does any negative image's mask hold a pixel? Reads the (memory-mapped) masks of negatives
+    with a mask in chunks and stops at the first region, so ISIC answers at once and a
+    12,000-image chest-film set streams its negatives' masks once."""
+    rows = np.flatnonzero(np.asarray(has_mask, dtype=bool) & (np.asarray(labels) == 0))
+    for start in range(0, len(rows), chunk):
+        if np.asarray(masks[rows[start:start + chunk]]).any():
+            return True
+    return False
+
+
+def dataset_classes(setting: str, dataset) -> int:
+    """The classes a run on `dataset` (an artefacts.dataset.Dataset) trains with under `setting`:
+    training and prediction both ask here, so they always agree."""
+    if setting != "auto":
+        return classes_for(setting, False)
+    column = dataset.manifest.column
+    has_mask = column("has_mask").to_numpy(zero_copy_only=False)
+    labels = column("label").to_numpy(zero_copy_only=False)
+    return classes_for(setting, negatives_have_regions(dataset.masks(), has_mask, labels))
 
 
 def target_classes(mask: np.ndarray, label: int, classes: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from torch import nn
 
 from spurspec.errors import ArtefactError, ConfigError, InputError
 from spurspec.training import pretrained
+from spurspec.training.checkpoint import torch_load
 
 
 class ImageNetInput(nn.Module):
@@ -190,12 +191,7 @@ def _imagenet_models() -> list[str]:
 
 
 def _read_state_dict(path: Path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(f"{path}: pretrained weights file not found") from None
-    except Exception as exc:  # torch raises several types for a bad or unsafe file
-        raise InputError(f"{path}: not a loadable state dict ({type(exc).__name__}: {exc})") from None
+    state = torch_load(path, "pretrained weights file", InputError)  # weights only, never code
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -21,7 +21,7 @@ from spurspec.metrics.cells import ROBUST_CELLS
 from spurspec.training import checkpoint as ckpt
 from spurspec.training import data, distributed, granularity, models, summaries
 from spurspec.training.config import CHECKPOINTS, TrainConfig
-from spurspec.training.heads import PixelHead, classes_for
+from spurspec.training.heads import PixelHead, dataset_classes
 
 
 @dataclass
@@ -67,19 +67,11 @@ def _load(run_dir: Path, split: str, which: str, device: str | torch.device | No
     ds = Dataset.open(record.dataset)
     state = ckpt.load(record.checkpoint(which))
     dev = device if isinstance(device, torch.device) else distributed.choose_device(device or "auto")
-    head = PixelHead(_classes(cfg, ds)) if gran.pixel else None
+    head = PixelHead(dataset_classes(cfg.head, ds)) if gran.pixel else None
     model = models.build(cfg.model, ds.channels, gran.pixel, out_channels=head.out_channels if head else 1)
     model.load_state_dict(state["model"])
     model.to(dev).eval()
     return _Loaded(record, cfg, gran, ds, model, dev, head)
-
-
-def _classes(cfg: TrainConfig, ds: Dataset) -> int:
-    """The pixel classes the run trained with, resolved from its `head` setting and dataset as
-    training resolved them."""
-    column = ds.manifest.column
-    return classes_for(cfg.head, column("has_mask").to_numpy(zero_copy_only=False),
-                       column("label").to_numpy(zero_copy_only=False))
 
 
 def _summary_names(run: _Loaded) -> list[str]:

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from spurspec import runtime
 from spurspec.artefacts import io, locks, provenance, schemas
 from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import RunLayout
@@ -97,6 +98,8 @@ def check(cfg: TrainConfig) -> tuple[granularity.Granularity, str]:
     if cfg.lr <= 0 or cfg.weight_decay < 0:
         raise ConfigError("lr must be > 0 and weight_decay >= 0")
     check_seed(cfg.seed)
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ConfigError(f"threads must be at least 1, got {cfg.threads}")
     if cfg.workers is not None and cfg.workers < 0:
         raise ConfigError(f"workers must be >= 0, got {cfg.workers}")
     return gran, metric
@@ -153,6 +156,7 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False, progress:
     dist, device = distributed.setup(cfg.device)
     try:
         check(cfg)  # refused settings touch no file, not even the lock
+        runtime.configure(cfg.threads)
         # One writer per run directory (a second one exits 4 naming this one); rank 0 writes.
         with locks.hold(cfg.out, STAGE) if dist.main else contextlib.nullcontext():
             return _train(cfg, resume, force, progress, dist, device)

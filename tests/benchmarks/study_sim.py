@@ -13,7 +13,7 @@ Reproduce (each command prints its table; `run` skips what is done, so it resume
   python tests/benchmarks/study_sim.py run --plan before --checkout /tmp/snap-before --data /tmp/sim/siim --work /tmp/sim/before --seeds 0 1
   python tests/benchmarks/study_sim.py run --plan study  --checkout /tmp/snap-after  --data /tmp/sim/siim --work /tmp/sim/study --limit 800
   python tests/benchmarks/study_sim.py table /tmp/sim/before /tmp/sim/after /tmp/sim/study
-Pixel runs keep a checkpoint per epoch (training one epoch at a time with --resume, which spurspec
+Training runs with OMP_NUM_THREADS=1 unless it is set. Pixel runs keep a checkpoint per epoch (training one epoch at a time with --resume, which spurspec
 tests to give the same weights as one uninterrupted run), and `run` writes per-epoch probability
 statistics on the val split (dice_stats.json) for the Dice-collapse question of issue 11."""
 
@@ -59,9 +59,15 @@ def generate(args: argparse.Namespace) -> None:
           f"{time.perf_counter() - t0:.0f} s")
 
 
+def _env(checkout: Path) -> dict[str, str]:
+    """The checkout's package first on the path; torch's thread count from --threads (on a
+    shared 2-core machine one thread ran 2x faster than two under load: no barrier spinning)."""
+    return {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+
+
 def _spurspec(checkout: Path, argv: list[str], log: Path) -> float:
-    """Run `spurspec ARGV` from `checkout` (its package first on the path); returns seconds."""
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    """Run `spurspec ARGV` from `checkout`; returns seconds."""
+    env = _env(checkout)
     t0 = time.perf_counter()
     with open(log, "a") as fh:
         fh.write(f"$ spurspec {' '.join(argv)}\n")
@@ -123,6 +129,7 @@ def run_plan(args: argparse.Namespace) -> None:
             if (run / "epochs").exists():
                 _spurspec_python(args.checkout, [__file__, "dice-stats", str(run), str(ds)], log)
             results["runs"].append({"name": name, "seed": seed, "dir": str(run), "flags": flags,
+                                    "commit": _commit(args.checkout), "threads": _env(args.checkout)["OMP_NUM_THREADS"],
                                     "train_seconds": round(train_s, 1), "eval_seconds": round(eval_s, 1)})
             results_path.write_text(json.dumps(results, indent=1))
             print(f"{name} seed {seed}: train {train_s:.0f} s, evaluate {eval_s:.0f} s", flush=True)
@@ -131,7 +138,7 @@ def run_plan(args: argparse.Namespace) -> None:
 
 def _spurspec_python(checkout: Path, argv: list[str], log: Path) -> None:
     with open(log, "a") as fh:
-        done = subprocess.run([sys.executable, *argv], env={**os.environ, "PYTHONPATH": str(checkout)},
+        done = subprocess.run([sys.executable, *argv], env=_env(checkout),
                               stdout=fh, stderr=subprocess.STDOUT)
     if done.returncode:
         sys.exit(f"{' '.join(argv)} failed; see {log}")

@@ -1,6 +1,7 @@
 """`spurspec run` end to end on a tiny synthetic study: every stage through the real CLI, a
 re-run that skips finished jobs, an interrupted sweep resumed without redoing finished jobs,
-the Slurm path through submitit's local executor, and the dry run's sbatch preview."""
+the Slurm path through submitit's local executor, the dry run's sbatch preview, and `--set`
+overrides. (Every shipped pipeline run end to end: test_shipped_pipelines.py.)"""
 
 from __future__ import annotations
 
@@ -136,6 +137,28 @@ def test_unknown_key_is_named_before_any_job(cli, tmp_path):
     result = cli(["run", path, "--out", tmp_path / "study"], expect=2)
     assert "batch_sise" in result.stderr and "train/" in result.stderr
     assert not (tmp_path / "study").exists()
+
+
+def test_set_overrides_the_file_before_any_check(cli, tmp_path):
+    study = tmp_path / "study"
+    result = cli(["run", _pipeline(tmp_path), "--out", study, "--dry-run",
+                  "--set", 'train.granularities=["binary"]', "--set", "evaluate.bootstrap=20"])
+    assert 'with --set train.granularities=["binary"], evaluate.bootstrap=20' in result.stdout
+    assert "syn binary seed=0" in result.stdout and "grid:4" not in result.stdout and "boxes" not in result.stdout
+    bad = cli(["run", _pipeline(tmp_path), "--out", study, "--set", "train.epochs=0"], expect=2)
+    assert bad.stderr == "error: epochs must be at least 1, got 0\n"
+    bad = cli(["run", _pipeline(tmp_path), "--out", study, "--set", "trian.epochs=2"], expect=2)
+    assert bad.stderr.startswith("error: --set trian.epochs=2: unknown section [trian]") and bad.stderr.count("\n") == 1
+    assert not study.exists()
+
+
+def test_study_pipeline_with_its_paths_set_has_nothing_missing(cli, tmp_path):
+    """siim-study's preset asks for ImageNet weights by name: not a path to check."""
+    (tmp_path / "siim").mkdir()
+    (tmp_path / "tubes.csv").write_text("ImageId,chest_tube\n")
+    result = cli(["run", PROJECT_ROOT / "pipelines" / "siim-study.toml", "--out", tmp_path / "s", "--dry-run",
+                  "--set", f"datasets.siim.root={tmp_path / 'siim'}", "--set", f"datasets.siim.tube_labels={tmp_path / 'tubes.csv'}"])
+    assert "warning" not in result.stdout and "does not exist" not in result.stdout
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (PROJECT_ROOT / "pipelines").glob("*.toml")))

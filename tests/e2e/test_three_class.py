@@ -8,7 +8,7 @@ import pytest
 
 from spurspec.artefacts.dataset import Dataset, DatasetWriter
 from spurspec.training import granularity
-from spurspec.training.heads import PixelHead, classes_for, target_classes
+from spurspec.training.heads import PixelHead, classes_for, negatives_have_regions, target_classes
 
 
 def _lesions(out, n=240, size=32, seed=0, old_way=False):
@@ -42,9 +42,15 @@ def test_a_negative_images_target_never_holds_the_positive_class():
     assert target_classes(mask, 0, 2).max() == 0
     assert set(np.unique(target_classes(mask, 0, 3))) == {1}
     assert set(np.unique(target_classes(mask, 1, 3))) == {2} and target_classes(mask, 1, 2).max() == 1
-    assert classes_for("auto", np.array([True, True]), np.array([1, 0])) == 3
-    assert classes_for("auto", np.array([True, False]), np.array([1, 0])) == 2
-    assert classes_for("two-class", np.array([True, True]), np.array([1, 0])) == 2
+    assert classes_for("auto", True) == 3 and classes_for("auto", False) == 2
+    assert classes_for("two-class", True) == 2 and classes_for("three-class", False) == 3
+    masks = np.zeros((4, 3, 3), np.uint8)
+    masks[0, 1, 1] = 1  # a positive's region
+    # SIIM-like: every image has a (possibly empty) mask; only a negative's non-empty mask counts.
+    assert not negatives_have_regions(masks, np.ones(4, bool), np.array([1, 0, 0, 0]), chunk=1)
+    masks[3, 0, 0] = 1
+    assert negatives_have_regions(masks, np.ones(4, bool), np.array([1, 0, 0, 0]), chunk=1)
+    assert not negatives_have_regions(masks, np.array([True, True, True, False]), np.array([1, 0, 0, 0]))
     assert PixelHead(3).out_channels == 3 and PixelHead(2).out_channels == 1
 
 

@@ -106,8 +106,9 @@ def test_pretrained_round_trip_and_rgb_first_conv_summed(tmp_path):
 def test_pretrained_refuses_code_and_foreign_weights(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"x": torch.nn.Linear(2, 2)}, evil)  # a pickled module, not plain tensors
-    with pytest.raises(InputError, match="not a loadable state dict"):
+    with pytest.raises(InputError, match="refused: the pretrained weights file holds objects other than tensors") as caught:
         networks.load_pretrained(models.build("small", 1, pixel=False), evil)
+    assert "weights_only" not in str(caught.value)  # torch's advice to turn the guard off is dropped
     foreign = tmp_path / "foreign.pt"
     torch.save({"something.else": torch.zeros(3)}, foreign)
     with pytest.raises(ArtefactError, match="no tensor matches"):

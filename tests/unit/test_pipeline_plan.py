@@ -105,3 +105,98 @@ def test_only_box_and_grid_runs_wait_for_boxes(tmp_path):
     deps = {j.settings["granularity"]: j.deps for j in jobs if j.stage == "train" and j.settings["seed"] == 0}
     assert deps["seg"] == (jobs[0].id,)  # masks come from ingest
     assert boxes.id in deps["grid:8"] and boxes.id in deps["bbox"]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("train.epochs=2", 2),
+        ("train.lr=5e-4", 5e-4),
+        ("train.amp=false", False),
+        ('train.granularities=["binary", "seg"]', ["binary", "seg"]),
+        ('train.model="study"', "study"),
+        ("train.model=study", "study"),  # not TOML: a plain string
+        ("datasets.syn.root=/data/siim acr", "/data/siim acr"),  # paths need no quotes
+        ("train.model=a\nb = 1", "a\nb = 1"),  # a line break cannot declare another key
+    ],
+)
+def test_set_values_are_toml_else_plain_strings(text, value):
+    override = specs.parse_override(text)
+    assert override.value == value and override.dotted == text.split("=", 1)[0]
+
+
+def test_set_overrides_reach_the_jobs_and_change_their_keys(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text(BASE.format(out=tmp_path / "study"))
+    plain = planning.plan(specs.load(path))
+    sets = ["train.epochs=3", "datasets.syn.n=60", 'train.granularities=["seg"]', "evaluate.bootstrap=20",
+            "resources.default.cpus=2"]
+    spec = specs.load(path, overrides=sets)
+    assert spec.overrides == {"train.epochs": 3, "datasets.syn.n": 60, "train.granularities": ["seg"],
+                              "evaluate.bootstrap": 20, "resources.default.cpus": 2}
+    jobs = planning.plan(spec)
+    train = [j for j in jobs if j.stage == "train"]
+    assert [j.settings["granularity"] for j in train] == ["seg", "seg"] and all(j.settings["epochs"] == 3 for j in train)
+    assert next(j for j in jobs if j.stage == "ingest").settings["n"] == 60
+    assert all(j.resources == {"cpus": 2} for j in jobs)
+    assert not {j.id for j in jobs} & {j.id for j in plain}  # every job changed, so every key did
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("train.epochs", r"--set 'train.epochs': expected KEY=VALUE"),
+        ("train.epochs=", "expected KEY=VALUE"),
+        ("train..epochs=2", "expected KEY=VALUE"),
+        ("=2", "expected KEY=VALUE"),
+        ("trian.epochs=2", r"--set trian.epochs=2: unknown section \[trian\]; valid: study, datasets"),
+        ("datasets.sin.n=3", r"declares no \[datasets.sin\]; declared: syn"),
+        ("train.epochs.max=3", "train.epochs is a value, not a table"),
+        ("train.epochz=3", None),  # the stage's own check names it when the job is validated
+        ("resources.gpu.cpus=2", r"\[resources.gpu\]: unknown stage; valid: default, ingest"),
+        ("train.seeds=3", "`seeds` must be a non-empty list"),
+    ],
+)
+def test_bad_set_is_one_line_config_error(tmp_path, text, message):
+    path = tmp_path / "p.toml"
+    path.write_text(BASE.format(out=tmp_path / "study"))
+    if message is None:
+        from spurspec.pipeline.jobs import validate
+
+        jobs = planning.plan(specs.load(path, overrides=[text]))
+        with pytest.raises(ConfigError, match="unknown setting.*epochz"):
+            validate(next(j for j in jobs if j.stage == "train"))
+        return
+    with pytest.raises(ConfigError, match=message) as err:
+        specs.load(path, overrides=[text])
+    assert "\n" not in str(err.value)
+
+
+def test_resources_default_applies_to_every_stage_under_its_own(tmp_path):
+    text = BASE + "\n[resources.default]\ncpus = 2\ntime_min = 30\n\n[resources.train]\ncpus = 8\n"
+    jobs = planning.plan(_spec(tmp_path, text))
+    assert {j.stage: j.resources for j in jobs}["train"] == {"cpus": 8, "time_min": 30}
+    assert all(j.resources == {"cpus": 2, "time_min": 30} for j in jobs if j.stage != "train")
+
+
+@pytest.mark.parametrize(
+    ("train", "refused"),
+    [
+        ('pretrained = "imagenet"\nmodel = "study"', False),
+        ('pretrained = "none"', False),
+        ('preset = "study"', False),  # the preset's "imagenet" is a name, not a file
+        ('preset = "study"\npretrained = "none"', False),
+        ('pretrained = "/no/such/weights.pt"', True),
+        ('preset = "study"\npretrained = "/no/such/weights.pt"', True),
+    ],
+)
+def test_pretrained_is_checked_as_a_path_only_when_it_is_one(tmp_path, train, refused):
+    spec = _spec(tmp_path, BASE.replace("epochs = 1", f"epochs = 1\n{train}"))
+    if refused:
+        with pytest.raises(ConfigError, match=r"\[train\]: pretrained = '/no/such/weights.pt' does not exist"):
+            planning.check_inputs(spec)
+    else:
+        planning.check_inputs(spec)
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"")
+    planning.check_inputs(_spec(tmp_path, BASE.replace("epochs = 1", f"epochs = 1\npretrained = \"{weights}\"")))
