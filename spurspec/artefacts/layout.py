@@ -40,6 +40,10 @@ class DatasetLayout:
     def box_masks(self) -> Path:  # uint8 (N, S, S): filled boxes at training size
         return self.root / "box_masks.npy"
 
+    @property
+    def spurious_masks(self) -> Path:  # uint8 (N, S, S) {0, 1}: the spurious region, where ingest knows it (synthetic)
+        return self.root / "spurious_masks.npy"
+
     def grid(self, k: int) -> Path:  # uint8 (N, k, k): coarse masks of a k x k grid
         return self.root / "grids" / f"grid{k}.npy"
 
@@ -96,6 +100,13 @@ class RunLayout(EvalLayout):
     @property
     def prob_maps(self) -> Path:  # a few probability maps / saliency maps for the report
         return self.root / "saliency.npz"
+
+    @property
+    def probes(self) -> Path:  # `spurspec probe`: one table per probe
+        return self.root / "probes"
+
+    def probe(self, name: str) -> Path:  # e.g. probes/insert-tube-away.parquet
+        return self.probes / f"{name}.parquet"
 
     @property
     def done(self) -> Path:
@@ -162,6 +173,9 @@ class StudyLayout:
     @property
     def report(self) -> Path:
         return self.root / "report"
+
+    def report_job(self, key: str) -> Path:  # the report job's marker, kept out of the report directory
+        return self.root / "report-job" / key
 
     @property
     def jobs_table(self) -> Path:

@@ -6,6 +6,7 @@ a job table (jobs.parquet) whose metadata records the pipeline file and the over
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from spurspec.pipeline import spec as specs
 from spurspec.pipeline.executors import EXECUTORS, sbatch_preview
 from spurspec.pipeline.jobs import validate
 from spurspec.pipeline.spec import STAGE_ORDER
+from spurspec.training.progress import duration
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,31 @@ def prepare(opts: RunOptions) -> tuple[specs.PipelineSpec, list[planning.Job], A
 
 
 def job_rows(jobs: list[planning.Job]) -> list[dict[str, Any]]:
-    return [{"stage": j.stage, "job": j.key, "status": planning.status(j), "what": j.label} for j in jobs]
+    """The job table: jobs named by their settings, the hash-keyed directory name last."""
+    return [{"stage": j.stage, "what": j.label, "status": planning.status(j), "job": j.key} for j in jobs]
+
+
+class _Progress:
+    """Announces each job as it starts ("job 3 of 6: train ...") and, as jobs finish, an overall
+    bar with an ETA from the finished jobs' mean duration."""
+
+    def __init__(self, total: int, say: Callable[[str], None]) -> None:
+        self.total, self.say = total, say
+        self.started = self.done = 0
+        self.t0 = time.perf_counter()
+
+    def start(self, job: planning.Job) -> None:
+        self.started += 1
+        self.say(f"job {self.started} of {self.total}: {job.stage} {job.label}")
+
+    def finish(self, job_id: str) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.t0
+        left = elapsed / self.done * (self.total - self.done)
+        filled = round(20 * self.done / max(self.total, 1))
+        eta = f", about {duration(left)} left" if self.done < self.total else ""
+        self.say(f"[{'#' * filled}{'.' * (20 - filled)}] {self.done}/{self.total} jobs done in {duration(elapsed)}{eta}"
+                 f"  ({job_id})")
 
 
 def run_pipeline(opts: RunOptions, on_event: Callable[[str], None] = lambda _: None) -> PipelineResult:
@@ -90,12 +116,13 @@ def run_pipeline(opts: RunOptions, on_event: Callable[[str], None] = lambda _: N
     with locks.hold(spec.out, "run"):
         if opts.only is not None:
             _check_upstream_done(jobs, selected)
+        progress = _Progress(sum(len(_todo(selected, s, opts.force)) for s in STAGE_ORDER), on_event)
         for stage in STAGE_ORDER:
             todo = _todo(selected, stage, opts.force)
             if not todo:
                 continue
-            on_event(f"{stage}: {len(todo)} job(s)")
-            executor.run_stage(stage, todo, opts.force, lambda job_id: (result.ran.append(job_id), on_event(f"  done {job_id}")))
+            executor.run_stage(stage, todo, opts.force, lambda job_id: (result.ran.append(job_id), progress.finish(job_id)),
+                               on_start=progress.start)
         executor.finish()
         result.jobs = job_rows(jobs)
         io.write_table(StudyLayout(spec.out).jobs_table, jobs_table(spec, result.jobs))

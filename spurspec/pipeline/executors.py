@@ -32,9 +32,11 @@ class LocalExecutor:
     def check(self) -> None:
         """Nothing to check: local jobs need only this machine."""
 
-    def run_stage(self, stage: str, jobs: list[Job], force: bool, on_done: Callable[[str], None]) -> None:
+    def run_stage(self, stage: str, jobs: list[Job], force: bool, on_done: Callable[[str], None],
+                  on_start: Callable[[Job], None] = lambda job: None) -> None:
         if self.workers == 1 or len(jobs) == 1:
             for job in jobs:
+                on_start(job)
                 on_done(run_job(job, force))
             return
         # 'spawn': each worker imports torch afresh instead of inheriting a forked one. Each gets
@@ -42,7 +44,10 @@ class LocalExecutor:
         threads = max(1, runtime.allowed_cores() // self.workers)
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
                                  initializer=_share_cores, initargs=(threads,)) as pool:
-            futures = [pool.submit(run_job, job, force) for job in jobs]
+            futures = []
+            for job in jobs:  # announced as submitted: up to `workers` of them run at once
+                on_start(job)
+                futures.append(pool.submit(run_job, job, force))
             for fut in futures:
                 on_done(fut.result())
 
@@ -143,8 +148,11 @@ class SubmititExecutor:
         executor.update_parameters(**params)
         return executor
 
-    def run_stage(self, stage: str, jobs: list[Job], force: bool, on_done: Callable[[str], None]) -> None:
+    def run_stage(self, stage: str, jobs: list[Job], force: bool, on_done: Callable[[str], None],
+                  on_start: Callable[[Job], None] = lambda job: None) -> None:
         executor = self._executor(stage, jobs)
+        for job in jobs:  # announced as submitted: the scheduler decides when each starts
+            on_start(job)
         callable_job = _checkpointable_job()()
         with executor.batch():
             submitted = [executor.submit(callable_job, job, force) for job in jobs]

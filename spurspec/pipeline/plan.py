@@ -136,7 +136,8 @@ def _report_job(spec: PipelineSpec, train_jobs: list[Job], eval_jobs: list[Job])
     """One report over every evaluated run."""
     study = StudyLayout(spec.out)
     key = job_hash("report", {"evaluate": sorted(j.key for j in eval_jobs), "options": spec.report})
-    return Job("report", key, study.job("report", key),
+    # Its done marker lives in a job directory of its own, not inside the report it writes.
+    return Job("report", key, study.report_job(key),
                {**spec.report, "runs": [str(t.dir) for t in train_jobs], "out": str(study.report)},
                deps=tuple(j.id for j in eval_jobs), label="report", resources=_resources(spec, "report"))
 

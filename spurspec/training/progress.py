@@ -9,6 +9,16 @@ import time
 from typing import Any
 
 
+def duration(seconds: float) -> str:
+    """12s, 3m05s, 1h02m: how long, for a person."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 class Silent:
     def say(self, text: str) -> None:
         return None
@@ -45,15 +55,17 @@ class Rich(Silent):
             Progress,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
 
         self.close()
+        self._epochs = epochs
         if not self.err.is_terminal:  # cluster logs get the epoch lines only, not bar redraws
             return
         self._bar = Progress(
             TextColumn(f"[bold]epoch {epoch + 1}/{epochs}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.0f} img/s"),
-            TimeElapsedColumn(), console=self.err, transient=True,
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=self.err, transient=True,
         )
         self._bar.start()
         self._task = self._bar.add_task("train", total=images, loss=float("nan"), rate=0.0)
@@ -69,11 +81,12 @@ class Rich(Silent):
     def end_epoch(self, row: dict[str, Any]) -> None:
         self.close()
         fmt = lambda v: "   -  " if v is None or v != v else f"{v:.4f}"  # noqa: E731 (NaN -> dash)
+        left = max(getattr(self, "_epochs", 0) - row["epoch"] - 1, 0) * row["epoch_seconds"]
         self.say(
             f"epoch {row['epoch'] + 1:>3}  train_loss {fmt(row['train_loss'])}  val_loss {fmt(row['val_loss'])}  "
-            f"val_auroc {fmt(row['val_auroc'])}  val_dice {fmt(row['val_dice'])}  lr {row['lr']:.2e}  "
+            f"val_auroc {fmt(row['val_auroc'])}  val_dice@0.5 {fmt(row['val_dice'])}  lr {row['lr']:.2e}  "
             f"{row['images_per_s']:.0f} img/s  data-wait {100 * row['data_wait_fraction']:.0f}%"
-            + ("  *best" if row["is_best"] else "")
+            + (f"  eta ≤{duration(left)}" if left else "") + ("  *best" if row["is_best"] else "")
         )
 
     def close(self) -> None:

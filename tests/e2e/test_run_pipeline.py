@@ -62,11 +62,16 @@ def test_run_all_stages_then_rerun_skips_everything(cli, tmp_path):
     assert {j["stage"] for j in jobs} == {"ingest", "boxes", "train", "evaluate", "report"}
     assert all(j["status"] == "done" for j in jobs)
     assert (study / "report" / "report.html").exists()
+    # The report directory holds the report only: no hash-named job folder inside it.
+    assert sorted(p.name for p in (study / "report").iterdir() if p.is_dir()) == ["figures", "provenance"]
+    n = len(jobs)
+    assert f"job 1 of {n}: ingest" in result.stdout and f"job {n} of {n}: report" in result.stdout
+    assert f"{n}/{n} jobs done in" in result.stdout and "left" in result.stdout
     runs = sorted((study / "train").iterdir())
     assert len(runs) == 3 and all((r / "metrics.parquet").exists() for r in runs)
     before = _mtimes(study, "train/*/checkpoints/*.pt")
     again = cli(["run", _pipeline(tmp_path), "--out", study])
-    assert "job(s)" not in again.stdout  # nothing ran
+    assert "job 1 of" not in again.stdout  # nothing ran
     assert _mtimes(study, "train/*/checkpoints/*.pt") == before
 
 

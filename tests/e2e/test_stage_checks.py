@@ -76,5 +76,5 @@ def test_command_and_pipeline_refuse_the_same_settings_alike(cli, tmp_path, comm
 
     assert direct.exit_code == piped.exit_code == 2, (direct.output, piped.output)
     assert _error_line(direct.stderr) == _error_line(piped.stderr)
-    assert "job(s)" not in piped.stdout  # refused at plan time: no stage started
+    assert "job 1 of" not in piped.stdout  # refused at plan time: no job started
     assert not study.exists() and not paths["out"].exists() and not paths["run"].exists()
