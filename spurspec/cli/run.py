@@ -27,6 +27,7 @@ def command(
     only: Annotated[StageName | None, typer.Option(help="Run only this stage (its inputs must be done).")] = None,  # type: ignore[valid-type]
     force: Annotated[bool, typer.Option("--force", help="Re-run jobs even if they are done.")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Study directory (default: the pipeline's study.out).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Run a study of more than 500 jobs (without it, such a study is refused with its size).")] = False,
     overrides: Annotated[list[str] | None, typer.Option(
         "--set", metavar="KEY=VALUE",
         help="Override one value of the pipeline file (repeatable). KEY is a dotted path into the file "
@@ -41,7 +42,7 @@ def command(
 
     opts = RunOptions(pipeline=pipeline, executor=executor.value, workers=workers, dry_run=dry_run,
                       only=only.value if only else None, force=force, out=out_dir,
-                      overrides=tuple(overrides or ()))
+                      overrides=tuple(overrides or ()), yes=yes)
     result = run_pipeline(opts, on_event=lambda msg: out.print(msg))
     print_rows(f"jobs of {result.study}", result.jobs)
     for note in result.notes:

@@ -35,6 +35,12 @@ class RunOptions:
     force: bool = False
     out: Path | None = None  # overrides the pipeline's [study] out
     overrides: tuple[str, ...] = ()  # `--set KEY=VALUE`, applied to the parsed file in order
+    yes: bool = False  # run a matrix larger than LARGE_STUDY jobs without asking
+
+
+# A study with more jobs than this is refused without --yes: a matrix typo (a seeds list of
+# range(1000)) should cost a line of output, not a week of cluster time.
+LARGE_STUDY = 500
 
 
 @dataclass
@@ -52,6 +58,7 @@ def prepare(opts: RunOptions) -> tuple[specs.PipelineSpec, list[planning.Job], A
     and the executor's needs."""
     spec = specs.load(opts.pipeline, out=opts.out, overrides=opts.overrides)
     jobs = planning.plan(spec)
+    _check_size(jobs, opts)
     for job in jobs:
         validate(job)
     notes: list[str] = []
@@ -67,6 +74,16 @@ def prepare(opts: RunOptions) -> tuple[specs.PipelineSpec, list[planning.Job], A
     if not opts.dry_run:
         executor.check()
     return spec, jobs, executor, notes
+
+
+def _check_size(jobs: list[planning.Job], opts: RunOptions) -> None:
+    """State the size of an unusually large study and ask for --yes before planning on."""
+    if len(jobs) <= LARGE_STUDY or opts.yes or opts.dry_run:
+        return
+    per_stage = ", ".join(f"{stage} {sum(j.stage == stage for j in jobs)}" for stage in STAGE_ORDER
+                          if any(j.stage == stage for j in jobs))
+    raise ConfigError(f"{opts.pipeline}: this study plans {len(jobs)} jobs ({per_stage}), more than {LARGE_STUDY}; "
+                      "pass --yes to run them, or --dry-run to see them")
 
 
 def job_rows(jobs: list[planning.Job]) -> list[dict[str, Any]]:

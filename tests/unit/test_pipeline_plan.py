@@ -200,3 +200,16 @@ def test_pretrained_is_checked_as_a_path_only_when_it_is_one(tmp_path, train, re
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"")
     planning.check_inputs(_spec(tmp_path, BASE.replace("epochs = 1", f"epochs = 1\npretrained = \"{weights}\"")))
+
+
+def test_a_huge_matrix_states_its_size_and_needs_yes(tmp_path):
+    from spurspec.errors import ConfigError
+    from spurspec.pipeline import RunOptions, prepare
+
+    path = tmp_path / "big.toml"
+    path.write_text('[datasets.syn]\nsource = "synthetic"\n\n[train]\ngranularities = ["binary", "seg"]\n'
+                    f"seeds = {list(range(300))}\n")
+    with pytest.raises(ConfigError, match=r"plans 1202 jobs \(ingest 1, train 600, evaluate 600, report 1\).*--yes"):
+        prepare(RunOptions(pipeline=path, out=tmp_path / "s"))
+    spec, jobs, _, _ = prepare(RunOptions(pipeline=path, out=tmp_path / "s", yes=True))
+    assert len(jobs) == 1202
