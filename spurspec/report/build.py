@@ -1,5 +1,6 @@
 """`spurspec report`: read evaluated runs through the run record (config.toml, metrics.parquet,
-predictions.parquet, saliency.npz, the dataset manifest) and write ReportLayout: report.md, a
+predictions.parquet, saliency.npz, the dataset manifest, and RUN/probes/*.parquet where a run was
+probed) and write ReportLayout: report.md, a
 self-contained report.html, figures/*.png and results.parquet (every run's metrics with its
 identity). Each section of the report has its own builder, called in reading order by `_write`."""
 
@@ -19,6 +20,7 @@ from spurspec.config import to_dict
 from spurspec.errors import ConfigError, ExistsError, SpurspecError
 from spurspec.metrics.auroc import auroc, roc_points
 from spurspec.metrics.cells import CELL_NAMES, cell_of, robust_mask
+from spurspec.probes.stage import probe_files, read_tables
 from spurspec.report import curves, figures, findings
 from spurspec.report.runs import Run, combined, find_runs, group_key, reference_for, replicate_word
 from spurspec.report.writers import Block, markdown, to_html
@@ -137,6 +139,8 @@ def _build_locked(cfg: ReportConfig, force: bool) -> ReportResult:
     final = ReportLayout(Path(cfg.out))
     settings = to_dict(cfg)
     inputs = {str(run.root): provenance.file_digest(RunLayout(run.root).metrics) for run in runs}
+    # A run probed since the report was made makes it stale (keys exist only for probed runs).
+    inputs.update({str(p): provenance.file_digest(p) for run in runs for p in probe_files(run.record)})
     if final.root.exists() and any(final.root.iterdir()):
         if not final.markdown.exists():
             raise ExistsError(f"{final.root}: exists and is not a spurspec report; refusing to replace it")
@@ -175,7 +179,7 @@ def _write(cfg: ReportConfig, runs: list[Run], notes: list[str], layout: ReportL
               *findings.findings_section(ctx.runs, ctx.attribute, ctx.cfg, _study_metric(ctx)),
               *_headline(ctx), *_reference(ctx), *_seed_table(ctx), *_every_run(ctx),
               *_specificity_section(ctx), *_budget_section(ctx), *_by_attribute(ctx), *_roc_section(ctx),
-              *_summary_section(ctx), *_saliency_section(ctx)]
+              *_summary_section(ctx), *_saliency_section(ctx), *_probe_section(ctx)]
     if ctx.notes:
         blocks += [Block("h2", "Notes")] + [Block("p", n) for n in ctx.notes]
     io.write_text(layout.markdown, markdown(blocks, layout.root))
@@ -195,10 +199,11 @@ def _intro(ctx: _Context) -> list[Block]:
 
 def _headline(ctx: _Context) -> list[Block]:
     fig = ctx.figure("headline")
-    figures.headline(fig, ctx.rows, ctx.groups, reference_for(ctx.runs)[1], ctx.attribute, _study_metric(ctx)[0])
+    reference = reference_for(ctx.runs)[1]
+    figures.headline(fig, ctx.rows, ctx.groups, reference, ctx.attribute, _study_metric(ctx)[0])
+    stars = "; stars: the study's published robust AUROC, for reference" if reference else ""
     return [Block("h2", "Robust vs overall AUROC by granularity"),
-            Block("figure", "Robust vs overall AUROC by granularity (dots: runs with 95% CI; bars: mean over runs; "
-                            "stars: the study's published robust AUROC, for reference)", figure=fig, role="headline")]
+            Block("figure", f"Dots: runs with their 95% CI; bars: mean over runs{stars}.", figure=fig, role="headline")]
 
 
 def _study_metric(ctx: _Context) -> tuple[str, str]:
@@ -439,3 +444,113 @@ def _cells_and_masks(run: Run, ids: list[str], attribute: str) -> tuple[dict[str
         cells[i] = CELL_NAMES[cell].format(a=attribute) if cell else ""
         outlines[i] = np.asarray(masks[k])
     return cells, outlines
+
+
+# The flip a probe's change should cause in a model that reads the feature, by probe kind.
+_FLIP = {"insert": ("flip_up", "flip rate up (called negative before, positive after)"),
+         "remove": ("flip_down", "flip rate down (called positive before, negative after)")}
+
+
+def _probe_section(ctx: _Context) -> list[Block]:
+    """Reliance probes (`spurspec probe`), from the runs' probe tables; nothing when none has any."""
+    per_run = [(run, read_tables(run.record)) for run in ctx.runs]
+    names = sorted({name for _, tables in per_run for name in tables})
+    if not names:
+        return []
+    blocks = [Block("h2", "Reliance probes"),
+              Block("p", "Direct measures of reliance on the spurious feature (`spurspec probe`), on the test split. "
+                         "Insertion paints the feature into test images that lack it, removal fills it from the "
+                         "background where its region is known; the same images are scored before and after. A model "
+                         "that reads the feature moves (a large median shift, many flips at the validation threshold); "
+                         "one that reads the abnormality does not. Attribution: the share of each model's evidence "
+                         "inside the abnormality, inside the spurious region and elsewhere. Intervals: 95% patient "
+                         "bootstrap, paired (the same resamples before and after).")]
+    for name in names:
+        kinds = {rows[0]["kind"] for _, tables in per_run for n, rows in tables.items() if n == name and rows}
+        if kinds & set(_FLIP):
+            blocks += _shift_figure(ctx, name, kinds.pop(), per_run)
+    if "attribution" in names:
+        blocks += _mass_figure(ctx, per_run)
+    return blocks + _probe_table(ctx, names, per_run)
+
+
+def _probe_value(rows: list[dict], metric: str, images: str = "all", map_: str | None = None) -> dict | None:
+    return next((r for r in rows if r["metric"] == metric and r["images"] == images and r["map"] == map_), None)
+
+
+def _point(row: dict | None, key: str) -> dict:
+    """A probe row's value and interval as a figure point's `key`, `key_lo` and `key_hi`."""
+    row = row or {}
+    return {key: row.get("value"), f"{key}_lo": row.get("ci_low"), f"{key}_hi": row.get("ci_high")}
+
+
+def _shift_figure(ctx: _Context, name: str, kind: str, per_run: list) -> list[Block]:
+    flip, flip_label = _FLIP[kind]
+    points = [{"group": run.group, **_point(_probe_value(tables.get(name, []), "median_shift"), "shift"),
+               **_point(_probe_value(tables.get(name, []), flip), "flip")} for run, tables in per_run]
+    fig = ctx.figure(f"probe_{name}")
+    figures.probe_shift(fig, points, ctx.groups, flip_label)
+    what = "painted into test images that lack it" if kind == "insert" else "removed from test images that have it"
+    return [Block("figure", f"{name}: the feature {what}. Left: each run's median change of the test score "
+                            f"(after - before); right: its {flip_label}; dots: runs with 95% CI, bars: mean over runs",
+                  figure=fig)]
+
+
+def _mass_figure(ctx: _Context, per_run: list) -> list[Block]:
+    """Stacked evidence mass per group and map, mean over the group's runs."""
+    bars, sets = [], []
+    for images in ("abnormality", "spurious"):
+        for g in ctx.groups:
+            tables = [t["attribution"] for run, t in per_run if run.group == g and "attribution" in t]
+            for map_ in sorted({r["map"] for rows in tables for r in rows if r["images"] == images}):
+                shares = {region: [r["value"] for rows in tables for r in rows if r["images"] == images
+                                   and r["map"] == map_ and r["metric"] == f"mass_{region}" and r["value"] is not None]
+                          for region in figures.MASS_COLORS}
+                bars.append({"group": g, "map": map_, "images": images,
+                             **{k: (statistics.mean(v) if v else None) for k, v in shares.items()}})
+                if images not in sets:
+                    sets.append(images)
+    if not bars:
+        return []
+    fig = ctx.figure("probe_attribution")
+    figures.evidence_mass(fig, bars, sets)
+    return [Block("figure", "Where each model's evidence lies: the share of each map's mass inside the abnormality, "
+                            "inside the spurious region and elsewhere (mean over runs), on test positives with an "
+                            "abnormality mask and on test images with a known spurious region. Grad-CAM for image-label "
+                            "models, P(positive region) for pixel models, integrated gradients (IG) for both", figure=fig)]
+
+
+def _probe_table(ctx: _Context, names: list[str], per_run: list) -> list[Block]:
+    """One row per run: each probe's headline numbers."""
+    shifts = [n for n in names if n != "attribution"]
+    headers = ["run", "group", "replicate"]
+    for n in shifts:
+        headers += [f"{n}: median shift [95% CI]", f"{n}: flip rate", f"{n}: AUROC after - before"]
+    if "attribution" in names:
+        headers += ["IG mass in abnormality", "IG mass in spurious region", "IG pointing game"]
+    rows = []
+    for run, tables in per_run:
+        row = [run.root.name, run.group, run.replicate]
+        for n in shifts:
+            t = tables.get(n, [])
+            flip = _FLIP.get(t[0]["kind"], ("", ""))[0] if t else ""
+            row += [_ci_cell(_probe_value(t, "median_shift")), _ci_cell(_probe_value(t, flip)),
+                    _ci_cell(_probe_value(t, "auroc_diff"))]
+        if "attribution" in names:
+            t = tables.get("attribution", [])
+            ig = "integrated_gradients"
+            row += [_ci_cell(_probe_value(t, "mass_abnormality", "abnormality", ig)),
+                    _ci_cell(_probe_value(t, "mass_spurious", "spurious", ig)),
+                    _ci_cell(_probe_value(t, "pointing_abnormality", "abnormality", ig))]
+        rows.append(tuple(row))
+    return [Block("p", "Per run: each insertion or removal probe's median score shift, its flip rate (up for "
+                       "insertion, down for removal) and the paired change of AUROC on the probed images; the share of "
+                       "integrated-gradients evidence in the abnormality (test positives) and in the spurious region "
+                       "(images that have it), and how often the top pixel falls in the abnormality."),
+            Block("table", headers=tuple(headers), rows=tuple(rows))]
+
+
+def _ci_cell(row: dict | None) -> str:
+    if row is None or row["value"] is None:
+        return "—"
+    return f"{_fmt(row['value'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
