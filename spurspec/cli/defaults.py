@@ -45,11 +45,46 @@ def fill(text: str, where: str) -> str:
     return _PLACEHOLDER.sub(one, text)
 
 
+def plain_metavars(params: list[Any], ctx: Any) -> None:
+    """Help shows what a value is, not how the program types it: `--epochs INT` rather than
+    `<int>`, choices as `[a|b|c]`, an argument by its name (DATASET, not {dataset}), a flag with
+    nothing after it."""
+    for param in params:
+        if param.metavar is not None:
+            continue
+        if param.param_type_name == "argument":
+            param.metavar = param.name.upper()
+            # Typer adds the type after an argument's name (`DATASET <path>`); the name says it.
+            param.display_type_rich = lambda ctx: None
+            continue
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+            continue
+        label = str(param.display_type(ctx) or "").strip("<>")
+        param.metavar = f"[{label}]" if "|" in label else label.upper()
+
+
+class PlainCommand(TyperCommand):
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        plain_metavars(self.params, ctx)
+        super().format_help(ctx, formatter)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """`spurspec train [OPTIONS] DATASET`: arguments by name, optional ones in brackets
+        (Typer writes required ones as {DATASET})."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = (param.metavar or param.name.upper()) + ("..." if param.nargs != 1 else "")
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
 @functools.cache
 def command_class(where: str) -> type[TyperCommand]:
     """A Typer command class whose help fills {default:FIELD} from the dataclass `where`."""
 
-    class StatedDefaults(TyperCommand):
+    class StatedDefaults(PlainCommand):
         def format_help(self, ctx: Any, formatter: Any) -> None:
             for param in self.params:
                 if getattr(param, "help", None):

@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from spurspec import __version__
-from spurspec.cli.defaults import command_class
+from spurspec.cli.defaults import PlainCommand, command_class, plain_metavars
 from spurspec.errors import SpurspecError
 
 try:  # recent Typer carries its own copy of click; earlier ones run on click itself
@@ -30,6 +30,15 @@ def error_line(message: object) -> str:
 class _ErrorMappingGroup(TyperGroup):
     """User errors become `error: <one line>` and the error's exit code, never a traceback; so
     do usage errors (a bad option value, a missing argument), which click would draw as a box."""
+
+    def list_commands(self, ctx):  # type: ignore[no-untyped-def]
+        """Commands in pipeline order: ingest first (Typer lists groups after commands)."""
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: n != "ingest")
+
+    def format_help(self, ctx, formatter):  # type: ignore[no-untyped-def]
+        plain_metavars(self.params, ctx)
+        super().format_help(ctx, formatter)
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
@@ -76,7 +85,9 @@ def _app(help_text: str) -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
-        rich_markup_mode="rich",
+        # Plain click help: it wraps to the terminal (readable at 80 columns) with no boxes, no
+        # empty column for --x/--no-x flags and no internal type names; choices show as [a|b|c].
+        rich_markup_mode=None,
     )
 
 
@@ -98,6 +109,7 @@ COMMANDS: list[tuple[str | None, str, str]] = [  # in pipeline order, as --help 
     (None, "train", "spurspec.cli.train"),
     (None, "evaluate", "spurspec.cli.evaluate"),
     (None, "compare", "spurspec.cli.compare"),
+    (None, "probe", "spurspec.cli.probe"),
     (None, "report", "spurspec.cli.report"),
     (None, "run", "spurspec.cli.run"),
     (None, "theory", "spurspec.cli.theory"),
@@ -109,7 +121,7 @@ def _register() -> None:
     for group, name, module in COMMANDS:
         mod = importlib.import_module(module)
         # A module whose help states defaults names its stage's settings dataclass in SETTINGS.
-        cls = command_class(mod.SETTINGS) if hasattr(mod, "SETTINGS") else None
+        cls = command_class(mod.SETTINGS) if hasattr(mod, "SETTINGS") else PlainCommand
         groups[group].command(name, cls=cls)(mod.command)
 
 

@@ -85,3 +85,19 @@ def test_start_up_imports_no_torch_nor_stage_modules():
     code = f"import sys, spurspec.cli.main; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_help_fits_80_columns_without_internal_type_names():
+    import re
+    import subprocess
+    import sys
+
+    for args in (["--help"], ["train", "--help"], ["run", "--help"], ["ingest", "--help"], ["evaluate", "--help"]):
+        text = subprocess.run([sys.executable, "-m", "spurspec.cli.main", *args], capture_output=True, text=True,
+                              env={"COLUMNS": "80", "PATH": ""}, check=True).stdout
+        assert max(len(line) for line in text.splitlines()) <= 80, args
+        assert not re.search(r"<(bool|str|int|float|path)>|\{[a-z_]+\}|[╭│]", text), args
+    top = subprocess.run([sys.executable, "-m", "spurspec.cli.main", "--help"], capture_output=True, text=True,
+                         env={"COLUMNS": "80"}, check=True).stdout
+    commands = [line.split()[0] for line in top.split("Commands:")[1].splitlines() if line.strip()]
+    assert commands[:3] == ["ingest", "derive-boxes", "train"]
