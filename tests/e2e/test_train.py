@@ -139,3 +139,15 @@ def test_unknown_method_lists_the_valid_ones(dataset, tmp_path):
     with pytest.raises(ConfigError, match="unknown method 'seg-ssl'; valid names: erm"):
         train(TrainConfig(dataset=dataset, out=tmp_path / "run", method="seg-ssl"), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gran", ["binary", "seg"])
+def test_resnet50_trains_and_is_evaluated(cli, dataset, tmp_path, gran):
+    """The `resnet50` model (shared ResNet-50 encoder; no shipped pipeline names it) trains one
+    epoch at each kind of head and is evaluated, so CI runs it at least once."""
+    run = RunLayout(tmp_path / "r50")
+    cli(["train", dataset, "--granularity", gran, "--out", run.root, "--model", "resnet50", *FAST])
+    cli(["evaluate", run.root, "--bootstrap", "10"])
+    rows = pq.read_table(run.metrics).to_pylist()
+    assert any(r["metric"] == "auroc" and r["value"] is not None for r in rows)
