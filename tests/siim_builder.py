@@ -1,5 +1,8 @@
 """Test and benchmark helper: write SIIM-format folders (JPEG-Baseline 8-bit MONOCHROME2 DICOMs
-in the stage-1 nested or stage-2 flat layout, plus an RLE label CSV) around real label rows."""
+in the stage-1 nested or stage-2 flat layout, plus an RLE label CSV) around real label rows.
+`write_folder` paints the same kind of film whatever the label (for ingest tests);
+`write_learnable` paints each film's pneumothorax inside its real mask and a chest tube where it
+has one, so models can learn from it (tests/benchmarks/study_sim.py)."""
 
 from __future__ import annotations
 

@@ -60,9 +60,18 @@ def generate(args: argparse.Namespace) -> None:
 
 
 def _env(checkout: Path) -> dict[str, str]:
-    """The checkout's package first on the path; torch's thread count from --threads (on a
-    shared 2-core machine one thread ran 2x faster than two under load: no barrier spinning)."""
+    """The checkout's package first on the path (subprocesses also run in the checkout, since
+    `python -m` puts the working directory before PYTHONPATH); one torch thread unless
+    OMP_NUM_THREADS says otherwise (on a shared 2-core machine one ran 2x faster than two)."""
     return {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+
+
+def _check_package(checkout: Path) -> None:
+    """Refuse to run unless the checkout's own package is the one imported."""
+    out = subprocess.run([sys.executable, "-c", "import spurspec; print(spurspec.__file__)"], env=_env(checkout),
+                         cwd=checkout, capture_output=True, text=True)
+    if not out.stdout.strip().startswith(str(checkout.resolve())):
+        sys.exit(f"{checkout}: spurspec is imported from {out.stdout.strip() or out.stderr}, not this checkout")
 
 
 def _spurspec(checkout: Path, argv: list[str], log: Path) -> float:
@@ -72,8 +81,8 @@ def _spurspec(checkout: Path, argv: list[str], log: Path) -> float:
     with open(log, "a") as fh:
         fh.write(f"$ spurspec {' '.join(argv)}\n")
         fh.flush()
-        done = subprocess.run([sys.executable, "-m", "spurspec.cli.main", *argv], env=env, stdout=fh,
-                              stderr=subprocess.STDOUT)
+        done = subprocess.run([sys.executable, "-m", "spurspec.cli.main", *argv], env=env, cwd=checkout,
+                              stdout=fh, stderr=subprocess.STDOUT)
     if done.returncode:
         sys.exit(f"spurspec {' '.join(argv)} failed ({done.returncode}); see {log}")
     return time.perf_counter() - t0
@@ -107,7 +116,8 @@ def _train(args, ds: Path, run: Path, flags: list[str], epochs: int, log: Path) 
 
 
 def run_plan(args: argparse.Namespace) -> None:
-    work = Path(args.work)
+    args.checkout, args.data, work = args.checkout.resolve(), args.data.resolve(), Path(args.work).resolve()
+    _check_package(args.checkout)
     work.mkdir(parents=True, exist_ok=True)
     results_path = work / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {"runs": []}
@@ -127,7 +137,7 @@ def run_plan(args: argparse.Namespace) -> None:
             train_s = _train(args, ds, run, [*flags, "--seed", str(seed)], epochs, log)
             eval_s = _spurspec(args.checkout, ["evaluate", str(run), "--bootstrap", str(args.bootstrap)], log)
             if (run / "epochs").exists():
-                _spurspec_python(args.checkout, [__file__, "dice-stats", str(run), str(ds)], log)
+                _spurspec_python(args.checkout, [str(Path(__file__).resolve()), "dice-stats", str(run), str(ds)], log)
             results["runs"].append({"name": name, "seed": seed, "dir": str(run), "flags": flags,
                                     "commit": _commit(args.checkout), "threads": _env(args.checkout)["OMP_NUM_THREADS"],
                                     "train_seconds": round(train_s, 1), "eval_seconds": round(eval_s, 1)})
@@ -138,7 +148,7 @@ def run_plan(args: argparse.Namespace) -> None:
 
 def _spurspec_python(checkout: Path, argv: list[str], log: Path) -> None:
     with open(log, "a") as fh:
-        done = subprocess.run([sys.executable, *argv], env=_env(checkout),
+        done = subprocess.run([sys.executable, *argv], env=_env(checkout), cwd=checkout,
                               stdout=fh, stderr=subprocess.STDOUT)
     if done.returncode:
         sys.exit(f"{' '.join(argv)} failed; see {log}")
@@ -160,8 +170,10 @@ def dice_stats(run: Path, ds: Path) -> None:
     import pyarrow.parquet as pq
     import torch
 
+    import spurspec
     from spurspec.training import checkpoint, models
 
+    print(f"dice-stats: spurspec from {spurspec.__file__}")
     cfg = tomllib.loads((run / "config.toml").read_text())
     man = pq.read_table(ds / "manifest.parquet").to_pydict()
     rows = np.array([i for i, s in enumerate(man["split"]) if s == "val"])
@@ -171,8 +183,10 @@ def dice_stats(run: Path, ds: Path) -> None:
     out = []
     for path in sorted((run / "epochs").glob("epoch*.pt"), key=lambda p: int(p.stem[5:])):
         ck = checkpoint.load(path)
+        heads = [v.shape[0] for k, v in ck["model"].items() if k.startswith("head.") and k.endswith(".weight")]
+        classes = heads[-1] if heads else 1  # one logit (two classes) or one per class
         try:
-            model = models.build(cfg["model"], images.shape[1], True, out_channels=1)
+            model = models.build(cfg["model"], images.shape[1], True, out_channels=classes)
         except TypeError:  # before issue 11, build() had no out_channels
             model = models.build(cfg["model"], images.shape[1], True)
         model.load_state_dict(ck["model"])
@@ -182,7 +196,8 @@ def dice_stats(run: Path, ds: Path) -> None:
             for start in range(0, len(rows), 64):
                 x = (torch.from_numpy(images[rows[start:start + 64]].astype(np.float32)) / 255.0 - 0.5) / 0.5
                 logits = model(x).float()
-                probs.append(torch.sigmoid(logits.squeeze(1) if logits.dim() == 4 else logits).numpy())
+                p = torch.softmax(logits, 1)[:, -1] if classes > 1 else torch.sigmoid(logits.squeeze(1))
+                probs.append(p.numpy())
         out.append({"epoch": int(path.stem[5:]), **_prob_stats(np.concatenate(probs), masks, labels)})
     (run / "dice_stats.json").write_text(json.dumps(out, indent=1))
 
