@@ -190,6 +190,35 @@ COMPARISON = _schema(
 )
 
 
+# `spurspec probe`: RUN/probes/<probe>.parquet, one row per (probe, image set, map, metric).
+# Insertion and removal: the score shift, flip rates and AUROC before and after, on the same
+# images; attribution: the share of each map's evidence per region and the pointing game.
+PROBE = _schema(
+    "probe",
+    [
+        pa.field("probe", pa.string(), nullable=False),  # the file's name, e.g. insert-tube-away
+        pa.field("kind", pa.string(), nullable=False),  # insert | remove | attribution
+        pa.field("feature", pa.string()),  # tube, vignette, ink, overlay:<file>; null for attribution
+        pa.field("placement", pa.string()),  # random | fixed | away (insert only)
+        pa.field("images", pa.string(), nullable=False),  # the image set, e.g. all, positives, abnormality
+        pa.field("map", pa.string()),  # attribution: gradcam | probability | integrated_gradients
+        pa.field("metric", pa.string(), nullable=False),
+        pa.field("summary", pa.string(), nullable=False),  # the summarising function scored
+        pa.field("value", pa.float64()),  # null when undefined; `reason` says why
+        pa.field("ci_low", pa.float64()),  # patient-bootstrap percentile interval
+        pa.field("ci_high", pa.float64()),
+        pa.field("n_images", pa.int64(), nullable=False),
+        pa.field("reason", pa.string()),
+        pa.field("run_id", pa.string()),
+        pa.field("granularity", pa.string()),
+        pa.field("method", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("seed", pa.int64()),  # the run's training seed
+        pa.field("checkpoint", pa.string()),
+        pa.field("probe_seed", pa.int64()),  # seeds placements and the bootstrap
+    ],
+)
+
 # `spurspec theory`: one row per (P(y,s), overlap, r, measure); exact value beside Monte Carlo.
 THEORY = _schema(
     "theory",

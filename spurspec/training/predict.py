@@ -160,7 +160,9 @@ def grad_cam(model, dataset: data.RowsDataset, rows: list[int], device: torch.de
     """Grad-CAM of the positive logit on the encoder's last block, normalised to [0, 1]."""
     from monai.visualize import GradCAM
 
-    cam = GradCAM(nn_module=_Logit2d(model), target_layers=f"net.{model.encoder.last_block}")
+    # The wrapper takes the model's mode: MONAI restores the wrapper's mode after each call, and a
+    # new module is in training mode, which would leave the model in training mode (BatchNorm).
+    cam = GradCAM(nn_module=_Logit2d(model).train(model.training), target_layers=f"net.{model.encoder.last_block}")
     x = torch.stack([dataset[r]["image"] for r in rows]).to(device)
     with torch.enable_grad():
         out = cam(x, class_idx=0)

@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 from spurspec.imaging import boxes as bx
 from spurspec.imaging import rle
 
-FAST = settings(max_examples=60, deadline=None, derandomize=True)
+FAST = settings(max_examples=60, deadline=None, derandomize=True, database=None)  # writes no .hypothesis folder
 masks = st.tuples(st.integers(1, 24), st.integers(1, 24)).flatmap(lambda hw: arrays(np.bool_, hw))
 
 
@@ -86,7 +86,7 @@ def test_grid_cell_is_positive_iff_a_positive_pixel_falls_in_it(mask, k):
             assert bool(grid[i, j]) == bool(mask[np.ix_(rows == i, cols == j)].any())
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6)), min_size=2, max_size=60))
 def test_sql_auroc_equals_sklearn(tmp_path, pairs):
     from metrics_data import write_dataset
