@@ -74,7 +74,7 @@ def budget_curves(rows: list[dict], metric: str) -> tuple[list[Curve], float | N
             continue
         kept = run.record.kept_masks()
         if kept is not None:
-            label = run.granularity + ("" if run.method == "erm" else f" {run.method}")
+            label = f"{run.granularity} {run.method}"
             lines.setdefault(label, []).append((float(kept), r[metric], r[f"{metric}_lo"], r[f"{metric}_hi"]))
     curves = [_curve(label, items) for label, items in sorted(lines.items()) if len({i[0] for i in items}) >= 2]
     return curves, (float(np.mean(binary)) if binary else None)
