@@ -121,11 +121,14 @@ def remove_leftovers(target: Path) -> list[Path]:
                 if p.is_dir() and not p.is_symlink():
                     shutil.rmtree(p, ignore_errors=True)
                     removed.append(p)
-    if target.is_dir():
-        for p in sorted(target.rglob(".*.tmp")):
-            if p.is_file() and not p.is_symlink():
-                p.unlink(missing_ok=True)
-                removed.append(p)
+    for folder, dirs, files in os.walk(target):
+        # An output nested in this one (a study's runs and datasets) has a lock and a writer of
+        # its own, which cleans it; its in-flight temporary files are not ours to remove.
+        dirs[:] = [d for d in dirs if not os.path.exists(os.path.join(folder, f".{d}.lock"))]
+        for name in sorted(files):
+            if name.startswith(".") and name.endswith(".tmp"):
+                Path(folder, name).unlink(missing_ok=True)
+                removed.append(Path(folder, name))
     return removed
 
 

@@ -3,7 +3,8 @@ artefact contract. Looked up by name; each module exposes `Config` (its defaults
 `check(cfg)` (refuses bad settings, whoever calls it) and
 `ingest(cfg, force=False, progress=None) -> IngestResult`, which calls `check` first.
 Beside them, `boxes` is the derive-boxes stage, which writes boxes and grids into a dataset
-directory, and `common` holds what the sources share."""
+directory, `common` holds what the sources share and `tables` reads the user's text tables
+(bounded, UTF-8, unique column names)."""
 
 from __future__ import annotations
 

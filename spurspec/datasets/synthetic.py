@@ -4,6 +4,9 @@ abnormal region Y, full-size RLE), so every later stage treats it like SIIM. Rea
 
 Labels (y, s) follow P(s = y) = `correlation` in train and val and the reverse in test, so a
 model that reads the spurious stroke S instead of the abnormality Y fails on test's robust cells.
+The stroke's region is stored too (`spurious_masks.npy`, named in dataset.json's
+`spurious_region` with its attribute and the stroke's rendering settings), so `spurspec probe`
+can remove the feature where it is and paint it where it is not with the same renderer.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from scipy import ndimage
 
 from spurspec import config as configlib
 from spurspec.artefacts.dataset import DatasetWriter, up_to_date
+from spurspec.artefacts.layout import DatasetLayout
 from spurspec.artefacts.schemas import SPLITS, attribute_name_problem
 from spurspec.datamodel import JointLabels, paste, place
 from spurspec.datasets.common import (
@@ -132,8 +136,15 @@ def tube_footprint(rng: np.random.Generator, size: int, width: float) -> np.ndar
     return ndimage.distance_transform_edt(~line) <= radius
 
 
-def render(cfg: Config, index: int, y: int, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """Image (size, size) uint8 and abnormal mask Y (size, size) {0,1} of image `index`.
+def paint_tube(img: np.ndarray, stroke: np.ndarray, brightness: float) -> None:
+    """Add the bright stroke S (a boolean (size, size) region) to a float image, in place: the
+    region `brightness` grey levels brighter, its edge softened by a 0.6-pixel blur."""
+    img += brightness * ndimage.gaussian_filter(stroke.astype(np.float64), 0.6)
+
+
+def render(cfg: Config, index: int, y: int, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image (size, size) uint8, abnormal mask Y and spurious mask S (size, size) {0,1} of image
+    `index`.
 
     Each image has its own seeded generator, so the bytes do not depend on order or workers.
     """
@@ -161,16 +172,16 @@ def render(cfg: Config, index: int, y: int, s: int) -> tuple[np.ndarray, np.ndar
         grain = ndimage.gaussian_filter(rng.standard_normal((size, size)), 0.7)
         grain /= grain.std()
         img += soft * (-cfg.lesion_contrast + cfg.lesion_texture * grain)
+    stroke = paste(size, tube, scene.s_pos)
     if s:
-        stroke = paste(size, tube, scene.s_pos)
-        img += cfg.tube_brightness * ndimage.gaussian_filter(stroke.astype(np.float64), 0.6)
-    return np.clip(np.round(img), 0, 255).astype(np.uint8), y_mask.astype(np.uint8)
+        paint_tube(img, stroke, cfg.tube_brightness)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8), y_mask.astype(np.uint8), stroke.astype(np.uint8)
 
 
 def _decode(payload: tuple[Config, int, int, int]) -> Decoded:
     cfg, index, y, s = payload
-    image, mask = render(cfg, index, y, s)
-    return Decoded(image=image[None], mask=mask, facts={"rle": rle.encode(mask)})
+    image, mask, stroke = render(cfg, index, y, s)
+    return Decoded(image=image[None], mask=mask, facts={"rle": rle.encode(mask), "spurious_rle": rle.encode(stroke)})
 
 
 def image_id(index: int) -> str:
@@ -191,7 +202,11 @@ def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) ->
     joint = joints(cfg)
     recorded = settings(cfg)
     if up_to_date(cfg.out, "ingest", recorded, {}, force):
-        return IngestResult(cfg.out, 0, 0, True, [])
+        if DatasetLayout(cfg.out).spurious_masks.exists():
+            return IngestResult(cfg.out, 0, 0, True, [])
+        # Made before spurious masks were stored: the same settings give the same bytes, so
+        # rebuilding adds the masks without changing anything a run trained on.
+        force = True
     split, y, s = plan(cfg)
     ids = [image_id(i) for i in range(cfg.n)]
     items = [(ids[i], (cfg, i, int(y[i]), int(s[i]))) for i in range(cfg.n)]
@@ -218,12 +233,30 @@ def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) ->
                 "rle": [facts[i]["rle"] for i in range(cfg.n)],
             }
         )
+        _write_spurious_masks(writer.layout.spurious_masks, [facts[i]["spurious_rle"] for i in range(cfg.n)], cfg.size)
         info = {
             "name": "synthetic",
             "source": "synthetic",
             "joint_p_ys": {k: v.text for k, v in joint.items()},
+            "spurious_region": spurious_region(cfg),
         }
         writer.finish(manifest, [cfg.spurious_name], info, recorded, {}, mask_rle=mask_rle)
     counts = count_table(manifest, [cfg.spurious_name])
     notes = ["P(y,s) as p00,p01,p10,p11: " + "; ".join(f"{k} {v.text}" for k, v in joint.items())]
     return IngestResult(cfg.out, cfg.n, 0, False, counts, notes)
+
+
+def spurious_region(cfg: Config) -> dict[str, Any]:
+    """dataset.json's record of the stored spurious masks: the file, the attribute whose region
+    it holds (all zero where the attribute is 0), and the stroke's rendering settings."""
+    return {"attribute": cfg.spurious_name, "masks": DatasetLayout(Path(".")).spurious_masks.name,
+            "renderer": "synthetic-tube", "tube_width": cfg.tube_width, "tube_brightness": cfg.tube_brightness}
+
+
+def _write_spurious_masks(path: Path, rles: list[str], size: int) -> None:
+    """(N, size, size) uint8 {0, 1}, written row by row from the workers' RLE (memory stays flat)."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(rles), size, size))
+    for i, text in enumerate(rles):
+        out[i] = rle.decode(text, size, size)
+    out.flush()
+    del out

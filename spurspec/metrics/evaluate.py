@@ -118,7 +118,6 @@ def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateR
     from spurspec import runtime
     from spurspec.training.predict import predict_split  # torch loads only when a run is scored
 
-    _forget(layout)
     runtime.configure(cfg.threads)
 
     main = predict_split(layout.root, cfg.split, cfg.checkpoint, cfg.device, cfg.n_saliency)
@@ -129,6 +128,7 @@ def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateR
     else:
         notes.append("thresholds chosen on val and scored on val: sensitivity/specificity are optimistic")
     predictions = pa.concat_tables([schemas.check(t, schemas.PREDICTIONS) for t in tables], promote_options="default")
+    _forget(layout)
     io.write_table(layout.predictions, predictions, schemas.PREDICTIONS)
     write_saliency(layout.prob_maps, main.saliency)
     preds = _roles(predictions, cfg.split, has_split=True)
@@ -139,9 +139,9 @@ def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateR
 
 
 def _forget(layout: EvalLayout) -> None:
-    """Drop the old provenance before new predictions and metrics replace the old ones: killed
-    half-way, an evaluate then leaves metrics without provenance, which the next run redoes,
-    never new metrics under the old settings' record."""
+    """Drop the old provenance just before new predictions and metrics replace the old ones
+    (every check has passed by then): killed half-way, an evaluate leaves metrics without
+    provenance, which the next run redoes, never new metrics under the old settings' record."""
     layout.provenance("evaluate").unlink(missing_ok=True)
 
 
@@ -180,7 +180,6 @@ def _score_outside(cfg: EvaluateConfig, dataset: Dataset, path: Path, force: boo
     if _fresh(layout.metrics, layout.provenance("evaluate"), settings, inputs, force):
         return EvaluateResult(layout.root, io.read_table(layout.metrics, "metrics"), up_to_date=True)
     predictions, has_split = read_outside(path)
-    _forget(layout)
     notes = []
     no_val = None
     if has_split:
@@ -191,6 +190,7 @@ def _score_outside(cfg: EvaluateConfig, dataset: Dataset, path: Path, force: boo
         notes.append(f"all {predictions.num_rows} rows scored; sensitivity/specificity are NULL: {no_val}")
     metrics = compute_metrics(dataset.layout.manifest, preds, dataset.spurious, _settings(cfg),
                               where=str(path), no_val_reason=no_val)
+    _forget(layout)
     io.write_table(layout.predictions, predictions, schemas.PREDICTIONS)
     io.write_table(layout.metrics, metrics, schemas.METRICS)
     provenance.write(layout.provenance("evaluate"), "evaluate", settings, inputs)

@@ -114,6 +114,13 @@ def _evaluate_run(job: Job, cfg: Any, force: bool) -> None:
     evaluate(cfg, force=True)
 
 
+def _probe_run(job: Job, cfg: Any, force: bool) -> None:
+    from spurspec.probes.stage import probe
+
+    # This job runs only when its marker is missing: its run was (re-)evaluated, so probe again.
+    probe(cfg, force=True)
+
+
 def _report_run(job: Job, cfg: Any, force: bool) -> None:
     from spurspec.report.build import build_report
 
@@ -128,6 +135,8 @@ STAGE_RUNNERS.add("train", Stage(_settings_of("spurspec.training", "TrainConfig"
                                  _check_of("spurspec.training.trainer"), _train_run))
 STAGE_RUNNERS.add("evaluate", Stage(_settings_of("spurspec.metrics.evaluate", "EvaluateConfig"),
                                     _check_of("spurspec.metrics.evaluate"), _evaluate_run))
+STAGE_RUNNERS.add("probe", Stage(_settings_of("spurspec.probes.stage", "ProbeConfig"),
+                                 _check_of("spurspec.probes.stage"), _probe_run))
 STAGE_RUNNERS.add("report", Stage(_settings_of("spurspec.report.build", "ReportConfig"),
                                   _check_of("spurspec.report.build"), _report_run))
 

@@ -1,7 +1,8 @@
 """Expands a pipeline spec into jobs: one ingest per dataset, one box derivation per dataset
-that a box or grid granularity needs, the training matrix, one evaluation per training run and
-one report. A job's directory is keyed by a hash of its logical settings (DomainBed-style), so a
-re-run finds finished jobs by their `done` marker and re-runs only what changed."""
+that a box or grid granularity needs, the training matrix, one evaluation per training run, its
+reliance probes when the study has a [probe] table, and one report. A job's directory is keyed
+by a hash of its logical settings (DomainBed-style), so a re-run finds finished jobs by their
+`done` marker and re-runs only what changed."""
 
 from __future__ import annotations
 
@@ -52,14 +53,16 @@ def _slug(*parts: object) -> str:
 
 
 def plan(spec: PipelineSpec) -> list[Job]:
-    """Every job of the study, in stage order: ingest, boxes, train, evaluate, report."""
+    """Every job of the study, in stage order: ingest, boxes, train, evaluate, probe, report."""
     # Parsing here also refuses a bad granularity (grid:0) with training's own message.
     grans = {str(g): granularity.parse(str(g)) for g in spec.train_matrix["granularities"]}
     ingest_of = _ingest_jobs(spec)
     boxes_of = _boxes_jobs(spec, ingest_of, grans)
     train_jobs = _train_jobs(spec, ingest_of, boxes_of, grans)
     eval_jobs = _evaluate_jobs(spec, train_jobs)
-    return [*ingest_of.values(), *boxes_of.values(), *train_jobs, *eval_jobs, _report_job(spec, train_jobs, eval_jobs)]
+    probe_jobs = _probe_jobs(spec, train_jobs, eval_jobs)
+    return [*ingest_of.values(), *boxes_of.values(), *train_jobs, *eval_jobs, *probe_jobs,
+            _report_job(spec, train_jobs, eval_jobs, probe_jobs)]
 
 
 def _resources(spec: PipelineSpec, stage: str) -> dict[str, Any]:
@@ -132,14 +135,30 @@ def _evaluate_jobs(spec: PipelineSpec, train_jobs: list[Job]) -> list[Job]:
     return jobs
 
 
-def _report_job(spec: PipelineSpec, train_jobs: list[Job], eval_jobs: list[Job]) -> Job:
-    """One report over every evaluated run."""
+def _probe_jobs(spec: PipelineSpec, train_jobs: list[Job], eval_jobs: list[Job]) -> list[Job]:
+    """With a [probe] table, the reliance probes of each evaluated run (written into the run)."""
+    if spec.probe is None:
+        return []
     study = StudyLayout(spec.out)
-    key = job_hash("report", {"evaluate": sorted(j.key for j in eval_jobs), "options": spec.report})
+    jobs = []
+    for tj, ej in zip(train_jobs, eval_jobs, strict=True):
+        key = _slug(tj.key, job_hash("probe", {"evaluate": ej.key, "options": spec.probe}))
+        jobs.append(Job("probe", key, study.job("probe", key), {**spec.probe, "run": str(tj.dir)},
+                        deps=(ej.id,), label=tj.label, resources=_resources(spec, "probe")))
+    return jobs
+
+
+def _report_job(spec: PipelineSpec, train_jobs: list[Job], eval_jobs: list[Job], probe_jobs: list[Job]) -> Job:
+    """One report over every evaluated run, after their probes when the study has any."""
+    study = StudyLayout(spec.out)
+    logical = {"evaluate": sorted(j.key for j in eval_jobs), "options": spec.report}
+    if probe_jobs:  # only then, so a study without probes keeps its report's key
+        logical["probe"] = sorted(j.key for j in probe_jobs)
+    key = job_hash("report", logical)
     # Its done marker lives in a job directory of its own, not inside the report it writes.
     return Job("report", key, study.report_job(key),
                {**spec.report, "runs": [str(t.dir) for t in train_jobs], "out": str(study.report)},
-               deps=tuple(j.id for j in eval_jobs), label="report", resources=_resources(spec, "report"))
+               deps=tuple(j.id for j in [*eval_jobs, *probe_jobs]), label="report", resources=_resources(spec, "report"))
 
 
 def status(job: Job) -> str:

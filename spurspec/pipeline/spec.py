@@ -1,5 +1,5 @@
 """Reads a pipeline file (pipelines/*.toml): a study declared as data — datasets and their
-ingest options, box derivation, the training matrix, evaluation, the report and executor
+ingest options, box derivation, the training matrix, evaluation, reliance probes, the report and executor
 resources — with any `--set KEY=VALUE` overrides applied to the parsed file. Validates every
 key against the stages' config dataclasses before any job runs."""
 
@@ -15,9 +15,10 @@ from typing import Any
 from spurspec.config import read_toml
 from spurspec.errors import ConfigError
 
-SECTIONS = ("study", "datasets", "boxes", "train", "evaluate", "report", "resources", "slurm")
+SECTIONS = ("study", "datasets", "boxes", "train", "evaluate", "probe", "report", "resources", "slurm")
 # The stages in the order they run, each after the one before (their runners: jobs.STAGE_RUNNERS).
-STAGE_ORDER = ("ingest", "boxes", "train", "evaluate", "report")
+# `probe` has jobs only when the file has a [probe] table (spurspec probe's settings).
+STAGE_ORDER = ("ingest", "boxes", "train", "evaluate", "probe", "report")
 # [resources.default] applies to every stage; [resources.STAGE] overrides it for one stage.
 RESOURCE_TABLES = ("default", *STAGE_ORDER)
 # Keys of [train] that span the matrix; every other key is a training setting shared by all jobs.
@@ -49,6 +50,7 @@ class PipelineSpec:
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     slurm: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)  # dotted key -> value, from --set
+    probe: dict[str, Any] | None = None  # [probe]: reliance probes of every evaluated run; None: none
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,7 @@ def load(path: Path, out: Path | None = None, overrides: list[str] | tuple[str, 
         resources=_resources(data, path),
         slurm=slurm,
         overrides={o.dotted: o.value for o in parsed},
+        probe=_table(data, "probe", str(path)) if "probe" in data else None,
     )
 
 

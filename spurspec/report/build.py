@@ -506,7 +506,9 @@ def _mass_figure(ctx: _Context, per_run: list) -> list[Block]:
                 shares = {region: [r["value"] for rows in tables for r in rows if r["images"] == images
                                    and r["map"] == map_ and r["metric"] == f"mass_{region}" and r["value"] is not None]
                           for region in figures.MASS_COLORS}
-                bars.append({"group": g, "map": map_, "images": images,
+                area = [r["value"] for rows in tables for r in rows if r["images"] == images and r["map"] == map_
+                        and r["metric"] == f"area_{images}" and r["value"] is not None]
+                bars.append({"group": g, "map": map_, "images": images, "area": statistics.mean(area) if area else None,
                              **{k: (statistics.mean(v) if v else None) for k, v in shares.items()}})
                 if images not in sets:
                     sets.append(images)
@@ -516,8 +518,9 @@ def _mass_figure(ctx: _Context, per_run: list) -> list[Block]:
     figures.evidence_mass(fig, bars, sets)
     return [Block("figure", "Where each model's evidence lies: the share of each map's mass inside the abnormality, "
                             "inside the spurious region and elsewhere (mean over runs), on test positives with an "
-                            "abnormality mask and on test images with a known spurious region. Grad-CAM for image-label "
-                            "models, P(positive region) for pixel models, integrated gradients (IG) for both", figure=fig)]
+                            "abnormality mask and on test images with a known spurious region; dotted: the region's share "
+                            "of the image, what an even map would put there. Grad-CAM for image-label models, "
+                            "P(positive region) for pixel models, integrated gradients (IG) for both", figure=fig)]
 
 
 def _probe_table(ctx: _Context, names: list[str], per_run: list) -> list[Block]:

@@ -1,6 +1,7 @@
 """The report's figures, drawn with matplotlib's Agg backend (no display) and saved as PNG:
 the headline (robust vs overall AUROC by granularity), ROC curves of the robust cells, robust
-AUROC by summarising function, and saliency panels (where each model looks)."""
+AUROC by summarising function, saliency panels (where each model looks), and the reliance
+probes' score shifts and evidence mass."""
 
 from __future__ import annotations
 
@@ -208,4 +209,63 @@ def budgets(path: Path, panels: list[tuple[str, list, float | None]]) -> None:
         ax.set_xlabel("training images with a mask")
         ax.set_ylabel(ylabel)
         _legend_below(ax)
+    _save(fig, path)
+
+
+def _dots(ax, gi: int, points: list[dict], key: str, color: str) -> None:
+    """A group's runs as dots with their 95% CI, side by side."""
+    for j, p in enumerate(points):
+        jitter = (j - (len(points) - 1) / 2) * 0.08
+        lo, hi = p[f"{key}_lo"], p[f"{key}_hi"]
+        err = None if lo is None else [[max(0.0, p[key] - lo)], [max(0.0, hi - p[key])]]
+        ax.errorbar(gi + jitter, p[key], yerr=err, fmt="o", color=color, ms=4, capsize=3, lw=1)
+
+
+def probe_shift(path: Path, points: list[dict], groups: list[str], flip_label: str) -> None:
+    """A probe that changes images: per group, each run's median score shift (after - before)
+    and its flip rate, each with its 95% CI, and the mean over runs as a bar; zero marked."""
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.5, 2.4 * len(groups) + 3), 3.9))
+    x = np.arange(len(groups))
+    panels = (("shift", "median score shift (after - before)", (-1.02, 1.02)), ("flip", flip_label, (0, 1.02)))
+    for ax, (key, ylabel, ylim) in zip(axes, panels, strict=True):
+        means = []
+        for gi, g in enumerate(groups):
+            runs = [p for p in points if p["group"] == g and p[key] is not None]
+            means.append(np.mean([p[key] for p in runs]) if runs else np.nan)
+            _dots(ax, gi, runs, key, "#dd5143")
+        ax.bar(x, means, width=0.5, color="#dd5143", alpha=0.25)
+        ax.axhline(0, color="grey", lw=1)
+        ax.set_xticks(x, groups)
+        ax.set_ylim(*ylim)
+        ax.set_ylabel(ylabel)
+    _save(fig, path)
+
+
+MASS_COLORS = {"abnormality": "#55a868", "spurious": "#dd5143", "elsewhere": "#c8c8c8"}
+MAP_NAMES = {"gradcam": "Grad-CAM", "probability": "P map", "integrated_gradients": "IG"}
+
+
+def evidence_mass(path: Path, bars: list[dict], image_sets: list[str]) -> None:
+    """One panel per image set: per group and evidence map, the mean share of the map's mass in
+    the abnormality, the spurious region and elsewhere, stacked to 1 with the panel's own region
+    at the bottom, and a dotted mark at that region's share of the image (what an even map would
+    put there)."""
+    fig, axes = plt.subplots(1, len(image_sets), figsize=(max(6.0, 5.2 * len(image_sets)), 4.2), squeeze=False)
+    for ax, images in zip(axes[0], image_sets, strict=True):
+        shown = [b for b in bars if b["images"] == images]
+        x = np.arange(len(shown))
+        bottom = np.zeros(len(shown))
+        for region in sorted(MASS_COLORS, key=lambda r: (r != images, r == "elsewhere")):
+            height = np.array([b.get(region) or 0.0 for b in shown])
+            ax.bar(x, height, bottom=bottom, color=MASS_COLORS[region], width=0.7,
+                   label=f"in {region}" if region != "elsewhere" else region)
+            bottom += height
+        area = [b.get("area") for b in shown]
+        if any(a is not None for a in area):
+            ax.hlines([np.nan if a is None else a for a in area], x - 0.35, x + 0.35, colors="black", linestyles=":",
+                      label=f"{images} region's share of the image")
+        ax.set_xticks(x, [f"{b['group']}\n{MAP_NAMES.get(b['map'], b['map'])}" for b in shown], fontsize=7)
+        ax.set_ylim(0, 1.02)
+        ax.set_ylabel(f"share of evidence (test images with the {images} region)")
+        _legend_below(ax, ncol=2)
     _save(fig, path)

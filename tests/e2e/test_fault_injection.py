@@ -99,9 +99,11 @@ def test_killed_evaluate(base, tmp_path):
     from spurspec.artefacts.run import RunRecord
 
     run = shutil.copytree(base / "run", tmp_path / "run")
-    args = ["evaluate", run, "--bootstrap", 200, "--device", "cpu", "--force"]
-    where = _kill_while_working(args, tmp_path / ".run.lock", 2.0, tmp_path)
-    _rerun(args[:-1], tmp_path, where)
+    for name in ("metrics.parquet", "predictions.parquet", "saliency.npz", "provenance/evaluate.json"):
+        (run / name).unlink()  # a trained run, not yet evaluated
+    args = ["evaluate", run, "--bootstrap", 200, "--device", "cpu"]
+    where = _kill_while_working(args, tmp_path / ".run.lock", 4.0, tmp_path)
+    _rerun(args, tmp_path, where)
     record = RunRecord.open(run)
     assert record.metrics.num_rows and record.predictions().num_rows, where
     _whole(Path(run), where)
