@@ -5,7 +5,7 @@ config.toml, metrics.parquet and mask_budget.parquet through RunRecord); prints 
 
     spurspec run pipelines/mask-budget-reference.toml
     spurspec run pipelines/mask-budget.toml
-    .venv/bin/python tests/benchmarks/budget_table.py studies/mask-budget-reference/train studies/mask-budget/train
+    .venv/bin/python tests/benchmarks/budget_table.py studies/mask-budget/train
 """
 
 from __future__ import annotations
