@@ -161,7 +161,7 @@ def _commit(checkout: Path) -> str:
 
 def dice_stats(run: Path, ds: Path) -> None:
     """Per saved epoch, on the val split: val Dice at 0.5 (recomputed), the share of pixels above
-    0.5 on positive and negative images, mean P(positive) inside and outside the masks, the
+    0.5 on positive and negative images, mean P(positive) inside and outside the targets, the
     median over positives of the largest pixel probability, and the best Dice at any fixed
     threshold (is the map still right, only below 0.5?). Runs inside the run's checkout."""
     import tomllib
@@ -179,7 +179,9 @@ def dice_stats(run: Path, ds: Path) -> None:
     rows = np.array([i for i, s in enumerate(man["split"]) if s == "val"])
     labels = np.array(man["label"])[rows]
     images = np.load(ds / "images.npy", mmap_mode="r")
-    masks = np.load(ds / "masks.npy", mmap_mode="r")[rows].astype(bool)
+    # Against the run's own target: boxes for bbox (derived by its training), masks for seg.
+    target = "box_masks.npy" if cfg["granularity"] == "bbox" else "masks.npy"
+    masks = np.load(ds / target, mmap_mode="r")[rows].astype(bool)
     out = []
     for path in sorted((run / "epochs").glob("epoch*.pt"), key=lambda p: int(p.stem[5:])):
         ck = checkpoint.load(path)
