@@ -135,7 +135,7 @@ def run_plan(args: argparse.Namespace) -> None:
             run = work / "runs" / f"{name.replace(' ', '-')}-s{seed}"
             log = work / "log.txt"
             train_s = _train(args, ds, run, [*flags, "--seed", str(seed)], epochs, log)
-            eval_s = _spurspec(args.checkout, ["evaluate", str(run), "--bootstrap", str(args.bootstrap)], log)
+            eval_s = _evaluate(args, run, log)
             if (run / "epochs").exists():
                 _spurspec_python(args.checkout, [str(Path(__file__).resolve()), "dice-stats", str(run), str(ds)], log)
             results["runs"].append({"name": name, "seed": seed, "dir": str(run), "flags": flags,
@@ -143,7 +143,20 @@ def run_plan(args: argparse.Namespace) -> None:
                                     "train_seconds": round(train_s, 1), "eval_seconds": round(eval_s, 1)})
             results_path.write_text(json.dumps(results, indent=1))
             print(f"{name} seed {seed}: train {train_s:.0f} s, evaluate {eval_s:.0f} s", flush=True)
+    for r in results["runs"]:  # runs from before the last-epoch column existed
+        if not (Path(r["dir"]) / "metrics_last.parquet").exists():
+            _evaluate(args, Path(r["dir"]), work / "log.txt")
     print_tables([work])
+
+
+def _evaluate(args: argparse.Namespace, run: Path, log: Path) -> float:
+    """Evaluate the last epoch's checkpoint (kept as metrics_last.parquet), then the selected one
+    (metrics.parquet, as spurspec leaves it); returns the seconds of the latter. Both, because
+    selection on a val Dice that is ~0 can keep an untrained epoch."""
+    argv = ["evaluate", str(run), "--bootstrap", str(args.bootstrap), "--force"]
+    _spurspec(args.checkout, [*argv, "--checkpoint", "last"], log)
+    (run / "metrics.parquet").replace(run / "metrics_last.parquet")
+    return _spurspec(args.checkout, argv, log)
 
 
 def _spurspec_python(checkout: Path, argv: list[str], log: Path) -> None:
@@ -226,39 +239,47 @@ def _prob_stats(prob, masks, labels) -> dict[str, float]:
             "best_threshold": best, "dice_at_best": dices[best]}
 
 
-def _metric(run: Path, metric: str, attribute: str | None) -> str:
+def _metric(run: Path, metric: str, attribute: str | None, name: str = "metrics.parquet") -> str:
     import pyarrow.parquet as pq
 
-    t = pq.read_table(run / "metrics.parquet").to_pylist()
+    if not (run / name).exists():
+        return "-"
+    t = pq.read_table(run / name).to_pylist()
     for r in t:
         if r["metric"] == metric and r["attribute"] == attribute and r["summary"] in ("mean", "image"):
             return "n/a" if r["value"] is None else f"{r['value']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
     return "missing"
 
 
-def _val_log(run: Path) -> tuple[list[float], list[float]]:
+def _val_log(run: Path) -> tuple[list[float], list[float], int]:
+    """Val Dice and AUROC per epoch, and the selected (best) epoch, 1-based."""
     import pyarrow.parquet as pq
 
     log = pq.read_table(run / "train_log.parquet").to_pydict()
-    return log["val_dice"], log["val_auroc"]
+    best = max(e for e, b in zip(log["epoch"], log["is_best"], strict=True) if b) + 1
+    return log["val_dice"], log["val_auroc"], best
 
 
 def print_tables(works: list[Path]) -> None:
     """One markdown table of every run (test split; summary `mean` for pixel models) and one of
     val Dice / AUROC per epoch for pixel runs, then dice_stats where present."""
-    print("| plan | commit | run | seed | AUROC | robust AUROC (chest_tube) | train s | eval s |")
-    print("|---|---|---|---:|---|---|---:|---:|")
+    print("| plan | commit | run | seed | selected epoch | AUROC | robust AUROC (chest_tube) | "
+          "last epoch: AUROC | last epoch: robust AUROC | train s | eval s |")
+    print("|---|---|---|---:|---:|---|---|---|---|---:|---:|")
     rows = []
     for work in works:
         res = json.loads((Path(work) / "results.json").read_text())
         for r in res["runs"]:
             run = Path(r["dir"])
-            print(f"| {res['plan']} | {res['commit']} | {r['name']} | {r['seed']} | {_metric(run, 'auroc', None)} | "
-                  f"{_metric(run, 'robust_auroc', 'chest_tube')} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
+            cells = [_metric(run, "auroc", None), _metric(run, "robust_auroc", "chest_tube"),
+                     _metric(run, "auroc", None, "metrics_last.parquet"),
+                     _metric(run, "robust_auroc", "chest_tube", "metrics_last.parquet")]
+            print(f"| {res['plan']} | {r.get('commit', res['commit'])} | {r['name']} | {r['seed']} | "
+                  f"{_val_log(run)[2]} | {' | '.join(cells)} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
             rows.append((res["plan"], r, run))
     print("\n| plan | run | seed | val Dice per epoch | val AUROC per epoch |\n|---|---|---:|---|---|")
     for plan, r, run in rows:
-        dice, auroc = _val_log(run)
+        dice, auroc, _ = _val_log(run)
         if "binary" not in r["flags"]:
             print(f"| {plan} | {r['name']} | {r['seed']} | {' '.join(f'{d:.4f}' for d in dice)} | "
                   f"{' '.join(f'{a:.3f}' for a in auroc)} |")
