@@ -98,6 +98,10 @@ class RunLayout(EvalLayout):
         return self.root / "mask_budget.parquet"
 
     @property
+    def dfr(self) -> Path:  # `--method dfr`: the validation rows of each half (fit / select)
+        return self.root / "dfr.parquet"
+
+    @property
     def prob_maps(self) -> Path:  # a few probability maps / saliency maps for the report
         return self.root / "saliency.npz"
 

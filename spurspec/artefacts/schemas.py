@@ -120,6 +120,26 @@ TRAIN_LOG = _schema(
         pa.field("ssl_confident_share", pa.float64()),
         # seg-spl: mean pixel-contrastive loss per step (before its weight).
         pa.field("spl_loss", pa.float64()),
+        # rrr: mean input-gradient penalty per image with a region (before its weight);
+        # cam-loss: mean share of the positive CAM outside the region, on those images.
+        pa.field("rrr_penalty", pa.float64()),
+        pa.field("cam_outside_share", pa.float64()),
+        # groupdro: the largest group weight at the epoch's end and its group ("label=1,chest_tube=0").
+        pa.field("dro_max_weight", pa.float64()),
+        pa.field("dro_max_weight_group", pa.string()),
+        # jtt: training images the identification model got wrong (upweighted in this training).
+        pa.field("jtt_errors", pa.int64()),
+    ],
+)
+
+# `--method dfr`: the validation images of each half: "fit" (the last layer is refit on a
+# group-balanced sample of them) and "select" (its regularisation is chosen on them).
+DFR_HALVES = _schema(
+    "dfr_halves",
+    [
+        pa.field("row", pa.int32(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("half", pa.string(), nullable=False),
     ],
 )
 

@@ -15,7 +15,15 @@ from spurspec.cli.common import out, print_rows
 from spurspec.datasets.boxes import MODES
 from spurspec.errors import ConfigError
 from spurspec.training import granularity, summaries
-from spurspec.training.config import AUGMENTS, BALANCES, DICES, LOSSES, SCHEDULES, SELECT_METRICS
+from spurspec.training.config import (
+    AUGMENTS,
+    BALANCES,
+    DICES,
+    LOSSES,
+    REGIONS,
+    SCHEDULES,
+    SELECT_METRICS,
+)
 from spurspec.training.heads import HEADS
 from spurspec.training.methods import METHODS
 from spurspec.training.models import MODELS
@@ -31,6 +39,7 @@ Augment = choices("Augment", AUGMENTS)
 Schedule = choices("Schedule", SCHEDULES)
 Dice = choices("Dice", DICES)
 Head = choices("Head", HEADS)
+Region = choices("Region", REGIONS)
 Preset = choices("Preset", presets.names())
 
 
@@ -80,6 +89,9 @@ def command(
     workers: Annotated[int | None, typer.Option(help="Data-loader processes (default: 0 on CPU, where compute uses every core; min(8, CPUs-1) with an accelerator).")] = None,
     pretrained: Annotated[str | None, typer.Option(help="Encoder weights: imagenet (fetched once into torch's hub cache), a local state-dict file, or none.")] = None,
     epochs_this_run: Annotated[int | None, typer.Option(help="Stop after this many epochs now; continue later with --resume.")] = None,
+    attribute: Annotated[str | None, typer.Option(help="Spurious attribute groupdro and dfr group by (default: the dataset's only one).")] = None,
+    region: Annotated[Region | None, typer.Option(help="rrr and cam-loss: a positive's annotated region is its mask (seg) or its box (bbox) (default {default:region}).")] = None,  # type: ignore[valid-type]
+    compile_: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model (GPU runs; the first steps pay the compile time).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file of settings (flags override it).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
@@ -95,7 +107,7 @@ def command(
         "loss": _value(loss), "balance": _value(balance), "select_metric": _value(select_metric), "augment": _value(augment),
         "patience": patience, "device": device, "amp": amp, "workers": workers, "threads": threads, "pretrained": pretrained,
         "epochs_this_run": epochs_this_run, "dice": _value(dice), "head": _value(head), "schedule": _value(schedule),
-        "preset": _value(preset),
+        "preset": _value(preset), "attribute": attribute, "region": _value(region), "compile": compile_,
     }
     cfg = resolve_train_config(config, overrides, resume)
     result = train(cfg, resume=resume, force=force, progress=True)

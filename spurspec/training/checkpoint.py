@@ -65,6 +65,14 @@ def save(path: Path, *, model: torch.nn.Module, optimizer, scheduler, scaler, ep
         torch.save(state, tmp)
 
 
+def replace_model(path: Path, model: torch.nn.Module) -> None:
+    """Rewrite a checkpoint with `model`'s weights, everything else as it was (atomically)."""
+    state = load(path)
+    state["model"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+
+
 def torch_load(path: Path, what: str, error: type[SpurspecError] = ArtefactError,
                map_location: str | torch.device = "cpu") -> Any:
     """torch.load(weights_only=True): tensors and plain data only, never code. A file holding

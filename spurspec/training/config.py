@@ -25,6 +25,8 @@ DICES = ("positives", "study")
 # The share of negatives `subsample-once` keeps: the study's p = 0.33 on chest films.
 KEEP_NEGATIVES = 0.33
 AUGMENTS = ("standard", "study", "standard-cpu", "none")
+# Where `rrr` and `cam-loss` read a positive's annotated region: its mask or the box around it.
+REGIONS = ("seg", "bbox")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,24 @@ class TrainConfig:
     spl_weight: float = 0.1  # weight of the contrastive term beside the segmentation loss (Wang et al.'s 0.1)
     spl_temperature: float = 0.1  # Wang et al.'s
     spl_pixels: int = 256  # pixels sampled per class per batch as anchors (and each other's positives/negatives)
+    # The spurious attribute groupdro and dfr form groups with ((label, attribute) pairs); unset =
+    # the dataset's one spurious attribute (a dataset with several must name one).
+    attribute: str | None = None
+    # --method rrr / cam-loss (training/explain.py): the annotated region of a training positive
+    # whose mask the budget keeps: its mask (seg) or the box around it (bbox, derive-boxes').
+    region: str = "seg"
+    # rrr: weight of the input-gradient penalty (Ross et al.'s lambda_1, which they set so the two
+    # terms are of one size); spurspec's penalty is a mean over pixels, so its scale is its own.
+    rrr_weight: float = 10.0
+    cam_weight: float = 1.0  # cam-loss: weight of the outside share (in [0, 1]) beside the BCE
+    dro_step: float = 0.01  # groupdro: step size eta of the group weights (Sagawa et al.'s 0.01)
+    # jtt: epochs of the identification model (Liu et al.'s T, 1-2 on CelebA and MultiNLI) and the
+    # weight of its errors in the second training (their lambda_up, 6-100; spurspec's choice 20).
+    jtt_epochs: int = 2
+    jtt_upweight: float = 20.0
+    dfr_subsamples: int = 10  # dfr: balanced subsamples whose logistic-regression weights are averaged (Kirichenko et al.'s 10)
+    # torch.compile the model (GPU runs; the first epoch pays the compile time).
+    compile: bool = False
 
 
 NO_WEIGHTS = "none"  # the `pretrained` value that means random initialisation

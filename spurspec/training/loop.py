@@ -111,6 +111,19 @@ class Objective:
     def after_step(self, step: Step) -> None:
         return None
 
+    def begin(self, stage) -> None:
+        """A fresh run, before its first epoch: work that precedes training (JTT's identification
+        model). `stage` (trainer.Stage) trains, predicts and saves other models on the run's data."""
+        return None
+
+    def end(self, stage) -> None:
+        """After the last epoch, before the run is marked done (DFR's last-layer refit)."""
+        return None
+
+    def record(self) -> dict:
+        """What the method chose, for the run's provenance (e.g. DFR's C)."""
+        return {}
+
     def state_dict(self) -> dict:
         return {}
 

@@ -1,8 +1,10 @@
 """Training methods by name (METHODS): how a training batch becomes a per-image loss, what a
 method needs from the run, and which train_log columns it fills. Registered: `erm` (the study's
-baseline), `seg-ssl` (semi-supervised, training/ssl.py) and `seg-spl` (pixel-level supervised
-contrastive, training/spl.py). Torch-free: each factory imports its module when a run builds it,
-so listing the names (CLI choices, pipeline checks) loads no torch. Reads and writes nothing."""
+baseline); fewer masks: `seg-ssl` (semi-supervised, training/ssl.py) and `seg-spl` (pixel-level
+supervised contrastive, training/spl.py); explanation-guided: `rrr` and `cam-loss`
+(training/explain.py); group-robust: `groupdro`, `jtt` and `dfr` (training/groups.py).
+Torch-free: each factory imports its module when a run builds it, so listing the names (CLI
+choices, pipeline checks) loads no torch. Reads and writes nothing."""
 
 from __future__ import annotations
 
@@ -18,7 +20,17 @@ NEEDS = {
     "pixel": "a pixel granularity (bbox, seg or grid:K); binary has no pixel targets",
     "unlabelled": "training positives without a kept mask, and this run keeps every one's mask "
                   "(give a --mask-budget below the number of masked training positives)",
+    "binary": "the image-label granularity (binary): it acts on the classifier's image logit",
+    "regions": "masks on training positives (the annotated regions; see --region)",
+    "train_attribute": "the spurious attribute (see --attribute) known on every training image",
+    "heldout_attribute": "the spurious attribute (see --attribute) on validation images of every (label, attribute) group",
+    "one_process": "a single process, not torchrun (it trains or refits a model outside the distributed one, "
+                   "or differentiates through input gradients, which spurspec does not run under DDP)",
 }
+# What a method needs, in the words of issue 13's comparison: nothing beyond image labels,
+# attribute labels, or masks (counted by the mask budget). Every key of NEEDS falls in one.
+NEED_KINDS = {"regions": "masks", "pixel": "masks", "unlabelled": "masks",
+              "train_attribute": "attribute labels", "heldout_attribute": "attribute labels"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,36 @@ def _seg_spl(**context: Any) -> Any:
     return SegSPL(**context)
 
 
+def _rrr(**context: Any) -> Any:
+    from spurspec.training.explain import RRR
+
+    return RRR(**context)
+
+
+def _cam_loss(**context: Any) -> Any:
+    from spurspec.training.explain import CAMLoss
+
+    return CAMLoss(**context)
+
+
+def _groupdro(**context: Any) -> Any:
+    from spurspec.training.groups import GroupDRO
+
+    return GroupDRO(**context)
+
+
+def _jtt(**context: Any) -> Any:
+    from spurspec.training.groups import JTT
+
+    return JTT(**context)
+
+
+def _dfr(**context: Any) -> Any:
+    from spurspec.training.groups import DFR
+
+    return DFR(**context)
+
+
 METHODS: Registry[Method] = Registry("method")
 METHODS.add("erm", Method("empirical risk minimisation on the granularity's targets (the study's baseline)", _erm))
 METHODS.add("seg-ssl", Method(
@@ -59,6 +101,31 @@ METHODS.add("seg-ssl", Method(
 METHODS.add("seg-spl", Method(
     "pixel-level supervised contrastive loss on the decoder's embeddings beside the segmentation loss",
     _seg_spl, needs=("pixel",), columns=("spl_loss",)))
+METHODS.add("rrr", Method(
+    "right for the right reasons (Ross et al. 2017): input gradients of the log-probabilities penalised "
+    "outside the annotated region", _rrr, needs=("binary", "regions", "one_process"), columns=("rrr_penalty",)))
+METHODS.add("cam-loss", Method(
+    "the share of the class activation map outside the annotated region penalised (GAIN's external "
+    "supervision, Li et al. 2018, as a share)", _cam_loss, needs=("binary", "regions"), columns=("cam_outside_share",)))
+METHODS.add("groupdro", Method(
+    "group DRO (Sagawa et al. 2020): the loss of the worst (label, attribute) group, by online group weights",
+    _groupdro, needs=("train_attribute",), columns=("dro_max_weight", "dro_max_weight_group")))
+METHODS.add("jtt", Method(
+    "just train twice (Liu et al. 2021): an ERM model's training errors upweighted in a second training",
+    _jtt, needs=("binary", "one_process"), columns=("jtt_errors",)))
+METHODS.add("dfr", Method(
+    "deep feature reweighting (Kirichenko et al. 2022): ERM, then the last layer refit on a group-balanced "
+    "half of val with attribute labels, selected on the other half",
+    _dfr, needs=("binary", "heldout_attribute", "one_process"), columns=()))
+
+
+def needs_kind(name: str, granularity_pixel: bool = False) -> str:
+    """What a run of method `name` pays for: "masks" (a pixel granularity, or a method that reads
+    regions), "attribute labels", or "nothing" (image labels only)."""
+    kinds = {NEED_KINDS[n] for n in METHODS.get(name).needs if n in NEED_KINDS}
+    if granularity_pixel:
+        kinds.add("masks")
+    return "masks" if "masks" in kinds else next(iter(kinds), "nothing")
 
 
 def log_columns() -> list[str]:

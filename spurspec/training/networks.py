@@ -158,7 +158,24 @@ class Net(nn.Module):
         if self.pixel:
             logits = self.head(self.decoder(features, len(features) - 1))
             return logits[:, 0] if self.out_channels == 1 else logits
-        return self.head(features[-1].mean(dim=(2, 3)))[:, 0]
+        return self.head(self.pool(features[-1]))[:, 0]
+
+    @staticmethod
+    def pool(features: torch.Tensor) -> torch.Tensor:
+        """The binary head's input: the last stage's features averaged over space, (B, C); DFR
+        refits the head on these."""
+        return features.mean(dim=(2, 3))
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """Binary models: the penultimate features (the head's input) of a batch."""
+        return self.pool(self.encoder(self.stem(x))[-1])
+
+    def on_features(self, fn: Callable[[torch.Tensor], None]) -> torch.utils.hooks.RemovableHandle:
+        """Binary models: call fn with the last encoder stage's features, (B, C, h, w), on every
+        forward (cam-loss builds its class activation map from them and the head's weights)."""
+        if self.pixel:
+            raise ConfigError("class activation maps are read from binary models only")
+        return self.encoder.register_forward_hook(lambda module, args, output: fn(output[-1]))
 
     def on_embeddings(self, fn: Callable[[torch.Tensor], None]) -> torch.utils.hooks.RemovableHandle:
         """Pixel models: call fn with the decoder's pixel embeddings, (B, embedding_channels, H, W),

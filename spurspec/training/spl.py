@@ -80,7 +80,7 @@ def sample_pixels(classes: torch.Tensor, usable: torch.Tensor, per_class: int,
 class SegSPL(Objective):
     columns = ("spl_loss",)
 
-    def __init__(self, *, cfg: Any, model: torch.nn.Module, head: Any, device: torch.device, dist: Any) -> None:
+    def __init__(self, *, cfg: Any, model: torch.nn.Module, head: Any, device: torch.device, dist: Any, **_: Any) -> None:
         self.cfg, self.device, self.dist = cfg, device, dist
         with torch.random.fork_rng(devices=[]):  # its own seeded initialisation: the global stream is untouched
             torch.manual_seed(cfg.seed)

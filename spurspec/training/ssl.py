@@ -96,7 +96,7 @@ def perturb(image: torch.Tensor, rows: np.ndarray, epochs: np.ndarray, seed: int
 class SegSSL(Objective):
     columns = ("ssl_loss", "ssl_weight", "ssl_positive_share", "ssl_confident_share")
 
-    def __init__(self, *, cfg: Any, model: torch.nn.Module, head: Any, device: torch.device, dist: Any) -> None:
+    def __init__(self, *, cfg: Any, model: torch.nn.Module, head: Any, device: torch.device, dist: Any, **_: Any) -> None:
         self.cfg, self.student, self.device = cfg, model, device
         self.teacher = copy.deepcopy(model).eval()
         for p in self.teacher.parameters():

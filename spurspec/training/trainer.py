@@ -6,6 +6,7 @@ mask_budget.parquet, train_log.parquet (per epoch), checkpoints/{last,best}.pt, 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import random
 import shutil
@@ -45,6 +46,7 @@ from spurspec.training.config import (
     DICES,
     KEEP_NEGATIVES,
     LOSSES,
+    REGIONS,
     RESUMABLE_CHANGES,
     SCHEDULES,
     SELECT_METRICS,
@@ -76,12 +78,13 @@ def check(cfg: TrainConfig) -> tuple[granularity.Granularity, str]:
     """Validate every choice against its registry; returns (granularity, selection metric)."""
     gran = granularity.parse(cfg.granularity)
     models.check(cfg.model, cfg.pretrained)
-    require(cfg.method, {"pixel": gran.pixel})
+    require(cfg.method, {"pixel": gran.pixel, "binary": not gran.pixel})
     check_settings(cfg)
     summaries.get(cfg.summary)
     choices = {"loss": (cfg.loss, LOSSES), "balance": (cfg.balance, BALANCES),
                "box_mode": (cfg.box_mode, BOX_MODES), "augment": (cfg.augment, AUGMENTS),
-               "head": (cfg.head, HEADS), "schedule": (cfg.schedule, SCHEDULES), "dice": (cfg.dice, DICES)}
+               "head": (cfg.head, HEADS), "schedule": (cfg.schedule, SCHEDULES), "dice": (cfg.dice, DICES),
+               "region": (cfg.region, REGIONS)}
     for key, (value, valid) in choices.items():
         if value not in valid:
             raise ConfigError(f"{key} {value!r} is not one of: {', '.join(valid)}")
@@ -175,8 +178,14 @@ class _Data:
     train_rows: np.ndarray  # every training row, those of `unlabelled` included
     budget_table: pa.Table | None
     balance: str  # the balance mode in effect (`study` resolved for this dataset)
-    # Training positives whose target is not used (Seg-SSL's images without a kept mask).
+    # Training positives whose target is not used (Seg-SSL's images without a kept mask; for rrr
+    # and cam-loss, the positives whose region the budget does not keep).
     unlabelled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # Binary runs of rrr and cam-loss: the annotated regions their batches carry as `target`.
+    regions: granularity.Targets | None = None
+    attribute: str | None = None  # the spurious attribute of groupdro and dfr (groups.attribute_name)
+    groups: np.ndarray | None = None  # per row, 2 * label + attribute (-1 unknown): groups.group_ids
+    patients: np.ndarray | None = None  # per row, the patient id (DFR's halves)
 
 
 @dataclass
@@ -223,6 +232,8 @@ def _train(cfg, resume, force, show, dist: distributed.Dist, device: torch.devic
     _start_run_dir(cfg, layout, state, data_, dist)
     run = _build(cfg, gran, metric, layout, dist, device, report, data_, model)
     progress_ = _resume(run) if state == "resume" else _State()
+    if state != "resume":
+        run.step.objective.begin(Stage(run))
     stopped_early = _epochs(run, progress_, result)
     report.close()
     result.log, result.best_epoch, result.best_metric = progress_.log, progress_.best_epoch, progress_.best
@@ -232,6 +243,7 @@ def _train(cfg, resume, force, show, dist: distributed.Dist, device: torch.devic
         return result
     if stopped_early:
         report.say(f"early stop: no {metric} improvement for {cfg.patience} epochs")
+    run.step.objective.end(Stage(run))
     _finish(run)
     result.finished = True
     return result
@@ -253,14 +265,44 @@ def _prepare_data(cfg: TrainConfig, gran: granularity.Granularity, dist: distrib
         train_rows, budget_table = budget.choose(ds.manifest, rows["train"], cfg.mask_budget, cfg.seed)
         unlabelled = _unlabelled(cfg, labels, rows["train"], train_rows)
         train_rows = np.union1d(train_rows, unlabelled)
-    elif cfg.mask_budget is not None:
-        raise ConfigError("--mask-budget applies to pixel granularities (bbox, seg, grid:K), not binary")
+    elif cfg.mask_budget is not None and "regions" not in METHODS.get(cfg.method).needs:
+        raise ConfigError("--mask-budget applies to pixel granularities (bbox, seg, grid:K) and to the "
+                          "methods that read regions (rrr, cam-loss), not to binary erm")
     balance = effective_balance(cfg.balance, ds)
     if balance == "subsample-once":
         train_rows = data.keep_negatives_once(train_rows, labels, KEEP_NEGATIVES, cfg.seed)
     _check_classes(ds, train_rows, "train split" + (" (after the mask budget)" if gran.pixel else ""), labels)
     _check_classes(ds, rows["val"], "val split", labels)
-    return _Data(ds, labels, rows, targets, train_rows, budget_table, balance, unlabelled)
+    data_ = _Data(ds, labels, rows, targets, train_rows, budget_table, balance, unlabelled)
+    _method_data(cfg, gran, data_, dist, say)
+    return data_
+
+
+def _method_data(cfg: TrainConfig, gran: granularity.Granularity, data_: _Data, dist: distributed.Dist, say) -> None:
+    """What the method reads beyond the granularity's targets (regions for binary rrr/cam-loss,
+    attribute groups for groupdro/dfr), refusing the method when the data cannot meet its needs."""
+    from spurspec.training import groups
+
+    needs, ds, train = METHODS.get(cfg.method).needs, data_.ds, data_.rows["train"]
+    have: dict[str, bool] = {"pixel": gran.pixel, "binary": not gran.pixel, "one_process": not dist.active}
+    if "regions" in needs:
+        kept, data_.budget_table = budget.choose(ds.manifest, train, cfg.mask_budget, cfg.seed)
+        have["regions"] = bool((data_.labels[kept] == 1).any())
+        if have["regions"]:  # rank 0 derives missing boxes first, as for a granularity's targets
+            region = granularity.parse(cfg.region)
+            if dist.main:
+                data_.regions = granularity.prepare(ds, region, cfg.box_mode, say=say, head="two-class")
+            dist.barrier()
+            if not dist.main:
+                data_.regions = granularity.prepare(ds, region, cfg.box_mode, say=lambda t: None, head="two-class")
+            data_.unlabelled = budget.unlabelled(data_.labels, train, kept)
+    if {"train_attribute", "heldout_attribute"} & set(needs):
+        data_.attribute = groups.attribute_name(cfg.attribute, ds.manifest, str(ds.layout.manifest))
+        data_.groups = groups.group_ids(data_.labels, ds.manifest, data_.attribute)
+        data_.patients = np.asarray(ds.manifest.column("patient_id").to_pylist())
+        have["train_attribute"] = bool((data_.groups[data_.train_rows] >= 0).all())
+        have["heldout_attribute"] = groups.dfr_halves_meet(data_.groups, data_.rows["val"], data_.patients, cfg.seed)
+    require(cfg.method, have)
 
 
 def _unlabelled(cfg: TrainConfig, labels: np.ndarray, train: np.ndarray, pixel_rows: np.ndarray) -> np.ndarray:
@@ -269,7 +311,7 @@ def _unlabelled(cfg: TrainConfig, labels: np.ndarray, train: np.ndarray, pixel_r
     if "unlabelled" not in METHODS.get(cfg.method).needs:
         return np.zeros(0, np.int64)
     rows = budget.unlabelled(labels, train, pixel_rows)
-    require(cfg.method, {"pixel": True, "unlabelled": len(rows) > 0})
+    require(cfg.method, {"pixel": True, "binary": False, "unlabelled": len(rows) > 0})
     return rows
 
 
@@ -319,7 +361,7 @@ def _build(cfg, gran, metric, layout, dist, device, report, data_: _Data, model)
     if cuda and cfg.amp:
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     head = _head(data_)
-    objective = METHODS.get(cfg.method).objective(cfg=cfg, model=model, head=head, device=device, dist=dist)
+    objective = METHODS.get(cfg.method).objective(cfg=cfg, model=model, head=head, device=device, dist=dist, data=data_)
     optimizer = torch.optim.Adam([*model.parameters(), *objective.parameters()], lr=cfg.lr,
                                  weight_decay=cfg.weight_decay)
     if cfg.schedule == "constant":
@@ -332,10 +374,84 @@ def _build(cfg, gran, metric, layout, dist, device, report, data_: _Data, model)
     net = model
     if dist.active:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+    if cfg.compile:  # the first steps pay the compile time; the saved weights are the plain model's
+        net = torch.compile(net)
     step = loop.Step(net, optimizer, scaler, device, amp_dtype, gran.pixel, cfg.loss, pos_weight, cuda,
                      objective=objective, head=head,
                      augment=augment.batch_augment(cfg.augment, cfg.seed, device))
     return _Run(cfg, gran, metric, layout, dist, report, data_, model, optimizer, scheduler, scaler, step)
+
+
+@dataclass
+class Stage:
+    """What a method's begin/end hooks (loop.Objective) may do with this run's data, in one
+    process: train another model by ERM on the run's training rows, predict or read the pooled
+    features of rows, and replace the best checkpoint's model (JTT, DFR)."""
+
+    run: _Run
+
+    @property
+    def rows(self) -> dict[str, np.ndarray]:
+        return self.run.data.rows
+
+    @property
+    def train_rows(self) -> np.ndarray:
+        return self.run.data.train_rows
+
+    @property
+    def patients(self) -> np.ndarray:
+        return self.run.data.patients
+
+    def say(self, text: str) -> None:
+        self.run.report.say(text)
+
+    def initial_model(self) -> torch.nn.Module:
+        """A copy of the run's model as it is now (before the first epoch: its initial weights)."""
+        return copy.deepcopy(self.run.model)
+
+    def best_model(self) -> torch.nn.Module:
+        model = copy.deepcopy(self.run.model)
+        model.load_state_dict(checkpoint.load(self.run.layout.checkpoint("best"), self.run.step.device)["model"])
+        return model
+
+    def _step(self, model: torch.nn.Module, optimizer=None) -> loop.Step:
+        scaler = torch.amp.GradScaler(self.run.step.device.type, enabled=self.run.scaler.is_enabled())
+        return replace(self.run.step, model=model, optimizer=optimizer, scaler=scaler, objective=None)
+
+    def _loader(self, rows, augment: str):
+        cfg, d = self.run.cfg, self.run.data
+        workers = cfg.workers if cfg.workers is not None else data.default_workers(self.run.step.device)
+        dataset = data.RowsDataset(d.ds.root, d.labels, None, augment, cfg.seed)
+        return data.loader(dataset, rows, cfg.batch_size, workers, self.run.step.device)
+
+    def train(self, model: torch.nn.Module, epochs: int, label: str) -> None:
+        """ERM epochs 0..epochs-1 over the run's training rows (its balance and augmentation)."""
+        cfg, d = self.run.cfg, self.run.data
+        step = self._step(model, torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
+        for epoch in range(epochs):
+            rows = data.epoch_rows(d.train_rows, d.labels, d.balance, cfg.seed, epoch)
+            stats = loop.train_epoch(step, self._loader(data.EpochSampler(rows, epoch, cfg.seed), cfg.augment),
+                                     lambda n, loss: None)
+            self.say(f"{label}: epoch {epoch + 1} of {epochs}, loss {stats['loss_sum'] / max(stats['n'], 1):.4f}")
+
+    def predict(self, model: torch.nn.Module, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return loop.predict(self._step(model), self._loader(rows.tolist(), "none"), None)
+
+    @torch.no_grad()
+    def features(self, model: torch.nn.Module, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), C) pooled features of a binary model, in the order of `rows`."""
+        model.eval()
+        step = self._step(model)
+        parts = [model.pooled(step.inputs(batch)).float().cpu() for batch in self._loader(rows.tolist(), "none")]
+        return torch.cat(parts).double().numpy()
+
+    def save_best(self, model: torch.nn.Module, halves: dict[str, Any]) -> None:
+        """The best checkpoint with `model`'s weights (everything else kept), and RUN/dfr.parquet."""
+        layout, ids = self.run.layout, self.run.data.ds.manifest.column("image_id").to_pylist()
+        table = pa.table({"row": pa.array(np.asarray(halves["row"], np.int32)),
+                          "image_id": pa.array([ids[r] for r in halves["row"]]), "half": pa.array(halves["half"])})
+        io.write_table(layout.dfr, table, schemas.DFR_HALVES)
+        checkpoint.replace_model(layout.checkpoint("best"), model)
 
 
 def _head(data_: _Data) -> PixelHead | None:
@@ -362,8 +478,8 @@ def _epochs(run: _Run, state: _State, result: TrainResult) -> bool:
     it; returns whether patience stopped it."""
     cfg, dist, device = run.cfg, run.dist, run.step.device
     workers = cfg.workers if cfg.workers is not None else data.default_workers(device)
-    dataset = data.RowsDataset(run.data.ds.root, run.data.labels, run.data.targets, cfg.augment, cfg.seed,
-                               unlabelled=run.data.unlabelled)
+    dataset = data.RowsDataset(run.data.ds.root, run.data.labels, run.data.targets or run.data.regions,
+                               cfg.augment, cfg.seed, unlabelled=run.data.unlabelled)
     val_set = data.RowsDataset(run.data.ds.root, run.data.labels, run.data.targets, "none", cfg.seed)
     val_rows = data.shard(run.data.rows["val"], dist.rank, dist.world).tolist()
     val_loader = data.loader(val_set, val_rows, cfg.batch_size, workers, device)
@@ -433,7 +549,7 @@ def _finish(run: _Run) -> None:
     settings = {**to_dict(replace(run.cfg, epochs_this_run=None)), "select_metric": run.metric,
                 "world_size": run.dist.world, "balance_in_effect": run.data.balance,
                 "pixel_classes": run.step.head.classes if run.step.head else None,
-                "unlabelled_train_images": len(run.data.unlabelled)}
+                "unlabelled_train_images": len(run.data.unlabelled), **run.step.objective.record()}
     provenance.write(run.layout.provenance(STAGE), STAGE, settings, inputs)
     io.write_text(run.layout.done, "")
 

@@ -88,9 +88,9 @@ def test_resume_matches_uninterrupted(cli, dataset, tmp_path, method):
 
 def test_methods_that_cannot_apply_are_refused_before_writing(cli, dataset, tmp_path):
     res = cli(["train", dataset, "--granularity", "binary", "--method", "seg-spl", "--out", tmp_path / "a", *FAST], expect=2)
-    assert "needs a pixel granularity" in res.stderr and "Methods that apply: erm" in res.stderr
+    assert "needs a pixel granularity" in res.stderr and "Methods that apply: cam-loss, dfr, erm, groupdro, jtt, rrr" in res.stderr
     res = cli(["train", dataset, "--granularity", "seg", "--method", "seg-ssl", "--out", tmp_path / "b", *FAST], expect=2)
-    assert "without a kept mask" in res.stderr and "Methods that apply: erm, seg-spl" in res.stderr
+    assert "without a kept mask" in res.stderr and "Methods that apply: erm, groupdro, seg-spl" in res.stderr
     res = cli(["train", dataset, "--granularity", "seg", "--method", "seg-ssl", "--out", tmp_path / "c", *FAST,
                "--config", _toml(tmp_path, "ssl_max_share = 1.0")], expect=2)
     assert "ssl_max_share" in res.stderr

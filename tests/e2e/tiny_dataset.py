@@ -13,7 +13,7 @@ from spurspec.artefacts.dataset import DatasetWriter
 
 
 def make(out: Path, n: int = 40, size: int = 32, channels: int = 1, seed: int = 0, masks: bool = True,
-         splits: tuple[float, float] = (0.6, 0.2), one_class_val: bool = False) -> Path:
+         splits: tuple[float, float] = (0.6, 0.2), one_class_val: bool = False, train_tubes: bool = True) -> Path:
     rng = np.random.default_rng(seed)
     n_train, n_val = int(n * splits[0]), int(n * splits[1])
     split = ["train"] * n_train + ["val"] * n_val + ["test"] * (n - n_train - n_val)
@@ -45,7 +45,9 @@ def make(out: Path, n: int = 40, size: int = 32, channels: int = 1, seed: int = 
             "source": ["tiny"] * n,
             "orig_height": pa.array([size] * n, pa.int32()),
             "orig_width": pa.array([size] * n, pa.int32()),
-            "chest_tube": pa.array(tube, pa.int8()),
+            # train_tubes=False: unknown on training images, as SIIM's tube labels are
+            "chest_tube": pa.array([None if not train_tubes and s == "train" else int(t) for s, t in zip(split, tube)],
+                                   pa.int8()),
         })
         w.finish(manifest, spurious=["chest_tube"], info={"name": "tiny"}, settings={"seed": seed, "n": n},
                  inputs={})

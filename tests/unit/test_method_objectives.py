@@ -164,10 +164,10 @@ def test_projection_head_is_not_part_of_the_model():
 
 
 def test_a_method_that_cannot_apply_is_refused_naming_what_would():
-    with pytest.raises(ConfigError, match=r"pixel granularity.*Methods that apply: erm$"):
-        require("seg-ssl", {"pixel": False})
-    with pytest.raises(ConfigError, match=r"without a kept mask.*--mask-budget.*Methods that apply: erm, seg-spl$"):
-        require("seg-ssl", {"pixel": True, "unlabelled": False})
+    with pytest.raises(ConfigError, match=r"pixel granularity.*Methods that apply: cam-loss, dfr, erm, groupdro, jtt, rrr$"):
+        require("seg-ssl", {"pixel": False, "binary": True})
+    with pytest.raises(ConfigError, match=r"without a kept mask.*--mask-budget.*Methods that apply: erm, groupdro, seg-spl$"):
+        require("seg-ssl", {"pixel": True, "binary": False, "unlabelled": False})
     with pytest.raises(ConfigError, match="seg-spl"):
         require("seg-spl", {"pixel": False})
     require("seg-ssl", {"pixel": True})  # a need the caller cannot judge yet counts as met

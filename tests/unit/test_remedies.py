@@ -1,0 +1,208 @@
+"""Remedies beside spatial supervision (training/explain.py, training/groups.py): rrr's penalty is
+zero when the input gradient lies inside the region and positive otherwise; cam-loss measures the
+map's share outside; groupdro's weights move toward the worst group and weigh groups as q says;
+jtt upweights exactly the identification model's errors; dfr balances groups and keeps patients
+in one half; each method's loss falls on a fixed batch; a method the data cannot serve is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from spurspec.errors import ConfigError
+from spurspec.training import distributed, explain, groups, loop, models
+from spurspec.training.config import TrainConfig
+from spurspec.training.methods import METHODS, needs_kind, require
+
+S = 16
+CPU = torch.device("cpu")
+
+
+class _Data:
+    """The slice of trainer._Data the objectives read."""
+
+    def __init__(self, labels, group):
+        self.labels, self.groups, self.attribute = np.asarray(labels), np.asarray(group), "tube"
+
+
+def _step(model, objective=None, lr=1e-3) -> loop.Step:
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr) if lr else None
+    return loop.Step(model, optimizer, torch.amp.GradScaler("cpu", enabled=False), CPU, None, False, "ce", 1.0,
+                     False, objective=objective)
+
+
+def _batch(n: int = 8) -> dict[str, torch.Tensor]:
+    """Positives (odd rows) with a bright square inside their region, and a 'tube' stripe along the
+    left edge on rows 0, 1, 4, 5 (outside every region)."""
+    g = torch.Generator().manual_seed(3)
+    image = torch.rand(n, 1, S, S, generator=g) * 0.2 - 0.9
+    target = torch.zeros(n, S, S)
+    for i in range(1, n, 2):
+        target[i, 6:12, 6:12] = 1
+    image[:, 0] += target
+    for i in (0, 1, 4, 5):
+        image[i, 0, :, :2] = 0.9
+    return {"image": image, "target": target, "label": (torch.arange(n) % 2).float(), "row": torch.arange(n),
+            "epoch": torch.zeros(n, dtype=torch.long), "labelled": torch.ones(n, dtype=torch.bool)}
+
+
+class _Box(torch.nn.Module):
+    """A logit that reads only the pixels of one box: its input gradient is zero elsewhere."""
+
+    def __init__(self, box: tuple[slice, slice]) -> None:
+        super().__init__()
+        self.w = torch.zeros(1, S, S)
+        self.w[0][box] = 1.0
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return self.scale * (x * self.w).flatten(1).mean(1)
+
+
+def test_rrr_penalty_is_zero_inside_the_region_and_positive_outside():
+    batch = _batch()
+    rrr = explain.RRR(cfg=TrainConfig(rrr_weight=1.0), device=CPU)
+    inside = _Box((slice(6, 12), slice(6, 12)))
+    step = _step(inside, rrr, lr=0)
+    prepared = rrr.prepare(step, batch)
+    erm = loop.loss_per_image(step, inside(prepared["image"]), batch, True)
+    total = rrr(step, inside(prepared["image"]), prepared, True)
+    assert torch.equal(total, erm)  # gradient inside every region: exactly no penalty
+    outside = _Box((slice(0, S), slice(0, 3)))
+    step = _step(outside, rrr, lr=0)
+    prepared = rrr.prepare(step, batch)
+    excess = rrr(step, outside(prepared["image"]), prepared, True) - loop.loss_per_image(step, outside(prepared["image"]), batch, True)
+    positives = batch["label"] > 0
+    assert bool((excess[positives] > 0).all()) and bool((excess[~positives] == 0).all())  # negatives never penalised
+
+
+def test_rrr_penalty_counts_only_pixels_outside():
+    grads = torch.zeros(2, 1, 4, 4)
+    grads[:, 0, 0, 0], grads[:, 0, 3, 3] = 2.0, 3.0
+    region = torch.zeros(2, 4, 4)
+    region[0, 0, 0] = 1
+    assert explain.rrr_penalty(grads, region).tolist() == [9.0, 13.0]
+
+
+def test_cam_outside_share():
+    cam = torch.tensor([[[1.0, 3.0], [0.0, -5.0]]])
+    region = torch.zeros(1, 4, 4)
+    region[0, :2, :2] = 1  # the top-left cell
+    assert explain.outside_share(cam, region).item() == pytest.approx(0.75)  # negative evidence is not mass
+    region[0, :2, 2:3] = 1  # half of the top-right cell
+    assert explain.outside_share(cam, region).item() == pytest.approx(1.5 / 4)
+    assert explain.outside_share(torch.zeros(1, 2, 2), region).item() == 0.0
+
+
+def test_groupdro_weights_move_toward_the_worst_group():
+    dro = groups.GroupDRO(cfg=TrainConfig(dro_step=0.5), device=CPU, dist=distributed.Dist(),
+                          data=_Data([0, 0, 1, 1], [0, 1, 2, 3]))
+    present = torch.tensor([True, True, True, False])
+    for _ in range(20):
+        dro.update(torch.tensor([0.1, 0.2, 2.0, 9.0]), present)
+    assert int(torch.argmax(dro.q)) == 2 and dro.q[2] > 0.9
+    assert dro.q[3] < dro.q[2] and float(dro.q.sum()) == pytest.approx(1.0)  # an absent group's loss is not counted
+
+
+def test_groupdro_loss_is_the_q_weighted_sum_of_group_means():
+    data = _Data([0, 0, 0, 1, 1, 1], [0, 0, 1, 2, 3, 3])
+    dro = groups.GroupDRO(cfg=TrainConfig(dro_step=0.0), device=CPU, dist=distributed.Dist(), data=data)
+    dro.q = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    batch = {"label": torch.tensor(data.labels, dtype=torch.float32), "row": torch.arange(6)}
+    logits = torch.tensor([0.3, -1.0, 2.0, 0.5, -0.2, 1.5])
+    step = _step(torch.nn.Identity(), dro, lr=0)
+    per_image = loop.loss_per_image(step, logits, batch, True)
+    want = (0.1 * per_image[:2].mean() + 0.2 * per_image[2] + 0.3 * per_image[3] + 0.4 * per_image[4:].mean())
+    assert dro(step, logits, batch, True).mean().item() == pytest.approx(want.item(), rel=1e-6)
+    assert dro.epoch_log(distributed.Dist()) == {"dro_max_weight": pytest.approx(0.4), "dro_max_weight_group": "label=1,tube=1"}
+
+
+class _Stage:
+    """A stage whose identification model predicts given scores."""
+
+    def __init__(self, scores: np.ndarray, labels: np.ndarray) -> None:
+        self.scores, self.labels, self.train_rows = scores, labels, np.arange(len(labels))
+        self.trained: list[int] = []
+
+    def initial_model(self):
+        return torch.nn.Identity()
+
+    def train(self, model, epochs, label):
+        self.trained.append(epochs)
+
+    def predict(self, model, rows):
+        return {"row": rows, "score": self.scores[rows], "label": self.labels[rows].astype(float)}
+
+    def say(self, text):
+        pass
+
+
+def test_jtt_upweights_exactly_the_first_models_errors():
+    labels = np.array([0, 0, 1, 1, 0, 1])
+    scores = np.array([0.2, 0.7, 0.9, 0.1, 0.5, 0.5])  # wrong: rows 1, 3, 4 (0.5 counts as positive)
+    jtt = groups.JTT(cfg=TrainConfig(jtt_epochs=3, jtt_upweight=7.0), device=CPU, data=_Data(labels, -np.ones(6)))
+    stage = _Stage(scores, labels)
+    jtt.begin(stage)
+    assert stage.trained == [3]
+    assert torch.nonzero(jtt.is_error).flatten().tolist() == [1, 3, 4]
+    w = jtt.weights(torch.arange(6))
+    assert w.mean().item() == pytest.approx(1.0)
+    assert torch.allclose(w[[1, 3, 4]], 7.0 * w[0]) and torch.allclose(w[[0, 2, 5]], w[0].expand(3))
+    fresh = groups.JTT(cfg=TrainConfig(), device=CPU, data=_Data(labels, -np.ones(6)))
+    fresh.load_state_dict(jtt.state_dict())
+    assert torch.equal(fresh.is_error, jtt.is_error)
+
+
+def test_dfr_halves_keep_patients_together_and_subsamples_are_balanced():
+    rows = np.arange(40)
+    patients = np.array([f"p{i // 3}" for i in rows])
+    a, b = groups.patient_halves(rows, patients, seed=0)
+    assert not set(patients[a]) & set(patients[b]) and len(a) + len(b) == 40
+    assert np.array_equal(groups.patient_halves(rows, patients, seed=0)[0], a)
+    g = np.array([0] * 10 + [1] * 3 + [2] * 5 + [3] * 7)
+    idx = groups.balanced_subsample(g, np.random.default_rng(0))
+    assert np.bincount(g[idx]).tolist() == [3, 3, 3, 3]
+
+
+def test_group_ids_and_attribute_choice():
+    manifest = pa.table({"tube": pa.array([0, 1, None, 1], pa.int8())},
+                        metadata={"spurspec.spurious": '["tube"]'})
+    assert groups.group_ids(np.array([0, 0, 1, 1]), manifest, "tube").tolist() == [0, 1, -1, 3]
+    assert groups.attribute_name(None, manifest, "m") == "tube"
+    with pytest.raises(ConfigError, match="not a spurious attribute of m; it has: tube"):
+        groups.attribute_name("marker", manifest, "m")
+    two = manifest.replace_schema_metadata({"spurspec.spurious": '["tube", "marker"]'})
+    with pytest.raises(ConfigError, match="several spurious attributes.*--attribute"):
+        groups.attribute_name(None, two, "m")
+
+
+@pytest.mark.parametrize("method", ["rrr", "cam-loss", "groupdro", "jtt"])
+def test_each_remedys_loss_falls_on_a_fixed_batch(method):
+    torch.manual_seed(0)
+    cfg = TrainConfig(method=method)
+    model = models.build("small", 1, pixel=False)
+    data = _Data([i % 2 for i in range(8)], [2 * (i % 2) + (i in (0, 1, 4, 5)) for i in range(8)])
+    objective = METHODS.get(method).objective(cfg=cfg, model=model, head=None, device=CPU,
+                                              dist=distributed.Dist(), data=data)
+    if method == "jtt":
+        objective.set_errors(np.array([1, 4]))
+    step = _step(model, objective, lr=3e-3)
+    losses = []
+    for _ in range(25):
+        stats = loop.train_epoch(step, [_batch()], lambda n, loss: None)
+        losses.append(stats["loss_sum"] / stats["n"])
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
+
+
+def test_remedies_declare_what_they_need():
+    assert needs_kind("erm") == "nothing" and needs_kind("jtt") == "nothing"
+    assert needs_kind("rrr") == needs_kind("cam-loss") == needs_kind("erm", granularity_pixel=True) == "masks"
+    assert needs_kind("groupdro") == needs_kind("dfr") == "attribute labels"
+    with pytest.raises(ConfigError, match=r"method 'rrr'.*image-label granularity.*Methods that apply: erm, groupdro, seg-spl, seg-ssl$"):
+        require("rrr", {"binary": False, "pixel": True})
+    with pytest.raises(ConfigError, match=r"method 'groupdro'.*known on every training image.*Methods that apply: .*jtt"):
+        require("groupdro", {"binary": True, "pixel": False, "train_attribute": False, "heldout_attribute": True})
+    with pytest.raises(ConfigError, match=r"method 'dfr'.*validation images of every.*not torchrun"):
+        require("dfr", {"binary": True, "heldout_attribute": False, "one_process": False})
