@@ -16,7 +16,7 @@ Look: Guided Attention Inference Network", CVPR 2018, section 3.3), which trains
 map toward the annotation: here the map is the class activation map of Zhou et al. (CVPR 2016),
 w . f(x, y) of the last encoder stage and the linear head, which for a pooled linear head is
 Grad-CAM up to a positive factor, and the loss is the share of its positive part that falls
-outside the region (the region averaged onto the map's cells), in [0, 1]. spurspec uses the share
+outside the region (cells holding no region pixel), in [0, 1]. spurspec uses the share
 rather than GAIN's squared distance to the mask so the term does not ask the map to fill the
 region, only to stay inside it (an abnormality is often told by a part of its region)."""
 
@@ -46,10 +46,11 @@ def rrr_penalty(grads: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
 
 
 def outside_share(cam: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-    """(B,) share of the positive part of `cam` (B, h, w) outside `region` (B, H, W), the region
-    area-averaged onto the map's cells (a cell half inside counts half). 0 for a map with no
-    positive evidence."""
-    inside = F.adaptive_avg_pool2d(region[:, None].float(), cam.shape[-2:])[:, 0]
+    """(B,) share of the positive part of `cam` (B, h, w) in cells that hold no pixel of `region`
+    (B, H, W): the region max-pooled onto the map's cells, as the study made coarse masks (a
+    cell is inside if any region pixel falls in it; averaging instead would leave a small lesion
+    'outside' every cell of a coarse map). 0 for a map with no positive evidence."""
+    inside = F.adaptive_max_pool2d(region[:, None].float(), cam.shape[-2:])[:, 0]
     mass = F.relu(cam.float())
     return (mass * (1.0 - inside)).flatten(1).sum(1) / mass.flatten(1).sum(1).clamp_min(1e-8)
 
