@@ -355,11 +355,8 @@ def _model(cfg: TrainConfig, gran, data_: _Data, dist: distributed.Dist, report,
 
 def _build(cfg, gran, metric, layout, dist, device, report, data_: _Data, model) -> _Run:
     """Optimiser, schedule, scaler and the step around the model, on its device."""
-    cuda = device.type == "cuda"
-    model = model.to(device, memory_format=torch.channels_last if cuda else torch.preserve_format)
-    amp_dtype = None
-    if cuda and cfg.amp:
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    amp_dtype, channels_last = accelerator_options(device, cfg.amp)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     head = _head(data_)
     objective = METHODS.get(cfg.method).objective(cfg=cfg, model=model, head=head, device=device, dist=dist, data=data_)
     optimizer = torch.optim.Adam([*model.parameters(), *objective.parameters()], lr=cfg.lr,
@@ -373,10 +370,10 @@ def _build(cfg, gran, metric, layout, dist, device, report, data_: _Data, model)
     pos_weight = (len(data_.train_rows) - n_pos) / n_pos if data_.balance == "pos-weight" else 1.0
     net = model
     if dist.active:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:  # the first steps pay the compile time; the saved weights are the plain model's
         net = torch.compile(net)
-    step = loop.Step(net, optimizer, scaler, device, amp_dtype, gran.pixel, cfg.loss, pos_weight, cuda,
+    step = loop.Step(net, optimizer, scaler, device, amp_dtype, gran.pixel, cfg.loss, pos_weight, channels_last,
                      objective=objective, head=head,
                      augment=augment.batch_augment(cfg.augment, cfg.seed, device))
     return _Run(cfg, gran, metric, layout, dist, report, data_, model, optimizer, scheduler, scaler, step)
@@ -452,6 +449,18 @@ class Stage:
                           "image_id": pa.array([ids[r] for r in halves["row"]]), "half": pa.array(halves["half"])})
         io.write_table(layout.dfr, table, schemas.DFR_HALVES)
         checkpoint.replace_model(layout.checkpoint("best"), model)
+
+
+def accelerator_options(device: torch.device, amp: bool, bf16: bool | None = None) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype, channels_last) of the GPU path: on CUDA, bf16 autocast where the GPU has it
+    (else fp16, with the gradient scaler) when `amp`, and channels_last memory (tensor cores read
+    NHWC); on a CPU neither (fp32, default memory format). `bf16` overrides the device query (tests).
+    tests/unit/test_gpu_path.py runs both on a CPU through the same loop."""
+    if device.type != "cuda":
+        return None, False
+    if bf16 is None:
+        bf16 = torch.cuda.is_bf16_supported()
+    return ((torch.bfloat16 if bf16 else torch.float16) if amp else None), True
 
 
 def _head(data_: _Data) -> PixelHead | None:
