@@ -136,7 +136,7 @@ def test_unknown_method_lists_the_valid_ones(dataset, tmp_path):
     from spurspec.errors import ConfigError
     from spurspec.training import TrainConfig, train
 
-    with pytest.raises(ConfigError, match="unknown method 'seg-sll'; valid names: erm, seg-spl, seg-ssl"):
+    with pytest.raises(ConfigError, match="unknown method 'seg-sll'; valid names: cam-loss, dfr, erm, groupdro, jtt, rrr, seg-spl, seg-ssl"):
         train(TrainConfig(dataset=dataset, out=tmp_path / "run", method="seg-sll"), progress=False)
     assert not (tmp_path / "run").exists()
 
