@@ -55,13 +55,29 @@ def outside_share(cam: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     return (mass * (1.0 - inside)).flatten(1).sum(1) / mass.flatten(1).sum(1).clamp_min(1e-8)
 
 
-class RRR(Objective):
+class _RegionTerm(Objective):
+    """What rrr and cam-loss share: a per-image term on penalised images, logged as its mean."""
+
+    def __init__(self, device: torch.device) -> None:
+        self._sums = torch.zeros(2, dtype=torch.float64, device=device)  # term sum, penalised images
+
+    def _add(self, term: torch.Tensor, penalised: torch.Tensor) -> None:
+        with torch.no_grad():
+            self._sums += torch.stack([term.detach().double().sum(), penalised.double().sum()])
+
+    def epoch_log(self, dist) -> dict[str, float | None]:
+        total, n = dist.sum(self._sums.cpu().tolist())
+        self._sums.zero_()
+        return {self.columns[0]: total / n if n else None}
+
+
+class RRR(_RegionTerm):
     columns = ("rrr_penalty",)
 
     def __init__(self, *, cfg: Any, device: torch.device, **_: Any) -> None:
-        self.weight, self.device = cfg.rrr_weight, device
+        super().__init__(device)
+        self.weight = cfg.rrr_weight
         self._x: torch.Tensor | None = None
-        self._sums = torch.zeros(2, dtype=torch.float64, device=device)  # penalty sum, images
 
     def prepare(self, step: Step, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         # The input is a leaf that records its gradient, so the loss can differentiate through it.
@@ -76,24 +92,18 @@ class RRR(Objective):
         log_probs = F.logsigmoid(z) + F.logsigmoid(-z)  # log p(1) + log p(0), Ross et al.'s sum over classes
         grads = torch.autograd.grad(log_probs.sum(), x, create_graph=True)[0]
         penalty = rrr_penalty(grads, region) * penalised
-        with torch.no_grad():
-            self._sums += torch.stack([penalty.detach().double().sum(), penalised.double().sum()])
+        self._add(penalty, penalised)
         return loss + self.weight * penalty
 
-    def epoch_log(self, dist) -> dict[str, float | None]:
-        total, n = dist.sum(self._sums.cpu().tolist())
-        self._sums.zero_()
-        return {"rrr_penalty": total / n if n else None}
 
-
-class CAMLoss(Objective):
+class CAMLoss(_RegionTerm):
     columns = ("cam_outside_share",)
 
     def __init__(self, *, cfg: Any, model: torch.nn.Module, device: torch.device, **_: Any) -> None:
+        super().__init__(device)
         self.weight, self.model = cfg.cam_weight, model
         self._features: torch.Tensor | None = None
         self._handle = model.on_features(self._keep)
-        self._sums = torch.zeros(2, dtype=torch.float64, device=device)  # share sum, images
 
     def _keep(self, features: torch.Tensor) -> None:
         if torch.is_grad_enabled():  # training forwards only
@@ -107,11 +117,5 @@ class CAMLoss(Objective):
         region, penalised = regions(batch, step.device)
         cam = torch.einsum("bchw,c->bhw", features.float(), self.model.head.weight[0].float())
         share = outside_share(cam, region) * penalised
-        with torch.no_grad():
-            self._sums += torch.stack([share.detach().double().sum(), penalised.double().sum()])
+        self._add(share, penalised)
         return loss + self.weight * share
-
-    def epoch_log(self, dist) -> dict[str, float | None]:
-        total, n = dist.sum(self._sums.cpu().tolist())
-        self._sums.zero_()
-        return {"cam_outside_share": total / n if n else None}

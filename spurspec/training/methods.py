@@ -8,6 +8,7 @@ choices, pipeline checks) loads no torch. Reads and writes nothing."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,8 @@ class Method:
     description: str
     # Builds the training objective (a training.loop.Objective: the per-image loss
     # (step, logits, batch, weighted) -> (B,) fp32 plus the hooks around a step), called with
-    # keyword arguments cfg, model, head, device, dist. Validation always uses the ERM loss.
+    # keyword arguments cfg, model, head, device, dist and data (the trainer's _Data: labels, rows,
+    # regions, attribute groups). Validation always uses the ERM loss.
     objective: Callable[..., Any]
     needs: tuple[str, ...] = ()  # keys of NEEDS
     columns: tuple[str, ...] = ()  # the train_log columns it fills (nullable in schemas.TRAIN_LOG)
@@ -50,46 +52,21 @@ def _erm(**context: Any) -> Any:
     return Objective()
 
 
-def _seg_ssl(**context: Any) -> Any:
-    from spurspec.training.ssl import SegSSL
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """The factory of objective class `name` of `module`, imported only when a run builds it."""
+    def build(**context: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(**context)
 
-    return SegSSL(**context)
-
-
-def _seg_spl(**context: Any) -> Any:
-    from spurspec.training.spl import SegSPL
-
-    return SegSPL(**context)
+    return build
 
 
-def _rrr(**context: Any) -> Any:
-    from spurspec.training.explain import RRR
-
-    return RRR(**context)
-
-
-def _cam_loss(**context: Any) -> Any:
-    from spurspec.training.explain import CAMLoss
-
-    return CAMLoss(**context)
-
-
-def _groupdro(**context: Any) -> Any:
-    from spurspec.training.groups import GroupDRO
-
-    return GroupDRO(**context)
-
-
-def _jtt(**context: Any) -> Any:
-    from spurspec.training.groups import JTT
-
-    return JTT(**context)
-
-
-def _dfr(**context: Any) -> Any:
-    from spurspec.training.groups import DFR
-
-    return DFR(**context)
+_seg_ssl = _lazy("spurspec.training.ssl", "SegSSL")
+_seg_spl = _lazy("spurspec.training.spl", "SegSPL")
+_rrr = _lazy("spurspec.training.explain", "RRR")
+_cam_loss = _lazy("spurspec.training.explain", "CAMLoss")
+_groupdro = _lazy("spurspec.training.groups", "GroupDRO")
+_jtt = _lazy("spurspec.training.groups", "JTT")
+_dfr = _lazy("spurspec.training.groups", "DFR")
 
 
 METHODS: Registry[Method] = Registry("method")
