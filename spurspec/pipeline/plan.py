@@ -1,5 +1,6 @@
 """Expands a pipeline spec into jobs: one ingest per dataset, one box derivation per dataset
-that a box or grid granularity needs, the training matrix, one evaluation per training run, its
+that a box or grid granularity needs, the training matrix (a product of axes, or datasets x
+seeds x arms; either way a job is keyed by the same settings), one evaluation per training run, its
 reliance probes when the study has a [probe] table, and one report. A job's directory is keyed
 by a hash of its logical settings (DomainBed-style), so a re-run finds finished jobs by their
 `done` marker and re-runs only what changed."""
@@ -15,7 +16,7 @@ from typing import Any
 
 from spurspec.artefacts.layout import DONE_MARKER, RunLayout, StudyLayout
 from spurspec.errors import ConfigError
-from spurspec.pipeline.spec import STAGE_ORDER, PipelineSpec
+from spurspec.pipeline.spec import STAGE_ORDER, Arm, PipelineSpec
 from spurspec.training import granularity
 
 # Dataset options that point at inputs which must exist before any job starts ([train]
@@ -54,11 +55,12 @@ def _slug(*parts: object) -> str:
 
 def plan(spec: PipelineSpec) -> list[Job]:
     """Every job of the study, in stage order: ingest, boxes, train, evaluate, probe, report."""
+    cells = train_cells(spec)
     # Parsing here also refuses a bad granularity (grid:0) with training's own message.
-    grans = {str(g): granularity.parse(str(g)) for g in spec.train_matrix["granularities"]}
+    grans = {str(arm.granularity): granularity.parse(str(arm.granularity)) for _, arm, _ in cells}
     ingest_of = _ingest_jobs(spec)
     boxes_of = _boxes_jobs(spec, ingest_of, grans)
-    train_jobs = _train_jobs(spec, ingest_of, boxes_of, grans)
+    train_jobs = _train_jobs(spec, cells, ingest_of, boxes_of, grans)
     eval_jobs = _evaluate_jobs(spec, train_jobs)
     probe_jobs = _probe_jobs(spec, train_jobs, eval_jobs)
     return [*ingest_of.values(), *boxes_of.values(), *train_jobs, *eval_jobs, *probe_jobs,
@@ -101,15 +103,26 @@ def _boxes_jobs(spec: PipelineSpec, ingest_of: dict[str, Job], grans: dict[str, 
     return jobs
 
 
-def _train_jobs(spec: PipelineSpec, ingest_of: dict[str, Job], boxes_of: dict[str, Job],
-                grans: dict[str, granularity.Granularity]) -> list[Job]:
-    """The training matrix: datasets x granularities x seeds x mask budgets x methods."""
-    study = StudyLayout(spec.out)
+def train_cells(spec: PipelineSpec) -> list[tuple[str, Arm, int | None]]:
+    """(dataset, arm, seed) of every training job. The product form in its own order (datasets x
+    granularities x seeds x mask budgets x methods); arms as datasets x seeds x arms, so every
+    arm's first seed trains before any second seed and a partial study already compares them all."""
     m = spec.train_matrix
-    jobs = []
+    if spec.train_arms:
+        return [(ds, arm, seed) for ds, seed, arm in itertools.product(m["datasets"], m.get("seeds", [None]), spec.train_arms)]
     axes = [m.get(k, [None]) for k in ("datasets", "granularities", "seeds", "mask_budgets", "methods")]
-    for ds_name, gran, seed, budget, method in itertools.product(*axes):
+    return [(ds, Arm(gran, method, budget), seed) for ds, gran, seed, budget, method in itertools.product(*axes)]
+
+
+def _train_jobs(spec: PipelineSpec, cells: list[tuple[str, Arm, int | None]], ingest_of: dict[str, Job],
+                boxes_of: dict[str, Job], grans: dict[str, granularity.Granularity]) -> list[Job]:
+    """One training job per cell, keyed by its dataset, granularity, seed, mask budget and method
+    (an arm's name only labels it), so both forms of a matrix give one job one key."""
+    study = StudyLayout(spec.out)
+    jobs = []
+    for ds_name, arm, seed in cells:
         ing = ingest_of[ds_name]
+        gran, budget, method = arm.granularity, arm.mask_budget, arm.method
         matrix = {"granularity": gran, "seed": seed, "mask_budget": budget, "method": method}
         matrix = {k: v for k, v in matrix.items() if v is not None}
         logical = {"dataset": ing.key, **matrix, "options": spec.train_options}
@@ -119,7 +132,7 @@ def _train_jobs(spec: PipelineSpec, ingest_of: dict[str, Job], boxes_of: dict[st
         run_dir = study.job("train", key)
         settings = {**spec.train_options, **matrix, "dataset": ing.settings["out"], "out": str(run_dir)}
         label = (f"{ds_name} {gran} seed={seed}" + (f" budget={budget}" if budget is not None else "")
-                 + (f" {method}" if method else ""))
+                 + (f" {method}" if method else "") + (f" ({arm.name})" if arm.name else ""))
         jobs.append(Job("train", key, run_dir, settings, deps=tuple(deps), label=label, resources=_resources(spec, "train")))
     return jobs
 

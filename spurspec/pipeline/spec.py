@@ -1,7 +1,8 @@
 """Reads a pipeline file (pipelines/*.toml): a study declared as data — datasets and their
-ingest options, box derivation, the training matrix, evaluation, reliance probes, the report and executor
-resources — with any `--set KEY=VALUE` overrides applied to the parsed file. Validates every
-key against the stages' config dataclasses before any job runs."""
+ingest options, box derivation, the training matrix (a product of axes, or datasets x seeds x a
+list of `[[train.arms]]`), evaluation, reliance probes, the report and executor resources — with
+any `--set KEY=VALUE` overrides applied to the parsed file. Validates every key against the
+stages' config dataclasses before any job runs."""
 
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ STAGE_ORDER = ("ingest", "boxes", "train", "evaluate", "probe", "report")
 RESOURCE_TABLES = ("default", *STAGE_ORDER)
 # Keys of [train] that span the matrix; every other key is a training setting shared by all jobs.
 MATRIX_KEYS = {"datasets": "dataset", "granularities": "granularity", "seeds": "seed", "mask_budgets": "mask_budget", "methods": "method"}
+# The axes a `[[train.arms]]` list replaces: each arm names its own granularity, method and mask
+# budget, so comparisons that are no product (a binary reference beside seg at a budget) fit one file.
+ARM_AXES = ("granularities", "mask_budgets", "methods")
+# The keys of one arm and their TOML types; `name` (short) only labels the arm's jobs.
+ARM_KEYS: dict[str, tuple[type, ...]] = {"granularity": (str,), "method": (str,), "mask_budget": (int, float), "name": (str,)}
+ARM_NAME_MAX = 32
 RESOURCE_KEYS = {"gpus": int, "cpus": int, "time_min": int, "mem": str, "partition": str, "constraint": str, "account": str, "qos": str}
 SLURM_KEYS = {"array_parallelism": int, "partition": str, "account": str, "qos": str, "setup": list, "signal_delay_s": int}
 # One part of a --set key: a TOML bare key.
@@ -34,6 +41,17 @@ class DatasetSpec:
     name: str
     source: str
     options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One training arm of `[[train.arms]]`; None leaves a setting to [train] (method) or to its
+    default (every mask), exactly as an absent axis of the product form does."""
+
+    granularity: str
+    method: str | None = None
+    mask_budget: int | float | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +69,9 @@ class PipelineSpec:
     slurm: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)  # dotted key -> value, from --set
     probe: dict[str, Any] | None = None  # [probe]: reliance probes of every evaluated run; None: none
+    # [[train.arms]]: the matrix is datasets x seeds x arms (train_matrix then holds no ARM_AXES);
+    # empty: the product form, datasets x granularities x seeds x mask_budgets x methods.
+    train_arms: tuple[Arm, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,7 +155,7 @@ def load(path: Path, out: Path | None = None, overrides: list[str] | tuple[str, 
     _check_keys(study, {"name", "out"}, f"{path} [study]")
     name = str(study.get("name", path.stem))
     datasets = _datasets(data, path)
-    matrix, train = _train(data, path, datasets)
+    matrix, arms, train = _train(data, path, datasets)
     slurm = _table(data, "slurm", str(path))
     _check_keys(slurm, SLURM_KEYS, f"{path} [slurm]")
     return PipelineSpec(
@@ -151,6 +172,7 @@ def load(path: Path, out: Path | None = None, overrides: list[str] | tuple[str, 
         slurm=slurm,
         overrides={o.dotted: o.value for o in parsed},
         probe=_table(data, "probe", str(path)) if "probe" in data else None,
+        train_arms=arms,
     )
 
 
@@ -167,8 +189,9 @@ def _datasets(data: dict[str, Any], path: Path) -> dict[str, DatasetSpec]:
     return datasets
 
 
-def _train(data: dict[str, Any], path: Path, datasets: dict[str, DatasetSpec]) -> tuple[dict[str, list[Any]], dict[str, Any]]:
-    """[train] split into the matrix axes and the settings every training job shares."""
+def _train(data: dict[str, Any], path: Path,
+           datasets: dict[str, DatasetSpec]) -> tuple[dict[str, list[Any]], tuple[Arm, ...], dict[str, Any]]:
+    """[train] split into the matrix axes, the arms (if any) and the settings every training job shares."""
     train = dict(_table(data, "train", str(path)))
     matrix: dict[str, list[Any]] = {}
     for key in MATRIX_KEYS:
@@ -177,13 +200,48 @@ def _train(data: dict[str, Any], path: Path, datasets: dict[str, DatasetSpec]) -
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"{path} [train]: `{key}` must be a non-empty list")
             matrix[key] = values
-    if "granularities" not in matrix:
-        raise ConfigError(f"{path} [train]: needs `granularities` (e.g. [\"binary\", \"bbox\", \"seg\"])")
+    arms = _arms(train.pop("arms"), path) if "arms" in train else ()
+    beside = [key for key in ARM_AXES if key in matrix]
+    if arms and beside:
+        raise ConfigError(f"{path} [train]: `{'`, `'.join(beside)}` cannot stand beside `arms`: with arms the matrix is "
+                          "datasets x seeds x arms, and each arm names its own granularity, method and mask_budget")
+    if not arms and "granularities" not in matrix:
+        raise ConfigError(f"{path} [train]: needs `granularities` (e.g. [\"binary\", \"bbox\", \"seg\"]) "
+                          "or a list of [[train.arms]]")
     matrix.setdefault("datasets", list(datasets))
     for ds in matrix["datasets"]:
         if ds not in datasets:
             raise ConfigError(f"{path} [train]: dataset {ds!r} is not declared; declared: {', '.join(datasets)}")
-    return matrix, train
+    return matrix, arms, train
+
+
+def _arms(value: Any, path: Path) -> tuple[Arm, ...]:
+    """`[[train.arms]]` as Arms: each a table with a granularity, no unknown keys, values of the
+    right type, and no two arms alike (they would be one job twice)."""
+    if not isinstance(value, list) or not value or not all(isinstance(a, dict) for a in value):
+        raise ConfigError(f"{path} [train]: `arms` must be a non-empty list of tables ([[train.arms]] with a granularity)")
+    arms: list[Arm] = []
+    for k, table in enumerate(value, 1):
+        where = f"{path} [[train.arms]] #{k}"
+        _check_keys(table, ARM_KEYS, where)
+        if "granularity" not in table:
+            raise ConfigError(f"{where}: needs a `granularity` (e.g. granularity = \"binary\")")
+        for key, kinds in ARM_KEYS.items():
+            if key in table and (not isinstance(table[key], kinds) or isinstance(table[key], bool)):
+                raise ConfigError(f"{where}: `{key}` = {table[key]!r} must be a "
+                                  + ("number (a count, or a fraction in (0, 1])" if key == "mask_budget" else "string"))
+        name = table.get("name")
+        if name is not None and not (0 < len(name) <= ARM_NAME_MAX and name.isprintable()):
+            raise ConfigError(f"{where}: `name` must be a short label (1 to {ARM_NAME_MAX} printable characters)")
+        arm = Arm(table["granularity"], table.get("method"), table.get("mask_budget"), name)
+        twin = next((j for j, a in enumerate(arms, 1) if (a.granularity, a.method, a.mask_budget)
+                     == (arm.granularity, arm.method, arm.mask_budget)), None)
+        if twin is not None:
+            raise ConfigError(f"{where}: trains what arm #{twin} trains (granularity, method and mask_budget alike)")
+        if name is not None and any(a.name == name for a in arms):
+            raise ConfigError(f"{where}: name {name!r} is taken by another arm")
+        arms.append(arm)
+    return tuple(arms)
 
 
 def _resources(data: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:

@@ -84,12 +84,14 @@ def _fmt(v: float | None, digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
-def _mean_sd(values: list[float]) -> str:
+def _mean_sd(values: list[float], signed: bool = False) -> str:
+    """mean ± sd at 3 decimals (a difference with its sign: `signed`)."""
     if not values:
         return "—"
+    form = "+.3f" if signed else ".3f"
     if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+        return f"{values[0]:{form}}"
+    return f"{statistics.mean(values):{form}} ± {statistics.stdev(values):.3f}"
 
 
 def _headline_summary(run: Run, wanted: str) -> str:
@@ -175,9 +177,11 @@ def _write(cfg: ReportConfig, runs: list[Run], notes: list[str], layout: ReportL
     ctx = _Context(cfg, runs, _headline_rows(runs, attribute, cfg.summary),
                    sorted({r.group for r in runs}, key=group_key), attribute, layout, notes)
     io.write_table(layout.table, combined(runs))
+    # One set of paired bootstraps against the reference group, read by the findings and the remedies.
+    pairs = findings.paired_to_reference(ctx.runs, ctx.attribute, ctx.cfg, _study_metric(ctx))
     blocks = [*_intro(ctx), *findings.data_section(ctx.runs, ctx.attribute, ctx.cfg.min_cell),
-              *findings.findings_section(ctx.runs, ctx.attribute, ctx.cfg, _study_metric(ctx)),
-              *_headline(ctx), *_reference(ctx), *_seed_table(ctx), *_every_run(ctx),
+              *findings.findings_section(pairs, ctx.cfg),
+              *_headline(ctx), *_reference(ctx), *_seed_table(ctx), *_remedies_section(ctx, pairs), *_every_run(ctx),
               *_specificity_section(ctx), *_budget_section(ctx), *_by_attribute(ctx), *_roc_section(ctx),
               *_summary_section(ctx), *_saliency_section(ctx), *_probe_section(ctx)]
     if ctx.notes:
@@ -248,6 +252,56 @@ def _seed_table(ctx: _Context) -> list[Block]:
     return [Block("h2", f"Mean ± sd over {word}"),
             Block("table", headers=("group", word, overall, f"robust AUROC ({a})", f"worst subgroup ({a})"),
                   rows=rows)]
+
+
+def _remedies_section(ctx: _Context, pairs: findings.Pairs | None) -> list[Block]:
+    """Every arm by what it needs (nothing / attribute labels / N masks): the headline metric with
+    its intervals, binary ERM as the reference line, and the paired difference to binary ERM per
+    replicate. Only for a comparison of methods (curves.shows_remedies)."""
+    if not curves.shows_remedies(ctx.runs):
+        return []
+    key, name = _study_metric(ctx)
+    arms = curves.remedy_arms(ctx.rows)
+    # The findings' pairs are against binary ERM exactly when the runs have its group ("binary").
+    deltas = pairs.rows if pairs is not None and pairs.reference == "binary" else {}
+    ref_values = [r[key] for a in arms if a.group == "binary" for r in a.rows if r[key] is not None]
+    reference = statistics.mean(ref_values) if ref_values else None
+    fig = ctx.figure("remedies")
+    figures.remedies(fig, arms, deltas, reference, key, name)
+    word = replicate_word(ctx.runs)
+    rows = tuple(_remedy_row(arm, key, deltas) for arm in arms)
+    text = ("Each arm (granularity, method, mask budget) grouped by what it needs beyond image labels: nothing, "
+            "attribute labels (the spurious attribute on training or validation images), or masks, counted as the "
+            "training images whose mask the arm used (its mask_budget.parquet; every masked training positive "
+            "without a budget). Needs are the methods' own (spurspec/training/methods.py). Δ: the paired "
+            f"difference to binary ERM on the same test images and replicate, with its 95% interval from "
+            f"{ctx.cfg.bootstrap} paired patient-bootstrap replicates.")
+    if reference is None:
+        text += " These runs hold no binary ERM model: no reference line and no paired differences."
+    elif not deltas:
+        text += " No paired differences: the report's bootstrap is 0, or no arm shares a replicate with binary ERM."
+    return [Block("h2", "Remedies: robust AUROC against what each arm needs"), Block("p", text),
+            Block("table", headers=("needs", "arm", word, f"{name} (mean ± sd)", "each run [95% CI]",
+                                    f"worst subgroup ({ctx.attribute})", "Δ vs binary ERM, each run [95% CI]",
+                                    "Δ mean ± sd"), rows=rows, role="remedies"),
+            Block("figure", f"Top: {name} of every run with its 95% CI (bars: mean over {word}; dotted: binary ERM's "
+                            f"mean); bottom: each run's paired difference to binary ERM. Arms grouped by what they need.",
+                  figure=fig, role="remedies")]
+
+
+def _remedy_row(arm: curves.RemedyArm, key: str, deltas: dict[str, list[dict]]) -> tuple[str, ...]:
+    """One arm's table row: needs, arm, runs, mean ± sd and each run, worst subgroup, Δ per run and mean ± sd."""
+    values = [r[key] for r in arm.rows if r[key] is not None]
+    runs = "; ".join(f"{r['run'].replicate}: {_fmt(r[key])} [{_fmt(r[f'{key}_lo'])}, {_fmt(r[f'{key}_hi'])}]"
+                     for r in arm.rows)
+    diffs = deltas.get(arm.group, [])
+    if arm.group == "binary":
+        per, mean = "reference", "—"
+    else:
+        per = "; ".join(f"{d['replicate']}: {d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" for d in diffs) or "—"
+        mean = _mean_sd([d["diff"] for d in diffs], signed=True)
+    worst = _mean_sd([r["worst"] for r in arm.rows if r["worst"] is not None])
+    return (arm.need_label, arm.group, str(len(arm.rows)), _mean_sd(values), runs, worst, per, mean)
 
 
 def _every_run(ctx: _Context) -> list[Block]:

@@ -1,8 +1,9 @@
 """The data behind the report's study figures, gathered from the headline rows and the runs'
 datasets: robust AUROC against spatial specificity r (the study's coarse-mask sweep), against
-the number of training masks (the annotation-budget sweep), and, for ISIC, each artefact's
-overlap with the lesion. Reads the runs' mask_budget.parquet and their datasets' masks.npy;
-writes nothing (figures.py draws)."""
+the number of training masks (the annotation-budget sweep), per remedy arm by what it needs
+(nothing, attribute labels, N masks), and, for ISIC, each artefact's overlap with the lesion.
+Reads the runs' mask_budget.parquet and their datasets' manifests and masks.npy; writes nothing
+(figures.py draws)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import numpy as np
 
 from spurspec.artefacts.dataset import Dataset
 from spurspec.errors import SpurspecError
+from spurspec.report.runs import group_key
+from spurspec.training import budget
 from spurspec.training import granularity as granularities
+from spurspec.training.methods import METHODS, needs_kind
 
 
 @dataclass
@@ -78,6 +82,66 @@ def budget_curves(rows: list[dict], metric: str) -> tuple[list[Curve], float | N
             lines.setdefault(label, []).append((float(kept), r[metric], r[f"{metric}_lo"], r[f"{metric}_hi"]))
     curves = [_curve(label, items) for label, items in sorted(lines.items()) if len({i[0] for i in items}) >= 2]
     return curves, (float(np.mean(binary)) if binary else None)
+
+
+# What a remedy arm pays for beyond image labels (methods.needs_kind), in the section's order.
+NEED_ORDER = ("nothing", "attribute labels", "masks")
+
+
+@dataclass
+class RemedyArm:
+    """One arm of the remedies comparison: a report group (granularity, method, mask budget),
+    what it needs, how many training masks it was given, and its runs' headline rows."""
+
+    group: str
+    need: str  # a NEED_ORDER entry, or "unregistered method" for a method this spurspec lacks
+    masks: int | None = None  # masks arms: training images whose mask it used
+    rows: list[dict] = field(default_factory=list)
+
+    @property
+    def need_label(self) -> str:
+        if self.need != "masks":
+            return self.need
+        return "masks" if self.masks is None else f"{self.masks:,} masks"
+
+
+def shows_remedies(runs: list) -> bool:
+    """A comparison of remedies, not a granularity sweep: several methods on the image-label
+    granularity, or methods whose needs differ (e.g. ERM beside groupdro or seg-ssl)."""
+    binary = {r.method for r in runs if r.granularity == "binary"}
+    kinds = {needs_kind(r.method) if r.method in METHODS else r.method for r in runs}
+    return len(binary) > 1 or len(kinds) > 1
+
+
+def remedy_arms(rows: list[dict]) -> list[RemedyArm]:
+    """The headline rows by arm, ordered by what the arm needs (nothing, attribute labels, then
+    masks by their number) and then as the report orders groups."""
+    arms: dict[str, RemedyArm] = {}
+    for r in rows:
+        run = r["run"]
+        if run.group not in arms:
+            pixel = granularities.parse(run.granularity).pixel
+            need = needs_kind(run.method, pixel) if run.method in METHODS else "unregistered method"
+            arms[run.group] = RemedyArm(run.group, need, _masks_given(run) if need == "masks" else None)
+        arms[run.group].rows.append(r)
+    rank = {need: k for k, need in enumerate(NEED_ORDER)}
+    return sorted(arms.values(), key=lambda a: (rank.get(a.need, len(rank)), a.masks or 0, group_key(a.group)))
+
+
+def _masks_given(run) -> int | None:
+    """The training masks a run used: those its mask_budget.parquet kept, else its budget
+    resolved against the masked training positives of its dataset (every one without a budget)."""
+    kept = run.record.kept_masks()
+    if kept is not None:
+        return kept
+    try:
+        man = Dataset.open(run.dataset).manifest
+        train = np.asarray(man.column("split").to_pylist()) == "train"
+        positive = np.asarray(man.column("label").to_pylist()) == 1
+        masked = np.asarray(man.column("has_mask").to_pylist(), dtype=bool)
+        return budget.resolve_count(run.record.mask_budget, int((train & positive & masked).sum()))
+    except (SpurspecError, OSError, ValueError):
+        return None
 
 
 def artefact_overlap(run, attributes: list[str], split: str = "test", share: float = 0.5) -> dict[str, tuple[float, int]]:

@@ -1,7 +1,7 @@
 """The report's figures, drawn with matplotlib's Agg backend (no display) and saved as PNG:
 the headline (robust vs overall AUROC by granularity), ROC curves of the robust cells, robust
-AUROC by summarising function, saliency panels (where each model looks), and the reliance
-probes' score shifts and evidence mass."""
+AUROC by summarising function, saliency panels (where each model looks), the remedies by what
+they need, and the reliance probes' score shifts and evidence mass."""
 
 from __future__ import annotations
 
@@ -219,6 +219,59 @@ def _dots(ax, gi: int, points: list[dict], key: str, color: str) -> None:
         lo, hi = p[f"{key}_lo"], p[f"{key}_hi"]
         err = None if lo is None else [[max(0.0, p[key] - lo)], [max(0.0, hi - p[key])]]
         ax.errorbar(gi + jitter, p[key], yerr=err, fmt="o", color=color, ms=4, capsize=3, lw=1)
+
+
+NEED_COLORS = {"nothing": "#4c72b0", "attribute labels": "#8172b2", "masks": "#55a868"}
+
+
+def remedies(path: Path, arms: list, deltas: dict[str, list[dict]], reference: float | None, key: str,
+             ylabel: str) -> None:
+    """Two panels over one row of arms, blocks of arms labelled by what they need. Top: each
+    run's `key` with its 95% CI, the mean over runs as a bar, the binary ERM mean as a dotted
+    reference line and chance; bottom: each replicate's paired difference to binary ERM with its
+    95% CI, the mean as a bar, zero marked. `arms`: RemedyArm-like (group, need, need_label, rows)."""
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(max(6.0, 1.0 * len(arms) + 2.5), 7.0),
+                                      gridspec_kw={"height_ratios": [3, 2]})
+    x = np.arange(len(arms))
+    for gi, arm in enumerate(arms):
+        color = NEED_COLORS.get(arm.need, "grey")
+        runs = [r for r in arm.rows if r[key] is not None]
+        _dots(top, gi, runs, key, color)
+        top.bar(gi, np.mean([r[key] for r in runs]) if runs else np.nan, width=0.6, color=color, alpha=0.3)
+        diffs = [{"d": r["diff"], "d_lo": r["ci_low"], "d_hi": r["ci_high"]} for r in deltas.get(arm.group, [])]
+        _dots(bottom, gi, diffs, "d", color)
+        bottom.bar(gi, np.mean([d["d"] for d in diffs]) if diffs else np.nan, width=0.6, color=color, alpha=0.3)
+        if arm.group == "binary":
+            bottom.text(gi, 0, "reference", ha="center", va="bottom", fontsize=7, color="grey")
+    if reference is not None:
+        top.axhline(reference, color="black", ls=":", lw=1.2, label="image labels (binary ERM), mean")
+        # Beside the axes, not below: the difference panel sits under them.
+        top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    top.set_ylim(0, 1.02)
+    _chance(top)
+    top.set_ylabel(ylabel)
+    _need_blocks(top, arms)
+    bottom.axhline(0, color="grey", lw=1)
+    ends = [v for rows in deltas.values() for r in rows for v in (r["ci_low"], r["ci_high"]) if v is not None]
+    low, high = min([0.0, *ends]), max([0.0, *ends])
+    pad = max(0.05, 0.1 * (high - low))  # zero and every interval in view, never clipped at a bar's base
+    bottom.set_ylim(low - pad, high + pad)
+    bottom.set_ylabel("paired difference to\nbinary ERM (95% CI)")
+    bottom.set_xticks(x, [arm.group for arm in arms], rotation=30, ha="right", fontsize=8)
+    _save(fig, path)
+
+
+def _need_blocks(ax, arms: list) -> None:
+    """Consecutive arms of one need as a block: a divider between blocks, the need above it."""
+    start = 0
+    for end in range(1, len(arms) + 1):
+        if end < len(arms) and arms[end].need_label == arms[start].need_label:
+            continue
+        ax.text((start + end - 1) / 2, 1.04, arms[start].need_label, ha="center", va="bottom", fontsize=8,
+                color=NEED_COLORS.get(arms[start].need, "grey"), transform=ax.get_xaxis_transform())
+        if end < len(arms):
+            ax.axvline(end - 0.5, color="#bbbbbb", lw=0.8)
+        start = end
 
 
 def probe_shift(path: Path, points: list[dict], groups: list[str], flip_label: str) -> None:

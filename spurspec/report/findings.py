@@ -1,11 +1,13 @@
 """The report's opening: what was trained on (source, images per split, the attribute's link with
 the label in train and test, images in each robust cell, with a warning where a cell is too
 small), then one sentence per comparison with the interval of its paired difference, and what
-every column means. Reads the runs' datasets and predictions; writes nothing."""
+every column means; the pairs behind those sentences (`paired_to_reference`) also feed the
+remedies section. Reads the runs' datasets and predictions; writes nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -77,29 +79,55 @@ def _sentence(group: str, reference: str, what: str, rows: list[dict]) -> str:
     return f"{group} {verb} {reference} on {what} by {lead} ({per if len(rows) > 1 else rows[0]['replicate']})."
 
 
-def findings_section(runs, attribute: str, cfg, study_metric: tuple[str, str],
-                     pair: Callable = pair_rows) -> list[Block]:
-    """One sentence per group against the reference group (image labels when present)."""
+@dataclass
+class Pairs:
+    """Every group's runs paired with the reference group's run of the same replicate, on the
+    report's headline metric: computed once, read by the findings and the remedies section."""
+
+    reference: str  # the group the others are paired with (image labels when present)
+    what: str  # the metric in words, for sentences
+    groups: list[str] = field(default_factory=list)  # the other groups, in the runs' order
+    rows: dict[str, list[dict]] = field(default_factory=dict)  # group -> compare rows, one per paired replicate
+    failed: dict[str, str] = field(default_factory=dict)  # group -> why its pairing stopped
+
+
+def paired_to_reference(runs, attribute: str, cfg, study_metric: tuple[str, str],
+                        pair: Callable = pair_rows) -> Pairs | None:
+    """Each other group against the reference group, replicate by replicate, on the robust cells
+    (or the trap test set); None without bootstrap replicates or a second group."""
     if cfg.bootstrap == 0 or len({r.group for r in runs}) < 2:
-        return [Block("p", COLUMNS)]
+        return None
     reference = _reference_group(runs)
     ref_runs = {r.replicate: r for r in runs if r.group == reference}
     compare_cfg = CompareConfig(summary=cfg.summary, bootstrap=cfg.bootstrap, seed=cfg.seed)
     metric, attr_key = ("auroc", None) if study_metric[0] == "overall" else ("robust_auroc", attribute)
     what = study_metric[1] if study_metric[0] == "overall" else f"the robust cells ({attribute})"
-    sentences = []
-    for group in dict.fromkeys(r.group for r in runs if r.group != reference):
+    pairs = Pairs(reference, what, list(dict.fromkeys(r.group for r in runs if r.group != reference)))
+    for group in pairs.groups:
         rows = []
         for run in (r for r in runs if r.group == group and r.replicate in ref_runs):
             try:
                 found = pair(ref_runs[run.replicate], run, compare_cfg)
             except SpurspecError as exc:
-                sentences.append(f"{group} was not compared with {reference}: {exc}")
+                pairs.failed[group] = str(exc)
                 break
             rows += [r for r in found if (r["metric"], r["attribute"]) == (metric, attr_key) and r["ci_low"] is not None]
         if rows:
-            sentences.append(_sentence(group, reference, what, rows))
-    intro = (f"Each model against {reference} on the same test images: the paired difference with its 95% "
+            pairs.rows[group] = rows
+    return pairs
+
+
+def findings_section(pairs: Pairs | None, cfg) -> list[Block]:
+    """One sentence per group against the reference group (image labels when present)."""
+    if pairs is None:
+        return [Block("p", COLUMNS)]
+    sentences = []
+    for group in pairs.groups:
+        if group in pairs.failed:
+            sentences.append(f"{group} was not compared with {pairs.reference}: {pairs.failed[group]}")
+        if group in pairs.rows:
+            sentences.append(_sentence(group, pairs.reference, pairs.what, pairs.rows[group]))
+    intro = (f"Each model against {pairs.reference} on the same test images: the paired difference with its 95% "
              f"interval from {cfg.bootstrap} paired patient-bootstrap replicates.")
     return [Block("h2", "Findings"), Block("p", intro), *(Block("p", s, role="finding") for s in sentences),
             Block("p", COLUMNS)]

@@ -213,3 +213,104 @@ def test_a_huge_matrix_states_its_size_and_needs_yes(tmp_path):
         prepare(RunOptions(pipeline=path, out=tmp_path / "s"))
     spec, jobs, _, _ = prepare(RunOptions(pipeline=path, out=tmp_path / "s", yes=True))
     assert len(jobs) == 1202
+
+
+ARMS = BASE.replace('granularities = ["binary", "bbox", "grid:4"]\n', "").replace("[evaluate]", """[[train.arms]]
+name = "reference"
+granularity = "binary"
+
+[[train.arms]]
+granularity = "bbox"
+method = "erm"
+
+[[train.arms]]
+granularity = "seg"
+mask_budget = 5
+method = "seg-spl"
+
+[evaluate]""")
+
+
+def _train(jobs):
+    return [j for j in jobs if j.stage == "train"]
+
+
+def test_arms_key_each_job_as_the_product_form_does(tmp_path):
+    """An arm's job has the key and settings of the product form's job for the same cell, so a
+    study moved to arms keeps its finished jobs."""
+    arms = planning.plan(_spec(tmp_path, ARMS))
+    crossed = {}
+    for axes in ('["binary"]', '["bbox"]\nmethods = ["erm"]', '["seg"]\nmask_budgets = [5]\nmethods = ["seg-spl"]'):
+        product = BASE.replace('["binary", "bbox", "grid:4"]', axes)
+        crossed |= {j.key: j for j in _train(planning.plan(_spec(tmp_path, product)))}
+    assert len(_train(arms)) == len(crossed) == 6
+    for job in _train(arms):
+        assert job.key in crossed, job.label
+        assert job.settings == crossed[job.key].settings and job.deps == crossed[job.key].deps
+    assert {j.id for j in arms if j.stage == "ingest"} == {j.id for j in planning.plan(_spec(tmp_path, BASE)) if j.stage == "ingest"}
+
+
+def test_arms_run_datasets_by_seeds_by_arms_with_boxes_only_where_needed(tmp_path):
+    jobs = planning.plan(_spec(tmp_path, ARMS))
+    train = _train(jobs)
+    assert [(j.settings["seed"], j.settings["granularity"]) for j in train] == \
+        [(0, "binary"), (0, "bbox"), (0, "seg"), (1, "binary"), (1, "bbox"), (1, "seg")]
+    assert train[0].label == "syn binary seed=0 (reference)" and "method" not in train[0].settings
+    assert train[2].settings["mask_budget"] == 5 and train[2].settings["method"] == "seg-spl"
+    boxes = [j for j in jobs if j.stage == "boxes"]
+    assert len(boxes) == 1 and [j for j in train if boxes[0].id in j.deps] == [train[1], train[4]]
+    binary_only = ARMS.split("[[train.arms]]")[0] + '[[train.arms]]\ngranularity = "binary"\n\n[evaluate]\nbootstrap = 50\n'
+    assert not [j for j in planning.plan(_spec(tmp_path, binary_only)) if j.stage == "boxes"]
+
+
+def test_set_seeds_narrows_an_arms_matrix(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text(ARMS.format(out=tmp_path / "study"))
+    train = _train(planning.plan(specs.load(path, overrides=["train.seeds=[0]"])))
+    assert [j.settings["seed"] for j in train] == [0, 0, 0]
+    inline = specs.load(path, overrides=['train.arms=[{granularity = "seg", mask_budget = 0.5}]'])
+    assert inline.train_arms == (specs.Arm("seg", mask_budget=0.5),)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("seeds = [0, 1]", 'seeds = [0, 1]\ngranularities = ["seg"]'), r"p.toml \[train\]: `granularities` cannot stand beside `arms`"),
+        (("seeds = [0, 1]", 'seeds = [0, 1]\nmethods = ["erm"]\nmask_budgets = [3]'),
+         r"p.toml \[train\]: `mask_budgets`, `methods` cannot stand beside `arms`"),
+        (('name = "reference"\n', 'name = "reference"\nmethdo = "erm"\n'), r"\[\[train.arms\]\] #1: unknown key\(s\) methdo"),
+        (('granularity = "bbox"\n', ""), r"\[\[train.arms\]\] #2: needs a `granularity`"),
+        (("mask_budget = 5", 'mask_budget = "5"'), r"#3: `mask_budget` = '5' must be a number"),
+        (("mask_budget = 5", "mask_budget = true"), r"#3: `mask_budget` = True must be a number"),
+        (('granularity = "bbox"\nmethod = "erm"', 'granularity = "binary"'), r"#2: trains what arm #1 trains"),
+        (('method = "erm"', 'method = "erm"\nname = "reference"'), r"#2: name 'reference' is taken"),
+        (('name = "reference"', f'name = "{"x" * 40}"'), r"#1: `name` must be a short label"),
+    ],
+)
+def test_bad_arms_are_named(tmp_path, edit, message):
+    assert edit[0] in ARMS
+    with pytest.raises(ConfigError, match=message):
+        _spec(tmp_path, ARMS.replace(*edit, 1))
+
+
+@pytest.mark.parametrize("value", ["[]", '["binary"]', '"binary"'])
+def test_arms_must_be_a_list_of_tables(tmp_path, value):
+    path = tmp_path / "p.toml"
+    path.write_text(ARMS.format(out=tmp_path / "study"))
+    with pytest.raises(ConfigError, match="`arms` must be a non-empty list of tables"):
+        specs.load(path, overrides=[f"train.arms={value}"])
+
+
+def test_mask_budget_study_keeps_its_jobs_with_arms():
+    """pipelines/mask-budget.toml, moved from two product-form files to arms: its training jobs
+    are the former file's (the reference file's settings with its former axes) and the reference
+    file's, key for key."""
+    from pathlib import Path
+
+    pipelines = Path(__file__).resolve().parents[2] / "pipelines"
+    arms = {j.key for j in _train(planning.plan(specs.load(pipelines / "mask-budget.toml")))}
+    references = {j.key for j in _train(planning.plan(specs.load(pipelines / "mask-budget-reference.toml")))}
+    former = specs.load(pipelines / "mask-budget-reference.toml", overrides=[
+        'train.granularities=["seg"]', "train.mask_budgets=[0.05, 0.1, 0.2]", 'train.methods=["erm", "seg-ssl", "seg-spl"]'])
+    budgets = {j.key for j in _train(planning.plan(former))}
+    assert len(references) == 6 and len(budgets) == 27 and arms == references | budgets
