@@ -1,5 +1,6 @@
 """The results table `spurspec run` prints at the end: one row per evaluated training run of a
-study (granularity, seed, overall and robust AUROC with 95% CIs), read through the run record."""
+study (granularity, method and masks kept where the study varies them, seed, overall and robust
+AUROC with 95% CIs), read through the run record."""
 
 from __future__ import annotations
 
@@ -20,12 +21,18 @@ def results_table(study: Path) -> list[dict[str, Any]]:
     for run_dir in sorted(p for p in train_root.iterdir() if RunLayout(p).metrics.exists()):
         record = RunRecord.open(run_dir)
         summary = _own_summary(record)
-        row: dict[str, Any] = {"granularity": record.granularity, "seed": record.seed, "summary": summary}
+        row: dict[str, Any] = {"granularity": record.granularity, "method": record.method,
+                               "masks kept": record.kept_masks() if record.kept_masks() is not None else "-",
+                               "seed": record.seed, "summary": summary}
         for m in record.metric_rows:
             if m["summary"] == summary and m["metric"] in _NAMES:
                 name = _NAMES[m["metric"]] + (f" ({m['attribute']})" if m["attribute"] is not None else "")
                 row[name] = _fmt(m)
         rows.append(row)
+    for column in ("method", "masks kept"):  # only where the study varies them
+        if len({r[column] for r in rows}) <= 1:
+            for r in rows:
+                del r[column]
     return rows
 
 
