@@ -31,7 +31,7 @@ import pyarrow as pa
 import torch
 
 from spurspec.artefacts import schemas
-from spurspec.errors import ConfigError
+from spurspec.errors import ConfigError, InputError
 from spurspec.metrics.auroc import auroc
 from spurspec.metrics.cells import robust_mask
 from spurspec.training.loop import Objective, Step, loss_per_image
@@ -195,7 +195,9 @@ def balanced_subsample(groups: np.ndarray, rng: np.random.Generator) -> np.ndarr
 def refit(x_fit, y_fit, g_fit, x_sel, y_sel, g_sel, subsamples: int, seed: int) -> dict[str, Any]:
     """Per C of DFR_C_GRID: L1 logistic regressions on standardised features of balanced
     subsamples of the fit half, weights averaged; the C with the highest robust AUROC on the
-    select half (ties: the first in the grid). Returns the head in raw feature units."""
+    select half (ties: the first in the grid). A C that zeroes every weight is skipped: its
+    constant score has robust AUROC 0.5 exactly, which would beat every model that reads the
+    spurious feature without being one. Returns the head in raw feature units."""
     from sklearn.linear_model import LogisticRegression
 
     mean, std = x_fit.mean(0), x_fit.std(0) + 1e-8
@@ -211,10 +213,15 @@ def refit(x_fit, y_fit, g_fit, x_sel, y_sel, g_sel, subsamples: int, seed: int) 
             coefs.append(lr.coef_[0])
             intercepts.append(lr.intercept_[0])
         coef, intercept = np.mean(coefs, 0), float(np.mean(intercepts))
+        if not coef.any():  # every weight zeroed: a constant score, whose AUROC of 0.5 is no choice
+            continue
         value = auroc((z_sel @ coef + intercept)[robust], y_sel[robust])
         value = -np.inf if value is None else value
         if best is None or value > best["select_robust_auroc"]:
             best = {"C": c, "select_robust_auroc": value, "coef": coef, "intercept": intercept, "fit_images": len(idx)}
+    if best is None:
+        raise InputError("dfr: the L1 logistic regression zeroed every feature weight at every C of its grid "
+                         f"({', '.join(map(str, DFR_C_GRID))}); the validation half holds too few images to refit on")
     weight = best.pop("coef") / std
     best["weight"], best["bias"] = weight, best.pop("intercept") - float(weight @ mean)
     return best

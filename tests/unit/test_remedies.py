@@ -206,3 +206,16 @@ def test_remedies_declare_what_they_need():
         require("groupdro", {"binary": True, "pixel": False, "train_attribute": False, "heldout_attribute": True})
     with pytest.raises(ConfigError, match=r"method 'dfr'.*validation images of every.*not torchrun"):
         require("dfr", {"binary": True, "heldout_attribute": False, "one_process": False})
+
+
+def test_dfr_never_chooses_a_constant_head():
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(4), 30)
+    y = g // 2
+    # A weak label signal in the fit half (the strongest L1 penalties zero it), reversed in the
+    # select half: every real fit has robust AUROC below 0.5 there, the constant score exactly 0.5.
+    x_fit = (0.4 * y + rng.normal(size=120))[:, None]
+    x_sel = (-2.0 * y + 0.1 * rng.normal(size=120))[:, None]
+    chosen = groups.refit(x_fit, y, g, x_sel, y, g, subsamples=3, seed=0)
+    assert np.any(chosen["weight"] != 0) and chosen["select_robust_auroc"] < 0.5
+    assert chosen["C"] in groups.DFR_C_GRID
