@@ -10,7 +10,7 @@ STAMP := $(VENV)/.spurspec-installed
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo smoke lint bench clean
+.PHONY: install test test-fast demo smoke lint bench bench-gpu clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,8 +35,24 @@ smoke: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check spurspec tests
 
+# Every CPU benchmark (~20 minutes on 2 cores), one JSON file each in BENCH_OUT, then README's
+# tables and figures redrawn from those files (tests/benchmarks/render.py).
+BENCH_OUT ?= .github/readme/bench
+BENCH := $(PY) tests/benchmarks
+
 bench: $(STAMP)
-	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(BENCH)/bench_ingest_siim.py --n 200 --repeats 3 --sizes 256,512 --rss-sizes 1000,4000 --json $(BENCH_OUT)/ingest.json
+	$(BENCH)/bench_storage.py --json $(BENCH_OUT)/storage.json
+	$(BENCH)/bench_train.py --repeats 3 --json $(BENCH_OUT)/train.json
+	$(BENCH)/bench_augment.py --repeats 3 --json $(BENCH_OUT)/augment.json
+	$(BENCH)/bench_metrics.py --sizes 10000,100000,1000000 --json $(BENCH_OUT)/metrics.json
+	$(BENCH)/bench_concurrent.py --repeats 1 --json $(BENCH_OUT)/concurrent.json
+	$(BENCH)/render.py --results $(BENCH_OUT)
+
+# On a CUDA machine (after `make install CONSTRAINTS=` with a CUDA torch): under 5 minutes.
+bench-gpu: $(STAMP)
+	$(BENCH)/bench_gpu.py --json $(BENCH_OUT)/gpu.json
+	$(BENCH)/render.py --results $(BENCH_OUT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -11,9 +11,9 @@ from spurspec.errors import InputError
 EMPTY = "-1"
 
 
-def _runs(text: str, n: int | None) -> tuple[list[int], list[int]]:
-    """Absolute run starts and lengths of a non-empty RLE string over `n` pixels (None: the
-    image size is not known yet, so runs are not bounds-checked), validated."""
+def _runs(text: str, n: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Absolute run starts and lengths (int64) of a non-empty RLE string over `n` pixels (None:
+    the image size is not known yet, so runs are not bounds-checked), validated."""
     try:
         numbers = np.array(text.split(), dtype=np.int64)
     except ValueError:
@@ -26,7 +26,7 @@ def _runs(text: str, n: int | None) -> tuple[list[int], list[int]]:
     starts = np.cumsum(gaps + np.concatenate(([0], runs[:-1])))
     if n is not None and len(runs) and starts[-1] + runs[-1] > n:
         raise InputError(f"RLE runs past the image: ends at pixel {int(starts[-1] + runs[-1])} of {n}")
-    return starts.tolist(), runs.tolist()
+    return starts, runs
 
 
 def syntax_error(text: str) -> str | None:
@@ -45,7 +45,8 @@ def paint(flat: np.ndarray, text: str) -> None:
     Painting runs as slices costs ~0.2 ms a SIIM row where a full-image cumulative sum costs ~10."""
     if text.strip() in ("", EMPTY):
         return
-    for start, run in zip(*_runs(text, len(flat)), strict=True):
+    starts, runs = _runs(text, len(flat))
+    for start, run in zip(starts.tolist(), runs.tolist(), strict=True):
         flat[start : start + run] = True
 
 
@@ -67,6 +68,31 @@ def encode(mask: np.ndarray) -> str:
     runs = ends - starts
     prev_end = np.concatenate(([0], ends[:-1]))
     gaps = starts - prev_end
+    return " ".join(f"{g} {r}" for g, r in zip(gaps.tolist(), runs.tolist(), strict=True))
+
+
+def canonical(rles: list[str], n: int) -> str:
+    """The RLE `encode` gives for the union of several RLE rows over `n` pixels, worked out from
+    the runs alone: ingest writes one canonical string per image, and merging the few hundred
+    runs costs ~0.05 ms where scanning the painted 1024x1024 mask costs ~1.5."""
+    parsed = [_runs(t, n) for t in rles if t.strip() not in ("", EMPTY)]
+    if not parsed:
+        return EMPTY
+    starts = np.concatenate([s for s, _ in parsed])
+    lengths = np.concatenate([r for _, r in parsed])
+    starts, lengths = starts[lengths > 0], lengths[lengths > 0]
+    if not len(starts):
+        return EMPTY
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], starts[order] + lengths[order]
+    reach = np.maximum.accumulate(ends)
+    # A run opens a new merged run unless it starts at or before the furthest end so far
+    # (touching runs merge too, as in a painted mask).
+    first = np.flatnonzero(np.concatenate(([True], starts[1:] > reach[:-1])))
+    merged_starts = starts[first]
+    merged_ends = reach[np.concatenate((first[1:] - 1, [len(starts) - 1]))]
+    gaps = merged_starts - np.concatenate(([0], merged_ends[:-1]))
+    runs = merged_ends - merged_starts
     return " ".join(f"{g} {r}" for g, r in zip(gaps.tolist(), runs.tolist(), strict=True))
 
 

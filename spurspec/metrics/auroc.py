@@ -51,6 +51,13 @@ class Ranked:
         return bool(np.any(self.neg_lt != self.neg_le))
 
 
+def _columns(weights: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """weights[:, cols] as float64. np.take gathers 5-20x faster than fancy indexing at a million
+    columns, and compact integer weights (bootstrap draw counts) keep the gathered-from rows
+    small enough for the CPU caches; converted after the gather, the values are the same."""
+    return np.take(weights, cols, axis=1).astype(np.float64, copy=False)
+
+
 def _cumulative(w: np.ndarray) -> np.ndarray:
     """(b, n+1) running sums with a leading zero column: cum[:, k] = sum of the first k."""
     cum = np.zeros((w.shape[0], w.shape[1] + 1))
@@ -60,11 +67,11 @@ def _cumulative(w: np.ndarray) -> np.ndarray:
 
 def weighted_auroc(ranked: Ranked, weights: np.ndarray) -> np.ndarray:
     """AUROC per row of `weights` (b, columns); NaN where a row has no positive or no negative weight."""
-    wp = weights[:, ranked.pos_cols]
-    cum_neg = _cumulative(weights[:, ranked.neg_cols])
-    below = cum_neg[:, ranked.neg_lt]
+    wp = _columns(weights, ranked.pos_cols)
+    cum_neg = _cumulative(_columns(weights, ranked.neg_cols))
+    below = np.take(cum_neg, ranked.neg_lt, axis=1)
     if ranked.has_ties:
-        below = 0.5 * (below + cum_neg[:, ranked.neg_le])
+        below = 0.5 * (below + np.take(cum_neg, ranked.neg_le, axis=1))
     num = np.einsum("bi,bi->b", wp, below)
     den = wp.sum(axis=1) * cum_neg[:, -1]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -74,16 +81,18 @@ def weighted_auroc(ranked: Ranked, weights: np.ndarray) -> np.ndarray:
 def weighted_average_precision(ranked: Ranked, weights: np.ndarray) -> np.ndarray:
     """Average precision per row (sklearn's step-wise definition: each positive contributes the
     precision of everything scoring at or above it); NaN without positive or negative weight."""
-    wp = weights[:, ranked.pos_cols]
+    wp = _columns(weights, ranked.pos_cols)
     cum_pos = _cumulative(wp)
-    cum_neg = _cumulative(weights[:, ranked.neg_cols])
-    tp = cum_pos[:, -1:] - cum_pos[:, ranked.pos_lt]
-    fp = cum_neg[:, -1:] - cum_neg[:, ranked.neg_lt]
+    cum_neg = _cumulative(_columns(weights, ranked.neg_cols))
+    tp = cum_pos[:, -1:] - np.take(cum_pos, ranked.pos_lt, axis=1)
+    fp = cum_neg[:, -1:] - np.take(cum_neg, ranked.neg_lt, axis=1)
     called = tp + fp
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(called > 0, tp / np.where(called > 0, called, 1.0), 0.0)
         total_pos = cum_pos[:, -1]
-        ap = np.einsum("bi,bi->b", wp, precision) / np.where(total_pos > 0, total_pos, 1.0)
+        # Row by row (pairwise sums along each row): a row's value does not depend on how many rows
+        # are evaluated together, so the bootstrap's chunking cannot change it.
+        ap = (wp * precision).sum(axis=1) / np.where(total_pos > 0, total_pos, 1.0)
     return np.where((total_pos > 0) & (cum_neg[:, -1] > 0), ap, np.nan)
 
 

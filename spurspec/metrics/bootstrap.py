@@ -12,9 +12,14 @@ import numpy as np
 from spurspec.metrics.auroc import Ranked, weighted_auroc, weighted_average_precision
 from spurspec.metrics.cells import SUBGROUPS, robust_mask, worst_subgroup
 
-# Replicates drawn per block: bounds memory (block x images weights) and is fixed, so the draws
-# of a seed do not depend on the data size or the machine.
+# Replicates drawn per block: fixed, so the draws of a seed do not depend on the data size or
+# the machine.
 BLOCK = 50
+# Matrix cells (replicates x images or patients) evaluated, or drawn, at once: bounds the working
+# arrays (a few of ~16 MiB) whatever the data size, so memory does not grow with the replicates.
+# Chunking rows changes no value: every row is computed on its own, and drawing a block in row
+# chunks continues the generator's stream exactly as one call does.
+CELLS = 2**21
 
 
 def patient_strata(patient: np.ndarray, label: np.ndarray, n_patients: int) -> np.ndarray:
@@ -24,18 +29,22 @@ def patient_strata(patient: np.ndarray, label: np.ndarray, n_patients: int) -> n
     return strata
 
 
-def patient_counts(strata: np.ndarray, n_boot: int, rng: np.random.Generator, block: int = BLOCK) -> Iterator[np.ndarray]:
-    """Blocks of (b, n_patients) draw counts; each row keeps every stratum's patient total."""
+def patient_counts(strata: np.ndarray, n_boot: int, rng: np.random.Generator, block: int = BLOCK,
+                   dtype: type = np.float64) -> Iterator[np.ndarray]:
+    """Blocks of (b, n_patients) draw counts (as `dtype`: counts never exceed a stratum's size);
+    each row keeps every stratum's patient total."""
     members = [np.flatnonzero(strata == s) for s in np.unique(strata)]
     done = 0
     while done < n_boot:
         b = min(block, n_boot - done)
-        counts = np.zeros((b, len(strata)), dtype=np.float64)
-        offsets = np.arange(b)[:, None]
+        counts = np.zeros((b, len(strata)), dtype=dtype)
         for idx in members:
             n = len(idx)
-            draws = rng.integers(0, n, size=(b, n), dtype=np.int64) + offsets * n
-            counts[:, idx] = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n)
+            at_once = max(1, CELLS // max(n, 1))
+            for r0 in range(0, b, at_once):
+                r1 = min(b, r0 + at_once)
+                draws = rng.integers(0, n, size=(r1 - r0, n), dtype=np.int64) + np.arange(r1 - r0)[:, None] * n
+                counts[r0:r1, idx] = np.bincount(draws.ravel(), minlength=(r1 - r0) * n).reshape(r1 - r0, n)
         done += b
         yield counts
 
@@ -95,18 +104,26 @@ def replicates(sample: Sample, n_boot: int, seed: int | np.random.SeedSequence,
         ], axis=1)
         keys += [("sensitivity", None), ("specificity", None)]
     out = {k: np.empty(n_boot) for k in keys}
+    step = max(1, CELLS // max(len(sample.score), n_patients, 1))
     done = 0
-    for counts in patient_counts(strata, n_boot, rng):
-        rows = slice(done, done + len(counts))
-        for key, r in ranked.items():
-            out[key][rows] = weighted_auroc(r, counts)
-        out[("auprc", None)][rows] = weighted_average_precision(ranked[("auroc", None)], counts)
-        if threshold is not None:
-            n_p, tp, n_n, tn = (counts @ per_patient).T
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[("sensitivity", None)][rows] = tp / np.where(n_p > 0, n_p, np.nan)
-                out[("specificity", None)][rows] = tn / np.where(n_n > 0, n_n, np.nan)
-        done += len(counts)
+    for block in patient_counts(strata, n_boot, rng, dtype=np.uint32):
+        # One byte a count where they fit (always, in practice): the rows the metrics gather
+        # from at random then stay in the CPU caches, so time grows linearly with the images
+        # (with float64 rows, 1M images took 14x the time of 100k); the values are the same.
+        block = block.astype(np.uint8) if block.size and block.max() <= 255 else block
+        for r0 in range(0, len(block), step):
+            counts = block[r0 : r0 + step]
+            rows = slice(done + r0, done + r0 + len(counts))
+            for key, r in ranked.items():
+                out[key][rows] = weighted_auroc(r, counts)
+            out[("auprc", None)][rows] = weighted_average_precision(ranked[("auroc", None)], counts)
+            if threshold is not None:
+                # Sums of whole numbers: exact in float64, so chunking cannot change them.
+                n_p, tp, n_n, tn = (counts.astype(np.float64) @ per_patient).T
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out[("sensitivity", None)][rows] = tp / np.where(n_p > 0, n_p, np.nan)
+                    out[("specificity", None)][rows] = tn / np.where(n_n > 0, n_n, np.nan)
+        done += len(block)
     add_worst(out, list(sample.attributes))
     return out
 

@@ -10,7 +10,7 @@
    case (every sample warped and rotated).
 On a shared machine, run it when the cores are otherwise idle: torch's threads wait on each other
 when another process holds a core, and every figure drops (see issue 17, point 5).
-Usage: .venv/bin/python tests/benchmarks/bench_augment.py [--repeats 3] [--big-batch 4]"""
+Usage: .venv/bin/python tests/benchmarks/bench_augment.py [--repeats 3] [--big-batch 4] [--json PATH]"""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import Run  # noqa: E402
 from tiny_dataset import make  # noqa: E402
 
 from spurspec.artefacts.dataset import Dataset  # noqa: E402
@@ -75,13 +77,14 @@ def timing(fn, spent: list[float]):
     return timed
 
 
-def throughput(tmp: Path, args: argparse.Namespace) -> None:
+def throughput(tmp: Path, args: argparse.Namespace) -> list[dict]:
     ds = Dataset.open(make(tmp / "ds", n=args.images, size=args.size, splits=(0.8, 0.1)))
     print(f"1. training images/s: {int(args.images * 0.8)} train images at {args.size} px, batch {args.batch}, "
           f"model {args.model}, {args.threads} threads, medians of {args.repeats}")
     print("   (share: of the epoch spent in the batch augmentation; for `none` and `standard-cpu`,"
           " spent waiting for data, which holds the per-image transforms)")
     names = ("none", "standard", "standard-cpu")
+    out = []
     for gran in ("binary", "seg"):
         runs: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
         for r in range(args.repeats):
@@ -94,6 +97,9 @@ def throughput(tmp: Path, args: argparse.Namespace) -> None:
               f"{batched:7.1f} ({batched / none:.2f}x{'' if batched / none >= 0.9 else ', BELOW 0.9'}; "
               f"share {share['standard']:.1%}) | standard-cpu per image {cpu:7.1f} ({cpu / none:.2f}x; "
               f"wait {share['standard-cpu']:.1%})")
+        out.append({"granularity": gran, "images_per_s": rate, "share": share,
+                    "runs": {n: [x[0] for x in v] for n, v in runs.items()}})
+    return out
 
 
 def big_batch(tmp: Path, size: int, n: int) -> dict[str, torch.Tensor]:
@@ -114,7 +120,7 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def study_cost(tmp: Path, args: argparse.Namespace) -> None:
+def study_cost(tmp: Path, args: argparse.Namespace) -> list[dict]:
     batch = big_batch(tmp, args.big_size, args.big_batch)
     print(f"2. study augmentation vs one resnet50 step: batch {args.big_batch} at {args.big_size} px, "
           f"{args.threads} threads, step median of {args.big_repeats}")
@@ -129,6 +135,7 @@ def study_cost(tmp: Path, args: argparse.Namespace) -> None:
         return (time.perf_counter() - t0) / epochs
 
     mean_aug, worst_aug = augment_over_epochs(typical, args.draws), augment_over_epochs(worst, 3)
+    out = []
     for gran, pixel in (("binary", False), ("seg", True))[: 2 if args.big_seg else 1]:
         step = make_step("resnet50", 1, pixel, "none", 0)
         seconds = timed(lambda s=step: train_one(s, batch), args.big_repeats)
@@ -136,6 +143,8 @@ def study_cost(tmp: Path, args: argparse.Namespace) -> None:
               f"{args.draws} draws {mean_aug * 1e3:6.1f} ms = {mean_aug / seconds:5.1%}"
               f"{'' if mean_aug / seconds < 0.1 else ' (ABOVE 10 %)'} | every sample warped "
               f"{worst_aug * 1e3:6.1f} ms = {worst_aug / seconds:5.1%}")
+        out.append({"granularity": gran, "step_s": seconds, "augment_mean_s": mean_aug, "augment_worst_s": worst_aug})
+    return out
 
 
 def train_one(step: loop.Step, batch: dict[str, torch.Tensor]) -> None:
@@ -155,11 +164,14 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=20, help="batches of study augmentation averaged")
     ap.add_argument("--big-seg", action="store_true", help="also time a resnet50 seg step (slow on a CPU)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args()
+    run = Run("augment")
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        throughput(Path(tmp), args)
-        study_cost(Path(tmp), args)
+        rates = throughput(Path(tmp), args)
+        cost = study_cost(Path(tmp), args)
+    run.write(args.json, {k: v for k, v in vars(args).items() if k != "json"}, {"throughput": rates, "study_cost": cost})
 
 
 if __name__ == "__main__":

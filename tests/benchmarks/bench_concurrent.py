@@ -4,7 +4,7 @@ epochs) through the real CLI in subprocesses. The baseline beside it is torch's 
 wait policy (threads spin while they wait: OMP_WAIT_POLICY=ACTIVE); spurspec sets PASSIVE.
 Target (issue 17): concurrent / sequential <= 1.3. Prints medians; asserts nothing.
 
-    .venv/bin/python tests/benchmarks/bench_concurrent.py [--repeats 3]
+    .venv/bin/python tests/benchmarks/bench_concurrent.py [--repeats 3] [--json PATH]
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import Run  # noqa: E402
 
 SPURSPEC = [sys.executable, "-m", "spurspec.cli.main"]
 
@@ -48,7 +51,9 @@ def measure(ds: Path, work: Path, policy: str) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args()
+    run = Run("concurrent")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         ds = work / "ds"
@@ -61,11 +66,15 @@ def main() -> None:
     print(f"two `spurspec train` runs (binary, small, 64 px, 1,200 images, 3 epochs), {os.cpu_count()} cores, "
           f"median of {args.repeats}")
     print(f"{'OMP_WAIT_POLICY':<34} {'in turn':>9} {'together':>9} {'ratio':>7}")
+    rows = []
     for policy, runs in results.items():
         seq = statistics.median(r[0] for r in runs)
         con = statistics.median(r[1] for r in runs)
         name = "ACTIVE (torch's default; baseline)" if policy == "ACTIVE" else "PASSIVE (spurspec's)"
         print(f"{name:<34} {seq:>8.1f}s {con:>8.1f}s {con / seq:>6.2f}x")
+        rows.append({"policy": policy, "sequential_s": seq, "concurrent_s": con, "ratio": con / seq,
+                     "runs": [list(r) for r in runs]})
+    run.write(args.json, {"repeats": args.repeats, "images": 1200, "size": 64, "epochs": 3}, {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
-"""Benchmark `ingest siim` on generated 1024x1024 JPEG-Baseline DICOMs at --size 256.
+"""Benchmark `ingest siim` on generated 1024x1024 JPEG-Baseline DICOMs, at each target size
+(--sizes, default 256 and 512).
 
-Side by side in one run (medians of --repeats): a bare loop of pydicom.dcmread(f).pixel_array plus
-a resize (pydicom's default decoder choice), the library's per-file decode (JPEG fast path), and the
-full `ingest` with 1 and 2 workers; the fast path's mean absolute difference from full decode +
-resize; and the peak RSS of a full ingest of --rss-sizes images in a child process each.
+Side by side in one run (medians of --repeats), per size: a bare loop of
+pydicom.dcmread(f).pixel_array plus a resize (pydicom's default decoder choice), the library's
+per-file decode (JPEG fast path: the decoder's limit, what one process can reach), and the full
+`ingest` with 1 and 2 workers (issue 17's targets: --workers 1 >= 0.9x decode only, --workers 2
+>= 1.8x --workers 1 where two cores are free); the fast path's mean absolute difference from
+full decode + resize; and the peak RSS of a full ingest of --rss-sizes images in a child process
+each (at the first size).
 
-    .venv/bin/python tests/benchmarks/bench_ingest_siim.py [--n 200] [--rss-sizes 1000,4000]
+    .venv/bin/python tests/benchmarks/bench_ingest_siim.py [--n 200] [--sizes 256,512]
+        [--rss-sizes 1000,4000] [--json PATH]
 """
 
 from __future__ import annotations
@@ -24,13 +29,20 @@ import numpy as np
 import pydicom
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the SIIM folder builder
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import Run  # noqa: E402
 from siim_builder import chest_like, jpeg_dicom_bytes  # noqa: E402
 
 from spurspec.datasets import siim  # noqa: E402
 from spurspec.imaging import dicom, rle  # noqa: E402
 from spurspec.imaging.resize import resize_image  # noqa: E402
 
-SIZE = 256
+CONTENDERS = {  # key in the JSON: what the row is
+    "bare": "bare loop: dcmread().pixel_array + resize",
+    "decode": "spurspec decode (JPEG fast path), 1 process",
+    "workers1": "spurspec ingest siim, --workers 1",
+    "workers2": "spurspec ingest siim, --workers 2",
+}
 
 
 def make_folder(root: Path, n: int, unique: int) -> list[Path]:
@@ -69,21 +81,21 @@ def timed(fn, repeats: int, setup=None) -> float:
     return statistics.median(times)
 
 
-def bare_loop(paths: list[Path]) -> None:
+def bare_loop(paths: list[Path], size: int) -> None:
     for p in paths:
-        resize_image(pydicom.dcmread(p).pixel_array, SIZE)
+        resize_image(pydicom.dcmread(p).pixel_array, size)
 
 
-def fast_loop(paths: list[Path]) -> None:
+def fast_loop(paths: list[Path], size: int) -> None:
     for p in paths:
-        dicom.decode(p, SIZE)
+        dicom.decode(p, size)
 
 
-def run_ingest(root: Path, out: Path, workers: int) -> None:
-    siim.ingest(siim.Config(root=root, out=out, size=SIZE, workers=workers), force=True)
+def run_ingest(root: Path, out: Path, workers: int, size: int) -> None:
+    siim.ingest(siim.Config(root=root, out=out, size=size, workers=workers), force=True)
 
 
-def rss_child(root: Path, out: Path, workers: int) -> dict:
+def rss_child(root: Path, out: Path, workers: int, size: int) -> dict:
     """Peak memory (MiB) of a fresh process running the full ingest: ru_maxrss (which counts the
     memory-mapped output arrays' resident pages), and sampled peaks of anonymous memory (the heap:
     what must stay flat) and file-backed memory (reclaimable page cache of images.npy/masks.npy)."""
@@ -99,61 +111,90 @@ def rss_child(root: Path, out: Path, workers: int) -> dict:
         "            if k in peak: peak[k] = max(peak[k], int(v.split()[0]))\n"
         "        time.sleep(0.02)\n"
         "threading.Thread(target=sample, daemon=True).start()\n"
-        "r, o, w = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])\n"
-        "siim.ingest(siim.Config(root=r, out=o, size=256, workers=w), force=True)\n"
+        "r, o, w, s = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])\n"
+        "siim.ingest(siim.Config(root=r, out=o, size=s, workers=w), force=True)\n"
         "me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
         "print(json.dumps({'maxrss': round(me), 'anon': round(peak['RssAnon'] / 1024), 'file': round(peak['RssFile'] / 1024), 'worker': round(kids)}))\n"
     )
-    res = subprocess.run([sys.executable, "-c", code, str(root), str(out), str(workers)], capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, "-c", code, str(root), str(out), str(workers), str(size)],
+                         capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def throughput(root: Path, tmp: Path, paths: list[Path], size: int, repeats: int) -> dict:
+    """Median seconds of each contender at one target size (interleaved: each repeat runs all)."""
+    fresh = lambda: shutil.rmtree(tmp / "out", ignore_errors=True)  # noqa: E731  (untimed)
+    fast_loop(paths[:5], size)  # warm imports and caches for every contender
+    bare_loop(paths[:5], size)
+    run_ingest(root, tmp / "out", 1, size)
+    fresh()
+    runs: dict[str, list[float]] = {k: [] for k in CONTENDERS}
+    for _ in range(repeats):
+        runs["bare"].append(timed(lambda: bare_loop(paths, size), 1))
+        runs["decode"].append(timed(lambda: fast_loop(paths, size), 1))
+        for w in (1, 2):
+            runs[f"workers{w}"].append(timed(lambda w=w: run_ingest(root, tmp / "out", w, size), 1, fresh))
+    return {k: {"seconds": v, "images_per_s": len(paths) / statistics.median(v)} for k, v in runs.items()}
+
+
+def fast_path_difference(paths: list[Path], size: int) -> dict:
+    diffs = []
+    for p in paths[: min(50, len(paths))]:
+        fast, _ = dicom.decode(p, size)
+        full = resize_image(pydicom.dcmread(p).pixel_array, size)[0]
+        diffs.append(np.abs(fast.astype(np.int16) - full.astype(np.int16)).mean())
+    return {"size": size, "mean": float(np.mean(diffs)), "max_per_image": float(np.max(diffs))}
+
+
+def print_table(n: int, repeats: int, rates: dict[int, dict]) -> None:
+    print(f"{n} DICOMs 1024x1024 JPEG-Baseline, median of {repeats}")
+    for size, rows in rates.items():
+        bare, decode = rows["bare"]["images_per_s"], rows["decode"]["images_per_s"]
+        print(f"-> {size}x{size}")
+        print(f"| {'path':<46} | images/s | vs bare loop |")
+        print(f"|{'-' * 48}|---------:|-------------:|")
+        for key, name in CONTENDERS.items():
+            print(f"| {name:<46} | {rows[key]['images_per_s']:8.1f} | {rows[key]['images_per_s'] / bare:11.2f}x |")
+        w1, w2 = rows["workers1"]["images_per_s"], rows["workers2"]["images_per_s"]
+        print(f"--workers 1 / decode only: {w1 / decode:.2f}x (target >= 0.9); --workers 2 / --workers 1: {w2 / w1:.2f}x (target >= 1.8)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=200, help="DICOMs in the throughput run")
+    ap.add_argument("--sizes", default="256,512", help="comma-separated target sizes")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rss-sizes", default="200,800", help="comma-separated dataset sizes for peak RSS (issue: 1000,4000)")
     ap.add_argument("--unique", type=int, default=200, help="distinct images generated for the RSS folders (rest are copies)")
+    ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args()
-
+    run = Run("ingest")
+    sizes = [int(x) for x in args.sizes.split(",") if x]
     tmp = Path(tempfile.mkdtemp(prefix="bench-siim-"))
     try:
         root = tmp / "siim"
         paths = make_folder(root, args.n, args.n)
-        fast_loop(paths[:5])  # warm imports and caches for every contender
-        bare_loop(paths[:5])
-        rows = []
-        bare = timed(lambda: bare_loop(paths), args.repeats)
-        rows.append(("bare loop: dcmread().pixel_array + resize", bare))
-        rows.append(("spurspec decode (JPEG fast path), 1 process", timed(lambda: fast_loop(paths), args.repeats)))
-        for w in (1, 2):
-            fresh = lambda: shutil.rmtree(tmp / "out", ignore_errors=True)  # noqa: E731  (untimed)
-            rows.append((f"spurspec ingest siim, --workers {w}", timed(lambda w=w: run_ingest(root, tmp / "out", w), args.repeats, fresh)))
-        print(f"{args.n} DICOMs 1024x1024 JPEG-Baseline -> {SIZE}x{SIZE}, median of {args.repeats}")
-        print(f"| {'path':<46} | images/s | vs bare loop |")
-        print(f"|{'-' * 48}|---------:|-------------:|")
-        for name, seconds in rows:
-            print(f"| {name:<46} | {args.n / seconds:8.1f} | {bare / seconds:11.2f}x |")
-
-        diffs = []
-        for p in paths[: min(50, len(paths))]:
-            fast, _ = dicom.decode(p, SIZE)
-            full = resize_image(pydicom.dcmread(p).pixel_array, SIZE)[0]
-            diffs.append(np.abs(fast.astype(np.int16) - full.astype(np.int16)).mean())
-        print(f"fast path vs full decode + resize: mean |diff| = {np.mean(diffs):.3f} grey levels (max per image {np.max(diffs):.3f})")
-
+        rates = {size: throughput(root, tmp, paths, size, args.repeats) for size in sizes}
+        print_table(args.n, args.repeats, rates)
+        diff = fast_path_difference(paths, sizes[0])
+        print(f"fast path vs full decode + resize at {sizes[0]}: mean |diff| = {diff['mean']:.3f} grey levels "
+              f"(max per image {diff['max_per_image']:.3f})")
+        rss = []
         for m in [int(x) for x in args.rss_sizes.split(",") if x]:
             big = tmp / f"siim{m}"
             make_folder(big, m, args.unique)
             for w in (1, 2):
-                r = rss_child(big, tmp / f"out{m}", w)
+                r = rss_child(big, tmp / f"out{m}", w, sizes[0])
+                rss.append({"images": m, "workers": w, "size": sizes[0], **r})
                 print(f"ingest of {m} images, --workers {w}: peak RSS {r['maxrss']} MiB = anonymous {r['anon']} MiB "
                       f"+ memory-mapped output {r['file']} MiB; largest worker RSS {r['worker']} MiB")
             shutil.rmtree(big)
             shutil.rmtree(tmp / f"out{m}", ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    run.write(args.json, {"images": args.n, "source": "1024x1024 JPEG-Baseline DICOM", "repeats": args.repeats,
+                          "sizes": sizes}, {"rates": {str(k): v for k, v in rates.items()}, "fast_path_diff": diff, "rss": rss})
 
 
 if __name__ == "__main__":

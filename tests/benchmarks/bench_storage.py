@@ -1,18 +1,23 @@
 """Why the dataset directory stores preprocessed images as one memory-mapped .npy array: reading
 random training batches from it, side by side in one run with the alternatives a folder of
 notebooks would use (one PNG per image, one .npy per image), at the training size. Prints
-images/s and ratios (medians). Usage: .venv/bin/python tests/benchmarks/bench_storage.py [--n 2000] [--size 256]"""
+images/s and ratios (medians). Usage:
+    .venv/bin/python tests/benchmarks/bench_storage.py [--n 2000] [--size 256] [--json PATH]"""
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import Run  # noqa: E402
 
 
 def _timed(read, order: np.ndarray, batch: int) -> float:
@@ -29,7 +34,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args()
+    run = Run("storage")
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -55,9 +62,12 @@ def main() -> None:
                 rates[name].append(_timed(read, order, args.batch))
         base = statistics.median(rates["one PNG per image"])
         print(f"{args.n} images at {args.size} px, random batches of {args.batch}, median of {args.repeats} (warm page cache)")
+        rows = []
         for name, values in rates.items():
             rate = statistics.median(values)
+            rows.append({"stored_as": name, "images_per_s": rate, "vs_png": rate / base, "runs": values})
             print(f"{name:<36} {rate:10.0f} images/s   {rate / base:6.1f}x PNG")
+    run.write(args.json, {"images": args.n, "size": args.size, "batch": args.batch, "repeats": args.repeats}, {"rows": rows})
 
 
 if __name__ == "__main__":
