@@ -46,7 +46,7 @@ def make(out: Path, n: int = 40, size: int = 32, channels: int = 1, seed: int = 
             "orig_height": pa.array([size] * n, pa.int32()),
             "orig_width": pa.array([size] * n, pa.int32()),
             # train_tubes=False: unknown on training images, as SIIM's tube labels are
-            "chest_tube": pa.array([None if not train_tubes and s == "train" else int(t) for s, t in zip(split, tube)],
+            "chest_tube": pa.array([None if not train_tubes and s == "train" else int(t) for s, t in zip(split, tube, strict=True)],
                                    pa.int8()),
         })
         w.finish(manifest, spurious=["chest_tube"], info={"name": "tiny"}, settings={"seed": seed, "n": n},
