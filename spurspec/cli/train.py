@@ -91,7 +91,7 @@ def command(
     epochs_this_run: Annotated[int | None, typer.Option(help="Stop after this many epochs now; continue later with --resume.")] = None,
     attribute: Annotated[str | None, typer.Option(help="Spurious attribute groupdro and dfr group by (default: the dataset's only one).")] = None,
     region: Annotated[Region | None, typer.Option(help="rrr and cam-loss: a positive's annotated region is its mask (seg) or its box (bbox) (default {default:region}).")] = None,  # type: ignore[valid-type]
-    compile_: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model (GPU runs; the first steps pay the compile time).")] = None,
+    compile_: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model (binary models; the first steps pay the compile time).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file of settings (flags override it).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,

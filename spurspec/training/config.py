@@ -121,7 +121,8 @@ class TrainConfig:
     jtt_epochs: int = 2
     jtt_upweight: float = 20.0
     dfr_subsamples: int = 10  # dfr: balanced subsamples whose logistic-regression weights are averaged (Kirichenko et al.'s 10)
-    # torch.compile the model (GPU runs; the first epoch pays the compile time).
+    # torch.compile the model (GPU runs; the first epoch pays the compile time). Binary models
+    # only: with torch 2.13 the U-Net decoders' compiled backward fails (trainer.check refuses it).
     compile: bool = False
 
 

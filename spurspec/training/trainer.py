@@ -91,6 +91,11 @@ def check(cfg: TrainConfig) -> tuple[granularity.Granularity, str]:
     metric = cfg.select_metric or gran.default_select
     if metric not in SELECT_METRICS:
         raise ConfigError(f"select_metric {metric!r} is not one of: {', '.join(SELECT_METRICS)}")
+    if cfg.compile and gran.pixel:
+        # Measured with torch 2.13 (CPU inductor): the U-Net decoders' backward fails an internal
+        # stride check (replication_pad2d_backward) on the first epoch; binary models compile.
+        raise ConfigError("--compile applies to binary models only: torch.compile fails on spurspec's U-Net "
+                          "decoders with this torch; train pixel granularities without it")
     if metric == "dice" and not gran.pixel:
         raise ConfigError("select_metric dice needs a pixel granularity (bbox, seg, grid:K); binary has no Dice")
     for key in ("epochs", "batch_size"):

@@ -45,7 +45,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--models", default="small,resnet50,study")
     ap.add_argument("--granularities", default="binary,seg")
     ap.add_argument("--augment", default="standard", help="spurspec's default; `study` for the study's list")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the model (TrainConfig.compile)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the binary models (TrainConfig.compile)")
     ap.add_argument("--workers", type=int, default=None, help="loader processes (default: spurspec's)")
     ap.add_argument("--dataset", type=Path, help="an existing dataset directory instead of generating one")
     ap.add_argument("--allow-cpu", action="store_true", help="without CUDA, run on the CPU (a smoke test)")
@@ -62,7 +62,8 @@ def device_name(cuda: bool) -> str:
 def one_run(ds: Path, out: Path, model: str, gran: str, args: argparse.Namespace, device: str) -> dict[str, Any]:
     """Train one model x granularity; its throughput from the train_log rows after the first."""
     cfg = TrainConfig(dataset=ds, out=out, granularity=gran, model=model, epochs=args.epochs, batch_size=args.batch,
-                      balance="none", patience=0, augment=args.augment, device=device, compile=args.compile,
+                      balance="none", patience=0, augment=args.augment, device=device,
+                      compile=args.compile and gran == "binary",  # trainer.check refuses it for U-Nets
                       workers=args.workers)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from spurspec.errors import ConfigError
 from spurspec.training import loop, models
+from spurspec.training.config import TrainConfig
 from spurspec.training.heads import PixelHead
-from spurspec.training.trainer import accelerator_options
+from spurspec.training.trainer import accelerator_options, check
 
 CPU = torch.device("cpu")
 S = 32
@@ -60,3 +62,9 @@ def test_bf16_autocast_and_channels_last_train_and_predict_like_fp32(pixel):
     assert abs(losses["gpu"][0] - losses["fp32"][0]) < 0.05 * losses["fp32"][0]  # bf16 keeps ~3 digits
     out = loop.predict(gpu_like, [batch], (lambda p: p.flatten(1).mean(1)) if pixel else None)
     assert out["score"].dtype == np.float64 and np.isfinite(out["loss"]).all()
+
+
+def test_compile_is_refused_for_pixel_models_before_anything_runs():
+    with pytest.raises(ConfigError, match="--compile applies to binary models only"):
+        check(TrainConfig(granularity="seg", compile=True))
+    check(TrainConfig(granularity="binary", compile=True))
