@@ -123,7 +123,7 @@ def require(name: str, have: dict[str, bool]) -> None:
 
 
 def check_settings(cfg: Any) -> None:
-    """The ranges of the methods' settings (TrainConfig's ssl_* and spl_* fields)."""
+    """The ranges of the methods' settings (TrainConfig's ssl_*, spl_*, rrr/cam/dro/jtt/dfr fields)."""
     rules = [
         ("ssl_teacher_decay", 0 <= cfg.ssl_teacher_decay < 1, "in [0, 1)"),
         ("ssl_threshold", 0.5 < cfg.ssl_threshold <= 1, "in (0.5, 1]"),
@@ -134,6 +134,12 @@ def check_settings(cfg: Any) -> None:
         ("spl_weight", cfg.spl_weight >= 0, ">= 0"),
         ("spl_temperature", cfg.spl_temperature > 0, "> 0"),
         ("spl_pixels", cfg.spl_pixels >= 2, "at least 2"),
+        ("rrr_weight", cfg.rrr_weight >= 0, ">= 0"),
+        ("cam_weight", cfg.cam_weight >= 0, ">= 0"),
+        ("dro_step", cfg.dro_step >= 0, ">= 0"),
+        ("jtt_epochs", cfg.jtt_epochs >= 1, "a whole number of epochs >= 1"),
+        ("jtt_upweight", cfg.jtt_upweight >= 1, ">= 1 (errors weigh at least as much as the rest)"),
+        ("dfr_subsamples", cfg.dfr_subsamples >= 1, "at least 1"),
     ]
     for key, ok, want in rules:
         if not ok:

@@ -14,7 +14,7 @@ import torch
 from spurspec.errors import ConfigError
 from spurspec.training import distributed, explain, groups, loop, models
 from spurspec.training.config import TrainConfig
-from spurspec.training.methods import METHODS, needs_kind, require
+from spurspec.training.methods import METHODS, check_settings, needs_kind, require
 
 S = 16
 CPU = torch.device("cpu")
@@ -219,3 +219,12 @@ def test_dfr_never_chooses_a_constant_head():
     chosen = groups.refit(x_fit, y, g, x_sel, y, g, subsamples=3, seed=0)
     assert np.any(chosen["weight"] != 0) and chosen["select_robust_auroc"] < 0.5
     assert chosen["C"] in groups.DFR_C_GRID
+
+
+@pytest.mark.parametrize("key, value", [("rrr_weight", -1.0), ("cam_weight", -0.1), ("dro_step", -0.01),
+                                        ("jtt_epochs", 0), ("jtt_upweight", 0.5), ("dfr_subsamples", 0)])
+def test_remedy_settings_out_of_range_are_refused(key, value):
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match=key):
+        check_settings(replace(TrainConfig(), **{key: value}))
