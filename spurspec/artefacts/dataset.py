@@ -5,7 +5,6 @@ place (so memory stays flat and a killed ingest leaves nothing); `Dataset` opens
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,37 +15,6 @@ import pyarrow as pa
 from spurspec.artefacts import io, provenance, schemas
 from spurspec.artefacts.layout import DatasetLayout
 from spurspec.errors import ArtefactError, ExistsError
-
-
-class _RowFile:
-    """A .npy file written row by row with positioned writes. Unlike a writable memmap, written
-    rows do not stay in the process's resident memory, so peak RSS is flat in the dataset size."""
-
-    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
-        self.path, self.dtype, self.shape = path, np.dtype(dtype), shape
-        # open_memmap writes the header and sizes the (sparse) file; no data page is touched.
-        header_only = np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=shape)
-        del header_only
-        with open(path, "rb") as fh:
-            fmt = np.lib.format
-            read_header = fmt.read_array_header_1_0 if fmt.read_magic(fh) == (1, 0) else fmt.read_array_header_2_0
-            read_header(fh)
-            self.offset = fh.tell()
-        self.row_bytes = int(np.prod(shape[1:])) * self.dtype.itemsize
-        self.fd = os.open(path, os.O_RDWR)
-
-    def write(self, i: int, row: np.ndarray) -> None:
-        os.pwrite(self.fd, np.ascontiguousarray(row, dtype=self.dtype).tobytes(), self.offset + i * self.row_bytes)
-
-    def read(self, i: int) -> np.ndarray:
-        data = os.pread(self.fd, self.row_bytes, self.offset + i * self.row_bytes)
-        return np.frombuffer(data, dtype=self.dtype).reshape(self.shape[1:])
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.fsync(self.fd)
-            os.close(self.fd)
-            self.fd = -1
 
 
 class DatasetWriter:
@@ -68,14 +36,14 @@ class DatasetWriter:
         self.n, self.size, self.channels = n, size, channels
         self._ctx = io.staging_dir(self.out)
         self._finished = False
-        self._files: list[_RowFile] = []
+        self._files: list[io.RowFile] = []
 
     def __enter__(self) -> DatasetWriter:
         self.staging = self._ctx.__enter__()
         self.layout = DatasetLayout(self.staging)
         rows = max(self.n, 1)
-        self.images = _RowFile(self.layout.images, np.uint8, (rows, self.channels, self.size, self.size))
-        self.masks = _RowFile(self.layout.masks, np.uint8, (rows, self.size, self.size))
+        self.images = io.RowFile(self.layout.images, np.uint8, (rows, self.channels, self.size, self.size))
+        self.masks = io.RowFile(self.layout.masks, np.uint8, (rows, self.size, self.size))
         self._files = [self.images, self.masks]
         self.written = np.zeros(self.n, dtype=bool)
         return self
@@ -140,9 +108,9 @@ class DatasetWriter:
     def _compact(self, keep_idx: np.ndarray) -> None:
         """Copy the kept rows into right-sized arrays (only when rows were rejected)."""
         for name in ("images", "masks"):
-            src: _RowFile = getattr(self, name)
+            src: io.RowFile = getattr(self, name)
             tmp = src.path.with_suffix(".compact.npy")
-            dst = _RowFile(tmp, src.dtype, (len(keep_idx), *src.shape[1:]))
+            dst = io.RowFile(tmp, src.dtype, (len(keep_idx), *src.shape[1:]))
             for j, i in enumerate(keep_idx.tolist()):
                 dst.write(j, src.read(i))
             dst.close()

@@ -1,7 +1,8 @@
 """Atomic writes: every artefact is written to a temporary file in the same directory and then
 renamed into place, so a killed stage never leaves a half-written table, array or checkpoint;
 whole directories are built in a staging folder and swapped in. `remove_leftovers` clears what a
-killed writer left behind (its temporary files and staging folders)."""
+killed writer left behind (its temporary files and staging folders). `RowFile` writes a .npy
+array row by row."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -150,3 +152,48 @@ def staging_dir(target: Path) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+class RowFile:
+    """A .npy file written row by row with positioned writes. Unlike a writable memmap, written
+    rows do not stay in the process's resident memory, so peak RSS is flat in the array's size;
+    and a full disk is an OSError from the write (which the CLI reports in one line), where a
+    memmap's page fault on a full disk kills the process with SIGBUS."""
+
+    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+        self.path, self.dtype, self.shape = path, np.dtype(dtype), shape
+        # open_memmap writes the header and sizes the (sparse) file; no data page is touched.
+        header_only = np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=shape)
+        del header_only
+        with open(path, "rb") as fh:
+            fmt = np.lib.format
+            read_header = fmt.read_array_header_1_0 if fmt.read_magic(fh) == (1, 0) else fmt.read_array_header_2_0
+            read_header(fh)
+            self.offset = fh.tell()
+        self.row_bytes = int(np.prod(shape[1:])) * self.dtype.itemsize
+        self.fd = os.open(path, os.O_RDWR)
+
+    def write(self, i: int, row: np.ndarray) -> None:
+        data = np.ascontiguousarray(row, dtype=self.dtype)
+        if data.nbytes != self.row_bytes:
+            raise ValueError(f"{self.path}: row {i} holds {data.nbytes} bytes, not {self.row_bytes}")
+        try:
+            os.pwrite(self.fd, data, self.offset + i * self.row_bytes)  # the array's buffer, no copy
+        except OSError as exc:  # name the file: a bare ENOSPC says nothing about where
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+
+    def read(self, i: int) -> np.ndarray:
+        data = os.pread(self.fd, self.row_bytes, self.offset + i * self.row_bytes)
+        return np.frombuffer(data, dtype=self.dtype).reshape(self.shape[1:])
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> RowFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

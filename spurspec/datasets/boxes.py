@@ -139,8 +139,7 @@ def _write_boxes(cfg: DeriveBoxesConfig, ds: Dataset, grids: tuple[int, ...],
     rows: list[dict[str, int | str]] = []
     area_fracs: list[float] = []
     grid_arrays = {k: np.zeros((n, k, k), dtype=np.uint8) for k in grids}
-    with io.atomic_path(layout.box_masks, suffix=".npy") as tmp:
-        filled = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size))
+    with io.atomic_path(layout.box_masks, suffix=".npy") as tmp, io.RowFile(tmp, np.uint8, (n, size, size)) as filled:
         for i in np.flatnonzero(man["has_mask"]):
             image_id, height, width = man["image_id"][i], int(man["orig_height"][i]), int(man["orig_width"][i])
             mask, mask_scale = _mask_for(image_id, i, rles, train_masks, height, width, layout.mask_rle)
@@ -151,12 +150,11 @@ def _write_boxes(cfg: DeriveBoxesConfig, ds: Dataset, grids: tuple[int, ...],
             train_boxes = [bx.to_training(b, height, width, size) for b in boxes]
             rows += [_row(image_id, j, b, t) for j, (b, t) in enumerate(zip(boxes, train_boxes, strict=True))]
             if train_boxes:
-                filled[i] = bx.fill_boxes(train_boxes, size)
-                area_fracs.append(float(filled[i].mean()))
+                box_mask = bx.fill_boxes(train_boxes, size)
+                filled.write(i, box_mask)
+                area_fracs.append(float(box_mask.mean()))
             for k in grids:
                 grid_arrays[k][i] = bx.grid_mask(mask, k)
-        filled.flush()
-        del filled
     for k in grids:
         with io.atomic_path(layout.grid(k), suffix=".npy") as tmp, open(tmp, "wb") as fh:
             np.save(fh, grid_arrays[k])

@@ -21,6 +21,7 @@ import pyarrow as pa
 from scipy import ndimage
 
 from spurspec import config as configlib
+from spurspec.artefacts import io
 from spurspec.artefacts.dataset import DatasetWriter, up_to_date
 from spurspec.artefacts.layout import DatasetLayout
 from spurspec.artefacts.schemas import SPLITS, attribute_name_problem
@@ -255,8 +256,6 @@ def spurious_region(cfg: Config) -> dict[str, Any]:
 
 def _write_spurious_masks(path: Path, rles: list[str], size: int) -> None:
     """(N, size, size) uint8 {0, 1}, written row by row from the workers' RLE (memory stays flat)."""
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(rles), size, size))
-    for i, text in enumerate(rles):
-        out[i] = rle.decode(text, size, size)
-    out.flush()
-    del out
+    with io.RowFile(path, np.uint8, (len(rles), size, size)) as out:
+        for i, text in enumerate(rles):
+            out.write(i, rle.decode(text, size, size))

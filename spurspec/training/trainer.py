@@ -543,7 +543,7 @@ def _record_epoch(run: _Run, state: _State, row: dict[str, Any]) -> bool:
                       epoch=row["epoch"], best=state.best, best_epoch=state.best_epoch, log=state.log, meta=meta,
                       method=run.step.objective.state_dict())
         if is_best:
-            checkpoint.save(run.layout.checkpoint("best"), **kwargs)
+            checkpoint.save(run.layout.checkpoint("best"), **kwargs, resumable=False)
         checkpoint.save(run.layout.checkpoint("last"), **kwargs)
         # Rows of a log begun by an older spurspec lack the method columns: null there.
         rows = [{**dict.fromkeys(schemas.TRAIN_LOG.names), **r} for r in state.log]

@@ -48,7 +48,8 @@ def test_method_trains_at_each_pixel_granularity_and_predicts(cli, dataset, tmp_
     assert all(row[c] is None for c in set(log_columns()) - set(own))
     cfg = tomllib.loads(run.config.read_text())
     assert cfg["method"] == method and "ssl_threshold" in cfg and "spl_temperature" in cfg
-    assert STATE[method] in torch.load(run.checkpoint("best"), weights_only=True)["method"]
+    assert STATE[method] in torch.load(run.checkpoint("last"), weights_only=True)["method"]
+    assert "method" not in torch.load(run.checkpoint("best"), weights_only=True)  # scoring needs the model only
     settings = json.loads(run.provenance("train").read_text())["settings"]
     assert settings["unlabelled_train_images"] == (8 if method == "seg-ssl" else 0)
     preds = predict_split(run.root, "test", n_saliency=0).predictions  # loads the model strictly

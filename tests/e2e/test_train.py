@@ -39,6 +39,7 @@ def test_each_granularity_trains_and_predicts(cli, dataset, tmp_path, gran):
     assert (log[0]["val_dice"] == log[0]["val_dice"]) == (gran != "binary")  # NaN for binary only
     state = torch.load(run.checkpoint("best"), weights_only=True)
     assert state["meta"]["granularity"] == gran and state["epoch"] == 0
+    assert "optimizer" not in state and "optimizer" in torch.load(run.checkpoint("last"), weights_only=True)
     out = predict_split(run.root, "test", n_saliency=3)
     preds = out.predictions
     summaries = set(preds.column("summary").to_pylist())
