@@ -17,6 +17,30 @@ from spurspec.artefacts.layout import DatasetLayout
 from spurspec.errors import ArtefactError, ExistsError
 
 
+@dataclass
+class RowSink:
+    """Where decoded rows go: the images and masks arrays being written, checked row by row.
+    Worker processes write through their own `reopened()` sink, so a decoded image never
+    travels back to the parent."""
+
+    images: io.RowFile
+    masks: io.RowFile
+    channels: int
+    size: int
+
+    def put(self, i: int, image: np.ndarray, mask: np.ndarray | None) -> None:
+        if image.ndim == 2:
+            image = image[None]
+        if image.shape != (self.channels, self.size, self.size) or image.dtype != np.uint8:
+            raise ValueError(f"image {i}: expected uint8 {(self.channels, self.size, self.size)}, got {image.dtype} {image.shape}")
+        self.images.write(i, image)
+        if mask is not None:  # the file is sparse: an absent mask reads as zeros
+            self.masks.write(i, mask)
+
+    def reopened(self) -> RowSink:
+        return RowSink(self.images.reopened(), self.masks.reopened(), self.channels, self.size)
+
+
 class DatasetWriter:
     """Usage:
 
@@ -25,6 +49,7 @@ class DatasetWriter:
             w.finish(manifest_rows, spurious=[...], keep=good_indices, ...)
 
     `put` may be called in any order; rows never `put` or not in `keep` are dropped at finish.
+    A worker process may write a row through `sink` instead; the parent then `mark`s it written.
     """
 
     def __init__(self, out: Path, n: int, size: int, channels: int, force: bool = False) -> None:
@@ -48,14 +73,16 @@ class DatasetWriter:
         self.written = np.zeros(self.n, dtype=bool)
         return self
 
+    @property
+    def sink(self) -> RowSink:
+        return RowSink(self.images, self.masks, self.channels, self.size)
+
     def put(self, i: int, image: np.ndarray, mask: np.ndarray | None) -> None:
-        if image.ndim == 2:
-            image = image[None]
-        if image.shape != (self.channels, self.size, self.size) or image.dtype != np.uint8:
-            raise ValueError(f"image {i}: expected uint8 {(self.channels, self.size, self.size)}, got {image.dtype} {image.shape}")
-        self.images.write(i, image)
-        if mask is not None:
-            self.masks.write(i, mask)
+        self.sink.put(i, image, mask)
+        self.mark(i)
+
+    def mark(self, i: int) -> None:
+        """Row i holds a decoded image (written here or by a worker through `sink`)."""
         self.written[i] = True
 
     def finish(

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,17 +155,23 @@ def staging_dir(target: Path) -> Iterator[Path]:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+# Bytes a RowFile writes before it flushes them to disk in the background.
+FLUSH_BYTES = 32 << 20
+
+
 class RowFile:
     """A .npy file written row by row with positioned writes. Unlike a writable memmap, written
     rows do not stay in the process's resident memory, so peak RSS is flat in the array's size;
     and a full disk is an OSError from the write (which the CLI reports in one line), where a
     memmap's page fault on a full disk kills the process with SIGBUS."""
 
-    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...], create: bool = True) -> None:
+        """`create` writes the header and sizes the file; otherwise the file (made by another
+        RowFile, e.g. in the parent of a worker process) is opened for writing as it is."""
         self.path, self.dtype, self.shape = path, np.dtype(dtype), shape
-        # open_memmap writes the header and sizes the (sparse) file; no data page is touched.
-        header_only = np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=shape)
-        del header_only
+        if create:  # open_memmap writes the header and sizes the (sparse) file; no data page is touched
+            header_only = np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=shape)
+            del header_only
         with open(path, "rb") as fh:
             fmt = np.lib.format
             read_header = fmt.read_array_header_1_0 if fmt.read_magic(fh) == (1, 0) else fmt.read_array_header_2_0
@@ -172,6 +179,13 @@ class RowFile:
             self.offset = fh.tell()
         self.row_bytes = int(np.prod(shape[1:])) * self.dtype.itemsize
         self.fd = os.open(path, os.O_RDWR)
+        self._unflushed = 0
+        self._flusher: threading.Thread | None = None
+        self._flush_error: OSError | None = None
+
+    def reopened(self) -> RowFile:
+        """Another handle on the same file, for a worker process writing rows of its own."""
+        return RowFile(self.path, self.dtype, self.shape, create=False)
 
     def write(self, i: int, row: np.ndarray) -> None:
         data = np.ascontiguousarray(row, dtype=self.dtype)
@@ -181,14 +195,41 @@ class RowFile:
             os.pwrite(self.fd, data, self.offset + i * self.row_bytes)  # the array's buffer, no copy
         except OSError as exc:  # name the file: a bare ENOSPC says nothing about where
             raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+        self._unflushed += self.row_bytes
+        if self._unflushed >= FLUSH_BYTES and (self._flusher is None or not self._flusher.is_alive()):
+            # Flush what is written so far in a thread (fdatasync waits in the kernel without the
+            # GIL), so the disk works while decoding goes on and close()'s fsync waits for the
+            # last stretch only, not the whole array.
+            self._check_flush()
+            self._flusher = threading.Thread(target=self._flush, name=f"flush {self.path.name}", daemon=True)
+            self._flusher.start()
+            self._unflushed = 0
+
+    def _flush(self) -> None:
+        try:
+            os.fdatasync(self.fd)
+        except OSError as exc:  # kept for the writer's thread: the kernel reports an error once
+            self._flush_error = OSError(exc.errno, exc.strerror, str(self.path))
+
+    def _check_flush(self) -> None:
+        if self._flusher is not None:
+            self._flusher.join()
+            self._flusher = None
+        if self._flush_error is not None:
+            raise self._flush_error
 
     def read(self, i: int) -> np.ndarray:
         data = os.pread(self.fd, self.row_bytes, self.offset + i * self.row_bytes)
         return np.frombuffer(data, dtype=self.dtype).reshape(self.shape[1:])
 
     def close(self) -> None:
-        if self.fd >= 0:
+        """fsync flushes the file's pages whichever handle wrote them (workers' included)."""
+        if self.fd < 0:
+            return
+        try:
+            self._check_flush()
             os.fsync(self.fd)
+        finally:
             os.close(self.fd)
             self.fd = -1
 

@@ -1,5 +1,6 @@
-"""What every ingest shares: decoding items in parallel (a process pool streaming small arrays
-back to the writer, so memory stays flat), the one collector of bad inputs (`--skip-bad`, or
+"""What every ingest shares: decoding items in parallel (a process pool whose workers write their
+rows into the output arrays themselves and send back only the manifest facts, so memory stays
+flat and the parent does almost nothing), the one collector of bad inputs (`--skip-bad`, or
 stop naming the file or row), the count tables the CLI prints, and the decode-and-write step of
 sources that list image files (`ingest folder`, `ingest isic`): Item, parse_binary,
 assign_splits, write_dataset. Reads the listed files; writes through DatasetWriter."""
@@ -17,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from spurspec.artefacts import locks
-from spurspec.artefacts.dataset import DatasetWriter
+from spurspec.artefacts.dataset import DatasetWriter, RowSink
 from spurspec.artefacts.schemas import SPLITS
 from spurspec.config import check_seed
 from spurspec.datasets.splits import split_groups
@@ -108,11 +109,32 @@ def locked_ingest(out: Path, run: Callable[[], IngestResult]) -> IngestResult:
     return result
 
 
-def _call(fn: Callable[[Any], Decoded], index: int, payload: Any) -> tuple[int, Decoded | None, str | None]:
+def _call(fn: Callable[[Any], Decoded], sink: RowSink, index: int, payload: Any) -> tuple[int, dict[str, Any] | None, str | None]:
+    """Decode one item and write its row: (index, facts, None), or (index, None, reason)."""
     try:
-        return index, fn(payload), None
+        decoded = fn(payload)
     except InputError as exc:
         return index, None, str(exc)
+    sink.put(index, decoded.image, decoded.mask)
+    return index, decoded.facts, None
+
+
+# Items per task sent to a worker: enough to pay the pool's per-task cost (~0.2 ms) rarely, few
+# enough that two workers stay evenly loaded to the end of a small ingest.
+CHUNK = 4
+
+# A worker process's own handle on the arrays being written (set once by _open_sink).
+_WORKER_SINK: RowSink | None = None
+
+
+def _open_sink(sink: RowSink) -> None:
+    global _WORKER_SINK
+    _WORKER_SINK = sink.reopened()
+
+
+def _call_chunk(fn: Callable[[Any], Decoded], chunk: list[tuple[int, Any]]) -> list[tuple[int, dict[str, Any] | None, str | None]]:
+    assert _WORKER_SINK is not None, "worker started without _open_sink"
+    return [_call(fn, _WORKER_SINK, index, payload) for index, payload in chunk]
 
 
 def decode_all(
@@ -124,7 +146,7 @@ def decode_all(
     progress: Callable[..., None] | None = None,
 ) -> tuple[list[int], dict[int, dict[str, Any]]]:
     """Decode `items` = [(input name, payload)] with `decode` (a top-level function, so it can
-    run in worker processes) and put each result into the writer at its index.
+    run in worker processes) and write each result into the writer's row at its index.
 
     Returns (kept indices, facts by index); bad items go to `rejects`, which stops at the first
     one without skip_bad, so the caller's writer writes nothing.
@@ -133,36 +155,42 @@ def decode_all(
     facts: dict[int, dict[str, Any]] = {}
     if progress is not None:
         progress(0, total=len(items))
-    for index, result, error in _run(items, decode, workers):
+    for index, found, error in _run(items, decode, writer.sink, workers):
         if error is not None:
             rejects.reject(items[index][0], error)
         else:
-            writer.put(index, result.image, result.mask)
-            facts[index] = result.facts
+            writer.mark(index)
+            facts[index] = found
             kept.append(index)
         if progress is not None:
             progress(1)
     return kept, facts
 
 
-def _run(items: list[tuple[str, Any]], decode: Callable[[Any], Decoded], workers: int) -> Iterator[tuple[int, Decoded | None, str | None]]:
+def _run(items: list[tuple[str, Any]], decode: Callable[[Any], Decoded], sink: RowSink,
+         workers: int) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(index, facts, error) per item in order; rows are written by whoever decoded them."""
     if workers <= 1:
         for i, (_, payload) in enumerate(items):
-            yield _call(decode, i, payload)
+            yield _call(decode, sink, i, payload)
         return
     # 'spawn' would re-import torch in every worker; fork is safe here and starts instantly (the
     # only other thread is the output lock's heartbeat, which holds nothing a child could need).
+    # Each worker writes its rows itself (positioned writes to its own handle), so only the
+    # manifest facts travel back; items go in chunks, so per-task overhead is paid once per chunk.
     ctx = mp.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    indexed = [(i, payload) for i, (_, payload) in enumerate(items)]
+    chunks = [indexed[k : k + CHUNK] for k in range(0, len(indexed), CHUNK)]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_open_sink, initargs=(sink,)) as pool:
         # Bounded window of futures: results stream back in order without queuing the dataset.
-        window = workers * 8
+        window = workers * 4
         pending: list[Any] = []
-        for i in range(len(items)):
-            pending.append(pool.submit(_call, decode, i, items[i][1]))
+        for chunk in chunks:
+            pending.append(pool.submit(_call_chunk, decode, chunk))
             if len(pending) >= window:
-                yield pending.pop(0).result()
+                yield from pending.pop(0).result()
         for fut in pending:
-            yield fut.result()
+            yield from fut.result()
 
 
 def _split_order(split: str) -> int:

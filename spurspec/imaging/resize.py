@@ -40,10 +40,62 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     if mask.shape == (size, size):
         return mask.astype(np.uint8)
     covered, full = _area(mask, size)
-    out = (covered >= full / 2).astype(np.uint8)  # area fraction >= 0.5
-    if mask.any() and not out.any():
+    return _threshold(covered, full, mask.any())
+
+
+def resize_mask_band(band: np.ndarray, top: int, shape: tuple[int, int], size: int,
+                     transpose: bool = False) -> np.ndarray:
+    """resize_mask of a mask of `shape` that is zero outside rows [top, top + len(band)), from the
+    band alone (`transpose`: the result's transpose, C-ordered). Where block sums apply
+    (`band_step`), `top` and the band's height must be multiples of band_step(shape, size) and
+    only the band's cells are summed and transposed; otherwise the full mask is rebuilt. The same
+    result as resize_mask, at a lesion's cost rather than the image's."""
+    step = band_step(shape, size)
+    band = band if band.dtype == np.bool_ else band > 0
+    if step is None or shape == (size, size):
+        mask = np.zeros(shape, dtype=bool)
+        mask[top : top + len(band)] = band
+        out = resize_mask(mask, size)
+        return np.ascontiguousarray(out.T) if transpose else out
+    if top % step or len(band) % step:
+        raise ValueError(f"band rows [{top}, {top + len(band)}) are not aligned to {step}")
+    fx = shape[1] // size
+    counts = _block_sums(band, step, fx, np.min_scalar_type(step * fx))
+    cells = _threshold(counts, step * fx, band.any())  # zero outside the band, so the same cells
+    out = np.zeros((size, size), dtype=np.uint8)
+    rows = slice(top // step, (top + len(band)) // step)
+    if transpose:
+        out[:, rows] = cells.T
+    else:
+        out[rows] = cells
+    return out
+
+
+def band_step(shape: tuple[int, int], size: int) -> int | None:
+    """The row factor of the block-sum path (each side a power-of-two multiple of `size`), or
+    None where Pillow's filter is used."""
+    factors = [side // size for side in shape]
+    fits = all(side == f * size and f >= 1 and f & (f - 1) == 0 for side, f in zip(shape, factors, strict=True))
+    return factors[0] if fits else None
+
+
+def _threshold(covered: np.ndarray, full: int | float, any_set: bool) -> np.ndarray:
+    """Area fraction >= 0.5; a non-empty mask keeps at least its strongest cell."""
+    out = (covered >= full / 2).astype(np.uint8)
+    if any_set and not out.any():
         out[np.unravel_index(int(np.argmax(covered)), covered.shape)] = 1
     return out
+
+
+def _block_sums(mask: np.ndarray, fy: int, fx: int, dtype: np.dtype) -> np.ndarray:
+    """Sums of (fy, fx) blocks of a bool mask whose sides are multiples of them (powers of two),
+    by halving: exact integer counts."""
+    counts = mask.view(np.uint8).astype(dtype, copy=False)
+    while fx > 1:
+        counts, fx = counts[:, 0::2] + counts[:, 1::2], fx // 2
+    while fy > 1:
+        counts, fy = counts[0::2] + counts[1::2], fy // 2
+    return counts
 
 
 def _area(mask: np.ndarray, size: int) -> tuple[np.ndarray, int | float]:
@@ -52,20 +104,15 @@ def _area(mask: np.ndarray, size: int) -> tuple[np.ndarray, int | float]:
     summed by halving, over the rows the mask touches: ~0.2-0.5 ms for a SIIM lesion where
     Pillow's float box filter takes ~6 ms. There the box weights are powers of two, so Pillow's
     fractions are these counts divided exactly: both give the same mask. Other shapes use Pillow."""
-    factors = [side // size for side in mask.shape]
-    if all(side == f * size and f & (f - 1) == 0 for side, f in zip(mask.shape, factors, strict=True)):
-        fy, fx = factors
+    fy = band_step(mask.shape, size)
+    if fy is not None:
+        fx = mask.shape[1] // size
         dtype = np.min_scalar_type(fy * fx)
         covered = np.zeros((size, size), dtype=dtype)
         rows = np.flatnonzero(mask.any(axis=1))  # a lesion spans a few rows: sum only their blocks
         if len(rows):
             top, bottom = rows[0] // fy, rows[-1] // fy + 1
-            counts = mask[top * fy : bottom * fy].view(np.uint8).astype(dtype, copy=False)
-            while fx > 1:
-                counts, fx = counts[:, 0::2] + counts[:, 1::2], fx // 2
-            while fy > 1:
-                counts, fy = counts[0::2] + counts[1::2], fy // 2
-            covered[top:bottom] = counts
-        return covered, factors[0] * factors[1]
+            covered[top:bottom] = _block_sums(mask[top * fy : bottom * fy], fy, fx, dtype)
+        return covered, fy * fx
     img = Image.fromarray(mask.astype(np.float32))
     return np.asarray(img.resize((size, size), Image.Resampling.BOX), dtype=np.float32), 1.0

@@ -11,7 +11,7 @@ from spurspec.errors import InputError
 EMPTY = "-1"
 
 
-def _runs(text: str, n: int | None) -> tuple[np.ndarray, np.ndarray]:
+def parse_runs(text: str, n: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Absolute run starts and lengths (int64) of a non-empty RLE string over `n` pixels (None:
     the image size is not known yet, so runs are not bounds-checked), validated."""
     try:
@@ -34,7 +34,7 @@ def syntax_error(text: str) -> str | None:
     if text.strip() in ("", EMPTY):
         return None
     try:
-        _runs(text, None)
+        parse_runs(text, None)
     except InputError as exc:
         return str(exc)
     return None
@@ -45,7 +45,7 @@ def paint(flat: np.ndarray, text: str) -> None:
     Painting runs as slices costs ~0.2 ms a SIIM row where a full-image cumulative sum costs ~10."""
     if text.strip() in ("", EMPTY):
         return
-    starts, runs = _runs(text, len(flat))
+    starts, runs = parse_runs(text, len(flat))
     for start, run in zip(starts.tolist(), runs.tolist(), strict=True):
         flat[start : start + run] = True
 
@@ -75,7 +75,7 @@ def canonical(rles: list[str], n: int) -> str:
     """The RLE `encode` gives for the union of several RLE rows over `n` pixels, worked out from
     the runs alone: ingest writes one canonical string per image, and merging the few hundred
     runs costs ~0.05 ms where scanning the painted 1024x1024 mask costs ~1.5."""
-    parsed = [_runs(t, n) for t in rles if t.strip() not in ("", EMPTY)]
+    parsed = [parse_runs(t, n) for t in rles if t.strip() not in ("", EMPTY)]
     if not parsed:
         return EMPTY
     starts = np.concatenate([s for s, _ in parsed])

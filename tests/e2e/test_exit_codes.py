@@ -132,10 +132,12 @@ def test_exit_code_and_one_error_line(cli, study, tmp_path, case, code, args):
     )
 
 
-def test_full_disk_is_one_line_and_leaves_nothing(cli, tmp_path, monkeypatch):
-    """A disk that fills while ingest writes its arrays: exit 1, one `error:` line naming the
-    file and the system's reason, and no dataset folder or staging leftover (a writable memmap
-    would have died of SIGBUS here instead)."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_full_disk_is_one_line_and_leaves_nothing(cli, tmp_path, monkeypatch, workers):
+    """A disk that fills while ingest writes its arrays (in this process, or in forked workers
+    that write their own rows): exit 1, one `error:` line naming the file and the system's
+    reason, and no dataset folder or staging leftover (a writable memmap would have died of
+    SIGBUS here instead)."""
     import errno
     import os
 
@@ -143,7 +145,7 @@ def test_full_disk_is_one_line_and_leaves_nothing(cli, tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "pwrite", full)
-    res = cli(["ingest", "synthetic", "--out", tmp_path / "ds", *SMALL, "--workers", "1"], expect=1)
+    res = cli(["ingest", "synthetic", "--out", tmp_path / "ds", *SMALL, "--workers", str(workers)], expect=1)
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "No space left on device" in lines[0], res.stderr
     assert "images.npy" in lines[0]

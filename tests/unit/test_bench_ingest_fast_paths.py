@@ -1,7 +1,10 @@
 """The ingest speed-ups of issue 17 (item 4) keep ingest's output byte-identical: the mask resize
 by block sums equals Pillow's float box filter (the path it replaced, rebuilt here as the oracle)
-for power-of-two factors, and the canonical RLE worked out from runs equals re-encoding the
-painted union, on random, overlapping, touching and zero-length runs and on the real SIIM rows."""
+for power-of-two factors; resizing only the band of rows a lesion touches (and transposing only
+that band) equals resizing the whole mask; SIIM's union painted as a band equals the codec's
+full-image union; the canonical RLE worked out from runs equals re-encoding the painted
+union, on random, overlapping, touching and zero-length runs and on the real SIIM rows; and the
+output arrays' background flush keeps rows exact and loses no error."""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ import pytest
 from PIL import Image
 from siim_builder import real_rows
 
+from spurspec.datasets.siim import union_transposed
 from spurspec.imaging import rle
-from spurspec.imaging.resize import resize_mask
+from spurspec.imaging.resize import band_step, resize_mask, resize_mask_band
 
 
 def pillow_resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
@@ -45,6 +49,46 @@ def test_mask_resize_of_a_transposed_view_matches():
     assert np.array_equal(resize_mask(mask.T, 256), pillow_resize_mask(mask.T, 256))
 
 
+@pytest.mark.parametrize(("shape", "size"), [((1024, 1024), 256), ((1024, 1024), 512), ((512, 1024), 128),
+                                             ((96, 96), 32), ((100, 80), 40), ((64, 64), 64)])
+def test_mask_resize_of_a_band_matches_the_whole_mask(shape, size):
+    rng = np.random.default_rng(sum(shape) * size)
+    step = band_step(shape, size) or 1
+    for _ in range(20):
+        top = int(rng.integers(0, shape[0] // step)) * step
+        height = int(rng.integers(1, (shape[0] - top) // step + 1)) * step
+        band = rng.random((height, shape[1])) < rng.choice([0.0005, 0.01, 0.3, 0.7])
+        band[:, : int(rng.integers(0, shape[1]))] = False  # often sparse, sometimes a single speck
+        mask = np.zeros(shape, dtype=bool)
+        mask[top : top + height] = band
+        want = resize_mask(mask, size)
+        assert np.array_equal(resize_mask_band(band, top, shape, size), want), (top, height)
+        got_t = resize_mask_band(band, top, shape, size, transpose=True)
+        assert got_t.flags.c_contiguous and np.array_equal(got_t, want.T), (top, height)
+
+
+def test_band_rows_must_be_aligned():
+    with pytest.raises(ValueError, match="not aligned"):
+        resize_mask_band(np.ones((3, 1024), dtype=bool), 2, (1024, 1024), 256)
+
+
+@pytest.mark.parametrize("step", [1, 2, 4, 8])
+def test_siim_union_band_is_the_full_union(step):
+    rng = np.random.default_rng(step)
+    for _ in range(30):
+        texts = [random_rle(rng, 64 * 48) for _ in range(int(rng.integers(1, 4)))]
+        full = rle.union(texts, 64, 48)  # (height 64, width 48); the band is of its transpose
+        found = union_transposed([(f"r{k}", t) for k, t in enumerate(texts)], 64, 48, step)
+        if not full.any():
+            assert found is None or not found[0].any()
+            continue
+        band, top = found
+        assert top % step == 0 and (len(band) % step == 0 or top + len(band) == 48)
+        rebuilt = np.zeros((48, 64), dtype=bool)
+        rebuilt[top : top + len(band)] = band
+        assert np.array_equal(rebuilt, full.T)
+
+
 def random_rle(rng: np.random.Generator, n: int) -> str:
     tokens, pos = [], 0
     while True:
@@ -75,3 +119,33 @@ def test_canonical_matches_on_real_siim_rows(real_data):
     assert len(multi) > 2000
     for texts in multi:
         assert rle.canonical(texts, 1024 * 1024) == rle.encode(rle.union(texts, 1024, 1024))
+
+
+def test_row_file_flushes_in_the_background_and_reports_its_errors(tmp_path, monkeypatch):
+    """RowFile starts an fdatasync every FLUSH_BYTES (the rows still read back exactly), and an
+    error of that background flush is raised by the writer's next flush or close, naming the file
+    (the kernel reports a writeback error once, so a lost one would be a silent corrupt array)."""
+    import errno
+    import os
+
+    from spurspec.artefacts import io
+
+    monkeypatch.setattr(io, "FLUSH_BYTES", 4096)
+    calls = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: calls.append(fd) or real(fd))
+    rows = np.random.default_rng(0).integers(0, 255, size=(16, 64, 64), dtype=np.uint8)
+    with io.RowFile(tmp_path / "a.npy", np.uint8, rows.shape) as out:
+        for i, row in enumerate(rows):
+            out.write(i, row)
+    assert calls and np.array_equal(np.load(tmp_path / "a.npy"), rows)
+
+    def failing(fd):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    out = io.RowFile(tmp_path / "b.npy", np.uint8, rows.shape)
+    out.write(0, rows[0])  # 4096 bytes: the background flush starts, and fails
+    with pytest.raises(OSError, match="Input/output error") as caught:
+        out.close()
+    assert caught.value.filename == str(tmp_path / "b.npy") and out.fd == -1
