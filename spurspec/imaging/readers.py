@@ -84,7 +84,7 @@ def read_image(path: Path, draft_size: int | None = None) -> tuple[np.ndarray, t
 
 
 @contextlib.contextmanager
-def _open_pillow(path: Path, what: str) -> Iterator[Image.Image]:
+def open_pillow(path: Path, what: str) -> Iterator[Image.Image]:
     """The image with only its header read, its size checked against MAX_PIXELS. Pillow's own
     decompression-bomb guard (a warning, then an error, far above MAX_PIXELS, without saying the
     size) is off while the header is read: the check here supersedes it."""
@@ -104,7 +104,7 @@ def _open_pillow(path: Path, what: str) -> Iterator[Image.Image]:
 
 
 def _read_pillow(path: Path, draft_size: int | None) -> tuple[np.ndarray, tuple[int, int]]:
-    with _open_pillow(path, "image") as img:
+    with open_pillow(path, "image") as img:
         orig = (img.height, img.width)
         if draft_size is not None and img.format == "JPEG":
             img.draft(img.mode, (draft_size, draft_size))
@@ -180,7 +180,7 @@ def read_mask(path: Path) -> np.ndarray:
     elif kind == "dicom":
         arr = _dicom_mask(path)
     else:
-        with _open_pillow(path, "mask") as img:
+        with open_pillow(path, "mask") as img:
             img.load()
             arr = np.asarray(img.convert("L")) if img.mode in ("RGB", "RGBA", "P", "LA") else _pillow_array(img)
     if arr.ndim != 2:

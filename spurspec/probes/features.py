@@ -243,9 +243,9 @@ def read_overlay(path: Path, size: int, scale: float) -> np.ndarray:
     first; an overlay without transparency, or fully transparent, is refused (exit 2)."""
     from PIL import Image
 
-    from spurspec.imaging.readers import _open_pillow
+    from spurspec.imaging.readers import open_pillow
 
-    with _open_pillow(Path(path), "overlay") as img:
+    with open_pillow(Path(path), "overlay") as img:
         if img.mode not in ("RGBA", "LA", "PA") and not (img.mode in ("P", "L", "RGB") and "transparency" in img.info):
             raise InputError(f"{path}: overlay has no alpha channel (mode {img.mode}); save it as an RGBA PNG whose "
                              "transparent pixels leave the image unchanged")
