@@ -28,14 +28,17 @@ class RowSink:
     channels: int
     size: int
 
-    def put(self, i: int, image: np.ndarray, mask: np.ndarray | None) -> None:
+    def put(self, i: int, image: np.ndarray, mask: np.ndarray | None) -> bool:
+        """Write row i; True if its mask holds a pixel."""
         if image.ndim == 2:
             image = image[None]
         if image.shape != (self.channels, self.size, self.size) or image.dtype != np.uint8:
             raise ValueError(f"image {i}: expected uint8 {(self.channels, self.size, self.size)}, got {image.dtype} {image.shape}")
         self.images.write(i, image)
-        if mask is not None:  # the file is sparse: an absent mask reads as zeros
-            self.masks.write(i, mask)
+        if mask is None:  # the file is sparse: an absent mask reads as zeros
+            return False
+        self.masks.write(i, mask)
+        return bool(mask.any())
 
     def reopened(self) -> RowSink:
         return RowSink(self.images.reopened(), self.masks.reopened(), self.channels, self.size)
@@ -71,6 +74,7 @@ class DatasetWriter:
         self.masks = io.RowFile(self.layout.masks, np.uint8, (rows, self.size, self.size))
         self._files = [self.images, self.masks]
         self.written = np.zeros(self.n, dtype=bool)
+        self.regions = np.zeros(self.n, dtype=bool)
         return self
 
     @property
@@ -78,12 +82,13 @@ class DatasetWriter:
         return RowSink(self.images, self.masks, self.channels, self.size)
 
     def put(self, i: int, image: np.ndarray, mask: np.ndarray | None) -> None:
-        self.sink.put(i, image, mask)
-        self.mark(i)
+        self.mark(i, self.sink.put(i, image, mask))
 
-    def mark(self, i: int) -> None:
-        """Row i holds a decoded image (written here or by a worker through `sink`)."""
+    def mark(self, i: int, region: bool) -> None:
+        """Row i holds a decoded image (written here or by a worker through `sink`), and a
+        region in its mask if `region`."""
         self.written[i] = True
+        self.regions[i] = region
 
     def finish(
         self,
@@ -120,8 +125,11 @@ class DatasetWriter:
             io.write_table(self.layout.mask_rle, mask_rle, schemas.MASK_RLE)
         if rejects is not None and rejects.num_rows:
             io.write_table(self.layout.rejects, rejects, schemas.REJECTS)
+        labels = manifest.column("label").to_numpy(zero_copy_only=False)
         full_info = {
             **info,
+            # Counted while writing, so no stage rescans masks.npy to ask (heads.dataset_classes).
+            "negatives_with_regions": int((self.regions[keep_idx] & (labels == 0)).sum()),
             "size": self.size,
             "channels": self.channels,
             "n_images": int(len(keep_idx)),

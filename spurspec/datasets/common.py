@@ -109,14 +109,18 @@ def locked_ingest(out: Path, run: Callable[[], IngestResult]) -> IngestResult:
     return result
 
 
-def _call(fn: Callable[[Any], Decoded], sink: RowSink, index: int, payload: Any) -> tuple[int, dict[str, Any] | None, str | None]:
-    """Decode one item and write its row: (index, facts, None), or (index, None, reason)."""
+Result = tuple[int, dict[str, Any] | None, bool, str | None]  # index, facts, mask has a region, error
+
+
+def _call(fn: Callable[[Any], Decoded], sink: RowSink, index: int, payload: Any) -> Result:
+    """Decode one item and write its row: (index, facts, region, None), or (index, None, False,
+    reason)."""
     try:
         decoded = fn(payload)
     except InputError as exc:
-        return index, None, str(exc)
-    sink.put(index, decoded.image, decoded.mask)
-    return index, decoded.facts, None
+        return index, None, False, str(exc)
+    region = sink.put(index, decoded.image, decoded.mask)
+    return index, decoded.facts, region, None
 
 
 # Items per task sent to a worker: enough to pay the pool's per-task cost (~0.2 ms) rarely, few
@@ -132,7 +136,7 @@ def _open_sink(sink: RowSink) -> None:
     _WORKER_SINK = sink.reopened()
 
 
-def _call_chunk(fn: Callable[[Any], Decoded], chunk: list[tuple[int, Any]]) -> list[tuple[int, dict[str, Any] | None, str | None]]:
+def _call_chunk(fn: Callable[[Any], Decoded], chunk: list[tuple[int, Any]]) -> list[Result]:
     assert _WORKER_SINK is not None, "worker started without _open_sink"
     return [_call(fn, _WORKER_SINK, index, payload) for index, payload in chunk]
 
@@ -155,11 +159,11 @@ def decode_all(
     facts: dict[int, dict[str, Any]] = {}
     if progress is not None:
         progress(0, total=len(items))
-    for index, found, error in _run(items, decode, writer.sink, workers):
+    for index, found, region, error in _run(items, decode, writer.sink, workers):
         if error is not None:
             rejects.reject(items[index][0], error)
         else:
-            writer.mark(index)
+            writer.mark(index, region)
             facts[index] = found
             kept.append(index)
         if progress is not None:
@@ -168,8 +172,8 @@ def decode_all(
 
 
 def _run(items: list[tuple[str, Any]], decode: Callable[[Any], Decoded], sink: RowSink,
-         workers: int) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """(index, facts, error) per item in order; rows are written by whoever decoded them."""
+         workers: int) -> Iterator[Result]:
+    """A Result per item in order; rows are written by whoever decoded them."""
     if workers <= 1:
         for i, (_, payload) in enumerate(items):
             yield _call(decode, sink, i, payload)

@@ -48,6 +48,9 @@ def dataset_classes(setting: str, dataset) -> int:
     training and prediction both ask here, so they always agree."""
     if setting != "auto":
         return classes_for(setting, False)
+    counted = dataset.info.get("negatives_with_regions")  # written by ingest since issue 17
+    if counted is not None:
+        return classes_for(setting, counted > 0)
     column = dataset.manifest.column
     has_mask = column("has_mask").to_numpy(zero_copy_only=False)
     labels = column("label").to_numpy(zero_copy_only=False)

@@ -84,6 +84,9 @@ def test_artefacts_and_labels_equal_annotation_file(trap_dataset):
         assert np.abs(images[k].astype(int) - resize_image(rgb, 8).astype(int)).max() <= 2, image_id
         mask_file = next((out.parent / "in" / MASKS_DIR).glob(f"{image_id}_*egmentation.png"))
         assert np.array_equal(masks[k], resize_mask(np.asarray(Image.open(mask_file)) > 0, 8)), image_id
+    # Counted by the worker processes (--workers 2) that wrote the masks: benign lesions with a region.
+    benign_regions = sum(1 for k, label in enumerate(m["label"]) if label == 0 and masks[k].any())
+    assert ds.info["negatives_with_regions"] == benign_regions > 0
 
 
 @pytest.mark.slow

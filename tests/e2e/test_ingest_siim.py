@@ -57,6 +57,7 @@ def test_stage1_ingest_manifest_masks_splits_and_rerun(stage1, tmp_path, cli):
     assert {"view_position", "sex", "age"} <= set(ds.manifest.column_names)
     images, masks = ds.images(), ds.masks()
     assert images.shape == (len(real_by_id), 1, 64, 64) and masks.shape == (len(real_by_id), 64, 64)
+    assert ds.info["negatives_with_regions"] == 0  # a film without pneumothorax has an empty mask
     full = {r["image_id"]: r for r in pq.read_table(out / "mask_rle.parquet").to_pylist()}
     for row, image_id in enumerate(m["image_id"]):
         assert m["row"][row] == row

@@ -64,6 +64,25 @@ def test_targets_of_a_dataset_with_benign_masks(tmp_path):
         assert (t == 2).any() == bool(labels[row]) and (t == 1).any() == (lesion[row] and not labels[row])
 
 
+def test_the_count_of_negatives_with_regions_is_written_at_ingest_and_read_without_a_scan(tmp_path, monkeypatch):
+    """dataset.json counts the negatives whose mask holds a pixel (12 of 18 images here have
+    lesions, 6 benign), so choosing the head reads one number; a dataset written before the count
+    existed is still scanned, with the same answer."""
+    import json
+
+    from spurspec.training import heads
+
+    _lesions(tmp_path / "ds", n=18)
+    info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    assert info["negatives_with_regions"] == 6
+    monkeypatch.setattr(heads, "negatives_have_regions", lambda *a, **k: pytest.fail("scanned masks.npy"))
+    assert heads.dataset_classes("auto", Dataset.open(tmp_path / "ds")) == 3
+    monkeypatch.undo()
+    del info["negatives_with_regions"]
+    (tmp_path / "ds" / "dataset.json").write_text(json.dumps(info))
+    assert heads.dataset_classes("auto", Dataset.open(tmp_path / "ds")) == 3
+
+
 def _test_auroc(root, run):
     import pyarrow.parquet as pq
 
