@@ -123,7 +123,7 @@ def _call(fn: Callable[[Any], Decoded], sink: RowSink, index: int, payload: Any)
     return index, decoded.facts, region, None
 
 
-# Items per task sent to a worker: enough to pay the pool's per-task cost (~0.2 ms) rarely, few
+# Items per task sent to a worker: enough that the pool's per-task round trip is paid rarely, few
 # enough that two workers stay evenly loaded to the end of a small ingest.
 CHUNK = 4
 

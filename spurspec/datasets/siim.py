@@ -101,11 +101,9 @@ def assign_splits(
     return out
 
 
-def union_transposed(rows: Sequence[tuple[str, str]], height: int, width: int, step: int = 1) -> tuple[np.ndarray, int] | None:
-    """OR of SIIM RLE rows in the RLE's own pixel order, the mask's C-ordered transpose (width,
-    height), as (band, top): only the transposed rows [top, top + len(band)) that the runs touch,
-    widened to multiples of `step` (a lesion covers a few percent of a film, so nothing is spent
-    on the rest). None if every row is '-1'; errors name the CSV row `where`."""
+def parse_rows(rows: Sequence[tuple[str, str]], height: int, width: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The runs (starts, lengths) of each non-empty SIIM RLE row of one image, validated against
+    its size; errors name the CSV row `where`."""
     parsed = []
     for where, text in rows:
         if text.strip() in ("", rle.EMPTY):
@@ -114,6 +112,15 @@ def union_transposed(rows: Sequence[tuple[str, str]], height: int, width: int, s
             parsed.append(rle.parse_runs(text, height * width))
         except InputError as exc:
             raise InputError(f"{where}: {exc}") from None
+    return parsed
+
+
+def union_transposed(parsed: list[tuple[np.ndarray, np.ndarray]], height: int, width: int,
+                     step: int = 1) -> tuple[np.ndarray, int] | None:
+    """OR of parsed SIIM RLE rows in the RLE's own pixel order, the mask's C-ordered transpose
+    (width, height), as (band, top): only the transposed rows [top, top + len(band)) that the runs
+    touch, widened to multiples of `step` (a lesion covers a few percent of a film, so nothing is
+    spent on the rest). None if no row has a run."""
     parsed = [(starts, runs) for starts, runs in parsed if len(runs)]
     if not parsed:
         return None
@@ -138,14 +145,15 @@ def decode_item(payload: tuple[str, int, tuple[tuple[str, str], ...]]) -> Decode
         msg = str(exc)  # decode_all names the file; drop dicom's own copy of the name
         raise InputError(msg[len(path) + 2 :] if msg.startswith(f"{path}: ") else msg) from None
     shape_t = (facts.cols, facts.rows)  # the RLE's order: the transposed mask
-    found = union_transposed(rows, facts.rows, facts.cols, band_step(shape_t, size) or 1)
+    parsed = parse_rows(rows, facts.rows, facts.cols)
+    found = union_transposed(parsed, facts.rows, facts.cols, band_step(shape_t, size) or 1)
     if found is None or not found[0].any():  # None for negatives (~78% of SIIM)
         return Decoded(image=pixels[None], mask=None, facts={**facts.as_dict(), "rle": rle.EMPTY})
     # Resizing the transpose and transposing the small result equals resizing the mask (square
     # target); the canonical RLE (what re-encoding the painted mask gives) comes from the rows'
     # runs, without scanning the full-size mask.
     small = resize_mask_band(*found, shape_t, size, transpose=True)
-    text = rle.canonical([t for _, t in rows], facts.rows * facts.cols)
+    text = rle.canonical_runs(parsed)
     return Decoded(image=pixels[None], mask=small, facts={**facts.as_dict(), "rle": text})
 
 

@@ -75,7 +75,11 @@ def canonical(rles: list[str], n: int) -> str:
     """The RLE `encode` gives for the union of several RLE rows over `n` pixels, worked out from
     the runs alone: ingest writes one canonical string per image, and merging the few hundred
     runs costs ~0.05 ms where scanning the painted 1024x1024 mask costs ~1.5."""
-    parsed = [parse_runs(t, n) for t in rles if t.strip() not in ("", EMPTY)]
+    return canonical_runs([parse_runs(t, n) for t in rles if t.strip() not in ("", EMPTY)])
+
+
+def canonical_runs(parsed: list[tuple[np.ndarray, np.ndarray]]) -> str:
+    """`canonical` of rows already parsed by `parse_runs`."""
     if not parsed:
         return EMPTY
     starts = np.concatenate([s for s, _ in parsed])

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from siim_builder import real_rows
 
-from spurspec.datasets.siim import union_transposed
+from spurspec.datasets.siim import parse_rows, union_transposed
 from spurspec.imaging import rle
 from spurspec.imaging.resize import band_step, resize_mask, resize_mask_band
 
@@ -78,7 +78,7 @@ def test_siim_union_band_is_the_full_union(step):
     for _ in range(30):
         texts = [random_rle(rng, 64 * 48) for _ in range(int(rng.integers(1, 4)))]
         full = rle.union(texts, 64, 48)  # (height 64, width 48); the band is of its transpose
-        found = union_transposed([(f"r{k}", t) for k, t in enumerate(texts)], 64, 48, step)
+        found = union_transposed(parse_rows([(f"r{k}", t) for k, t in enumerate(texts)], 64, 48), 64, 48, step)
         if not full.any():
             assert found is None or not found[0].any()
             continue

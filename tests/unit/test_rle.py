@@ -96,22 +96,22 @@ def test_union_rejects_any_bad_row():
 def test_ingest_union_matches_codec_on_real_rows(real):
     """`ingest siim` paints runs itself (60x faster than a full-image cumsum); it must agree
     with the codec on real single- and multi-row images."""
-    from spurspec.datasets.siim import union_transposed
+    from spurspec.datasets.siim import parse_rows, union_transposed
 
     ids = sorted(i for i, rows in real.items() if rle.EMPTY not in rows)
     picked = [i for i in ids if len(real[i]) > 1][:15] + ids[:15]
     for image_id in picked:
         rows = [(f"row{k}", t) for k, t in enumerate(real[image_id])]
-        band, top = union_transposed(rows, 1024, 1024, 4)
+        band, top = union_transposed(parse_rows(rows, 1024, 1024), 1024, 1024, 4)
         full_t = np.zeros((1024, 1024), dtype=bool)
         full_t[top : top + len(band)] = band
         assert np.array_equal(full_t.T, rle.union(real[image_id], 1024, 1024))
-    assert union_transposed([("r", rle.EMPTY)], 1024, 1024) is None
+    assert union_transposed(parse_rows([("r", rle.EMPTY)], 1024, 1024), 1024, 1024) is None
 
 
 @pytest.mark.parametrize(("text", "why"), [("5 2 7", "odd number"), ("60 10", "runs past the image"), ("3 x", "not an integer"), ("3 -2", "negative")])
 def test_ingest_union_rejects_malformed_rows_naming_them(text, why):
-    from spurspec.datasets.siim import union_transposed
+    from spurspec.datasets.siim import parse_rows
 
     with pytest.raises(InputError, match=rf"^labels\.csv:7: .*{why}"):
-        union_transposed([("labels.csv:7", text)], 8, 8)
+        parse_rows([("labels.csv:7", text)], 8, 8)
