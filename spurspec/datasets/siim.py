@@ -232,7 +232,8 @@ def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) ->
         notes.append(f"--limit: kept a stratified {len(keep)} of {len(items)} images (label x chest_tube)")
         items = [items[i] for i in keep]
 
-    work = [(str(it.path), (str(it.path), cfg.size, tuple((f"{labels_path}:{r.line}", r.text) for r in it.rows))) for it in items]
+    labels_name = str(labels_path)  # formatted once: one CSV row name per RLE row, 10,000s of them
+    work = [(str(it.path), (str(it.path), cfg.size, tuple((f"{labels_name}:{r.line}", r.text) for r in it.rows))) for it in items]
     workers = min(cfg.workers or min(os.cpu_count() or 1, 8), len(items))
     with DatasetWriter(cfg.out, n=len(items), size=cfg.size, channels=1, force=force) as writer:
         kept, facts = decode_all(work, decode_item, writer, workers, rejects, progress)
