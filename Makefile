@@ -41,7 +41,7 @@ BENCH_OUT ?= .github/readme/bench
 BENCH := $(PY) tests/benchmarks
 
 bench: $(STAMP)
-	$(BENCH)/bench_ingest_siim.py --n 500 --repeats 9 --sizes 256,512 --rss-sizes 1000,4000 --json $(BENCH_OUT)/ingest.json
+	$(BENCH)/bench_ingest_siim.py --n 500 --repeats 7 --sizes 256,512 --rss-sizes 1000,4000 --json $(BENCH_OUT)/ingest.json
 	$(BENCH)/bench_storage.py --json $(BENCH_OUT)/storage.json
 	$(BENCH)/bench_train.py --repeats 3 --json $(BENCH_OUT)/train.json
 	$(BENCH)/bench_augment.py --repeats 3 --json $(BENCH_OUT)/augment.json

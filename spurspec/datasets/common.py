@@ -127,16 +127,24 @@ def _call(fn: Callable[[Any], Decoded], sink: RowSink, index: int, payload: Any)
 # enough that two workers stay evenly loaded to the end of a small ingest.
 CHUNK = 4
 
-# A worker process's own handle on the arrays being written (set once by _open_sink).
-_WORKER_SINK: RowSink | None = None
+# A worker process's own handle on the arrays being written (set once by _open_sink), or the
+# error that opening it raised.
+_WORKER_SINK: RowSink | OSError | None = None
 
 
 def _open_sink(sink: RowSink) -> None:
     global _WORKER_SINK
-    _WORKER_SINK = sink.reopened()
+    try:
+        _WORKER_SINK = sink.reopened()
+    except OSError as exc:
+        # Raised by the worker's first task instead: an initializer's exception only breaks the
+        # pool (BrokenProcessPool, which names neither the file nor the reason).
+        _WORKER_SINK = OSError(exc.errno, exc.strerror, exc.filename)
 
 
 def _call_chunk(fn: Callable[[Any], Decoded], chunk: list[tuple[int, Any]]) -> list[Result]:
+    if isinstance(_WORKER_SINK, OSError):
+        raise _WORKER_SINK
     assert _WORKER_SINK is not None, "worker started without _open_sink"
     return [_call(fn, _WORKER_SINK, index, payload) for index, payload in chunk]
 

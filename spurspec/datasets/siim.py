@@ -147,14 +147,16 @@ def decode_item(payload: tuple[str, int, tuple[tuple[str, str], ...]]) -> Decode
     shape_t = (facts.cols, facts.rows)  # the RLE's order: the transposed mask
     parsed = parse_rows(rows, facts.rows, facts.cols)
     found = union_transposed(parsed, facts.rows, facts.cols, band_step(shape_t, size) or 1)
+    # The manifest's `source` (symlinks resolved) is found here, in parallel, not by the parent.
+    known = {**facts.as_dict(), "source": os.path.realpath(path)}
     if found is None or not found[0].any():  # None for negatives (~78% of SIIM)
-        return Decoded(image=pixels[None], mask=None, facts={**facts.as_dict(), "rle": rle.EMPTY})
+        return Decoded(image=pixels[None], mask=None, facts={**known, "rle": rle.EMPTY})
     # Resizing the transpose and transposing the small result equals resizing the mask (square
     # target); the canonical RLE (what re-encoding the painted mask gives) comes from the rows'
     # runs, without scanning the full-size mask.
     small = resize_mask_band(*found, shape_t, size, transpose=True)
     text = rle.canonical_runs(parsed)
-    return Decoded(image=pixels[None], mask=small, facts={**facts.as_dict(), "rle": text})
+    return Decoded(image=pixels[None], mask=small, facts={**known, "rle": text})
 
 
 def _inputs(root: Path, cfg: Config) -> tuple[Path, list[Path], dict[str, str]]:
@@ -193,7 +195,7 @@ def _manifest(items: list[siim_inputs.SiimItem], facts: dict[int, dict[str, Any]
         cols["split"].append(splits.get(i, "train"))
         cols["label"].append(item.label)
         cols["has_mask"].append(True)  # SIIM annotates every image; negatives have an empty mask
-        cols["source"].append(str(item.path.resolve()))
+        cols["source"].append(f.get("source", str(item.path)))  # rejected rows are dropped
         cols["orig_height"].append(f.get("rows", 0))
         cols["orig_width"].append(f.get("cols", 0))
         cols["chest_tube"].append(item.tube)

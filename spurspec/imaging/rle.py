@@ -18,6 +18,8 @@ def parse_runs(text: str, n: int | None) -> tuple[np.ndarray, np.ndarray]:
         numbers = np.array(text.split(), dtype=np.int64)
     except ValueError:
         raise InputError(f"RLE has a token that is not an integer: {text.strip()[:40]!r}") from None
+    except OverflowError:  # no image has 2**63 pixels; numpy raises this, not ValueError
+        raise InputError(f"RLE has a number too large for any image: {max(text.split(), key=len)[:40]!r}") from None
     if len(numbers) % 2:
         raise InputError(f"RLE has an odd number of tokens ({len(numbers)})")
     if (numbers < 0).any():

@@ -5,7 +5,8 @@ Side by side in one run (medians of --repeats), per size: a bare loop of
 pydicom.dcmread(f).pixel_array plus a resize (pydicom's default decoder choice), the library's
 per-file decode (JPEG fast path: the decoder's limit, what one process can reach), and the full
 `ingest` with 1 and 2 workers (issue 17's targets: --workers 1 >= 0.9x decode only, --workers 2
->= 1.8x --workers 1 where two cores are free, each the median of the ratios within a repeat); the fast path's mean absolute difference from
+>= 1.8x --workers 1 where two cores are free, each the median of the ratios within a repeat, whose
+runs are ordered ABBA so a linear drift cancels); the fast path's mean absolute difference from
 full decode + resize; and the peak RSS of a full ingest of --rss-sizes images in a child process
 each (at the first size).
 
@@ -123,27 +124,34 @@ def rss_child(root: Path, out: Path, workers: int, size: int) -> dict:
 
 
 def throughput(root: Path, tmp: Path, paths: list[Path], size: int, repeats: int, bare_n: int) -> dict:
-    """Median seconds of each contender at one target size (interleaved: each repeat runs all).
-    The bare loop, 5x slower and only the reference for the 'vs bare loop' column, times the
-    first `bare_n` images."""
+    """Median seconds of each contender at one target size, and the targets' ratios per repeat.
+    Each repeat runs the bare loop, then decode, --workers 1, --workers 2, --workers 2,
+    --workers 1, decode (ABBA): both ratios compare runs whose mean position in the repeat is the
+    same, so a drift of the machine's speed that is linear over a repeat cancels out of them (this
+    virtual machine's speed wanders by up to +-20 % from one second to the next). The bare loop,
+    5x slower and only the reference for the 'vs bare loop' column, times the first `bare_n`."""
     fresh = lambda: shutil.rmtree(tmp / "out", ignore_errors=True)  # noqa: E731  (untimed)
     fast_loop(paths[:5], size)  # warm imports and caches for every contender
     bare_loop(paths[:5], size)
     run_ingest(root, tmp / "out", 1, size)
     fresh()
+    contender = {"decode": lambda: fast_loop(paths, size),
+                 "workers1": lambda: run_ingest(root, tmp / "out", 1, size),
+                 "workers2": lambda: run_ingest(root, tmp / "out", 2, size)}
     runs: dict[str, list[float]] = {k: [] for k in CONTENDERS}
+    paired: dict[str, list[float]] = {"workers1_vs_decode": [], "workers2_vs_workers1": []}
     for _ in range(repeats):
         runs["bare"].append(timed(lambda: bare_loop(paths[:bare_n], size), 1))
-        runs["decode"].append(timed(lambda: fast_loop(paths, size), 1))
-        for w in (1, 2):
-            runs[f"workers{w}"].append(timed(lambda w=w: run_ingest(root, tmp / "out", w, size), 1, fresh))
+        took = {k: 0.0 for k in contender}
+        for key in ("decode", "workers1", "workers2", "workers2", "workers1", "decode"):
+            seconds = timed(contender[key], 1, fresh)
+            runs[key].append(seconds)
+            took[key] += seconds
+        paired["workers1_vs_decode"].append(took["decode"] / took["workers1"])
+        paired["workers2_vs_workers1"].append(took["workers1"] / took["workers2"])
     images = {k: min(bare_n, len(paths)) if k == "bare" else len(paths) for k in runs}
     rates = {k: {"images": images[k], "seconds": v, "images_per_s": images[k] / statistics.median(v)} for k, v in runs.items()}
-    # The targets as ratios within each repeat (the contenders run back to back there), so a slow
-    # spell of the virtual machine, which moves every contender of one repeat, cancels out.
-    paired = {"workers1_vs_decode": [d / w for d, w in zip(runs["decode"], runs["workers1"], strict=True)],
-              "workers2_vs_workers1": [a / b for a, b in zip(runs["workers1"], runs["workers2"], strict=True)]}
-    return {**rates, "paired": {k: {"per_repeat": v, "median": statistics.median(v)} for k, v in paired.items()}}
+    return {**rates, "design": "ABBA", "paired": {k: {"per_repeat": v, "median": statistics.median(v)} for k, v in paired.items()}}
 
 
 def fast_path_difference(paths: list[Path], size: int) -> dict:

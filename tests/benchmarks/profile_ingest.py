@@ -5,7 +5,15 @@ prose quotes, reproducible. On generated 1024x1024 JPEG-Baseline DICOMs (a quart
    transpose only the rows the lesion touches) beside the full-image path it replaced;
 2. how much this machine's speed drifts: the same decode loop timed --drift times in a row;
 3. cProfile of the decode-only loop and of a whole ingest of the same files: both totals, the
-   functions only ingest runs (largest first), and the closing fsync.
+   functions only ingest runs (largest first), and the closing fsync;
+4. how long closing the output arrays waits for the disk, with the background flush every 32 MB
+   (before) and every io.FLUSH_BYTES (now), medians of 3 ingests each;
+5. the serial part of an ingest (everything but the decode loop: finding and fingerprinting the
+   files, the label CSV, the manifest, closing and writing the outputs) with 1 and 2 workers, and
+   finding the DICOMs by directory entries (now) against rglob + is_file (before);
+6. per image, what ingest's worker function (decode_item: decode plus the mask and the manifest
+   facts) costs beyond decoding, for negatives and for images with a lesion, and the mask work of
+   a lesion image timed alone (medians of 9 interleaved passes over 200 files).
 
     .venv/bin/python tests/benchmarks/profile_ingest.py [--n 1000] [--size 512] [--drift 8]
 """
@@ -76,6 +84,99 @@ def profiled(fn) -> tuple[dict, float]:
     return {k: v[2] for k, v in stats.stats.items()}, stats.total_tt
 
 
+def close_wait(root: Path, out: Path, size: int) -> None:
+    from spurspec.artefacts import io
+
+    now, waits = io.FLUSH_BYTES, {}
+    real_close = io.RowFile.close
+
+    def close(self: io.RowFile) -> None:
+        start = time.perf_counter()
+        real_close(self)
+        spent.append(time.perf_counter() - start)
+
+    io.RowFile.close = close
+    try:
+        for every in (32 << 20, now):
+            io.FLUSH_BYTES, totals = every, []
+            for _ in range(3):
+                spent: list[float] = []
+                run_ingest(root, out, 1, size)
+                shutil.rmtree(out)
+                totals.append(sum(spent))
+            waits[every] = sorted(totals)[1]
+    finally:
+        io.RowFile.close, io.FLUSH_BYTES = real_close, now
+    print("closing the arrays waited " + ", ".join(f"{t * 1e3:.0f} ms with a background flush every {b >> 20} MB"
+                                                 for b, t in waits.items()))
+
+
+def serial_part(root: Path, out: Path, size: int) -> None:
+    from spurspec.datasets import siim_inputs
+
+    real = siim.decode_all
+    inside: list[float] = []
+
+    def timed_decode_all(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            inside.append(time.perf_counter() - start)
+
+    siim.decode_all = timed_decode_all
+    try:
+        for workers in (1, 2):
+            serial = []
+            for _ in range(3):
+                start = time.perf_counter()
+                run_ingest(root, out, workers, size)
+                serial.append(time.perf_counter() - start - inside.pop())
+                shutil.rmtree(out)
+            print(f"serial part of an ingest, --workers {workers}: {sorted(serial)[1] * 1e3:.0f} ms (median of 3)")
+    finally:
+        siim.decode_all = real
+    labels = root / "stage_2_train.csv"
+    images = root / "stage_2_images"
+    entries = per_call_ms(lambda: siim_inputs.find_dicoms(root, labels), 5)
+    rglob = per_call_ms(lambda: sorted({p for p in images.rglob("*") if p.suffix.lower() == ".dcm" and p.is_file()}), 5)
+    print(f"finding {len(list(images.iterdir()))} DICOMs: {entries:.1f} ms by directory entries, {rglob:.1f} ms by rglob + is_file")
+
+
+def per_image(root: Path, size: int) -> None:
+    from spurspec.datasets import siim_inputs
+    from spurspec.datasets.common import Rejects
+
+    labels = root / "stage_2_train.csv"
+    rows = siim_inputs.read_rle_csv(labels, Rejects(False))
+    items = siim_inputs.pair(labels, rows, siim_inputs.find_dicoms(root, labels), None, None, Rejects(False))[:200]
+    work = {label: [(str(it.path), size, tuple((f"row{r.line}", r.text) for r in it.rows)) for it in items
+                    if it.label == label] for label in (0, 1)}
+    step = band_step((1024, 1024), size) or 1
+
+    def masks() -> None:  # decode_item's mask work for every lesion image, without the decoding
+        for _, _, rle_rows in work[1]:
+            parsed = siim.parse_rows(rle_rows, 1024, 1024)
+            resize_mask_band(*siim.union_transposed(parsed, 1024, 1024, step), (1024, 1024), size, transpose=True)
+            rle.canonical_runs(parsed)
+
+    passes: dict[str, list[float]] = {}
+    for _ in range(9):
+        for label, payloads in work.items():
+            for name, fn in (("decode", lambda p=payloads: fast_loop([Path(w[0]) for w in p], size)),
+                             ("item", lambda p=payloads: [siim.decode_item(w) for w in p])):
+                start = time.perf_counter()
+                fn()
+                passes.setdefault(f"{name}{label}", []).append((time.perf_counter() - start) / len(payloads))
+        start = time.perf_counter()
+        masks()
+        passes.setdefault("masks", []).append((time.perf_counter() - start) / len(work[1]))
+    ms = {k: sorted(v)[len(v) // 2] * 1e3 for k, v in passes.items()}
+    print(f"per image at {size} px, decode_item beyond decoding: negatives {ms['item0'] - ms['decode0']:+.2f} ms "
+          f"(decoding {ms['decode0']:.2f} ms), lesion images {ms['item1'] - ms['decode1']:+.2f} ms; "
+          f"their mask work alone {ms['masks']:.2f} ms")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000, help="DICOMs ingested (200 distinct, the rest copies)")
@@ -104,6 +205,10 @@ def main() -> None:
         print("functions only ingest runs (own time):")
         for seconds, (file, line, name) in only:
             print(f"  {seconds:6.3f} s  {name} ({Path(file).name}:{line})")
+        shutil.rmtree(tmp / "out")
+        close_wait(tmp / "siim", tmp / "out", args.size)
+        serial_part(tmp / "siim", tmp / "out", args.size)
+        per_image(tmp / "siim", args.size)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

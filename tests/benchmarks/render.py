@@ -79,9 +79,7 @@ def ingest(doc: dict[str, Any], figs: Path) -> list[str]:
             + " the decode-only rate (issue 17's target: ≥ 0.9×); `--workers 2` runs "
             + " and ".join(f"**{r[s][1]:.2f}×**" for s in sizes)
             + " as fast as `--workers 1` (target ≥ 1.8× where two cores are free)."
-            + (" Each ratio is the median of the ratios within a repeat (the contenders run back to back"
-               " there, so a slow spell of the virtual machine moves both sides of a ratio alike)."
-               if all("paired" in rates[s] for s in sizes) else "")]
+            + _ingest_pairing(rates, sizes)]
     out += ["", ingest_notes(res)]
 
     def draw(ax):
@@ -102,6 +100,26 @@ def _ingest_ratios(rows: dict[str, Any]) -> tuple[float, float]:
         return rows["paired"]["workers1_vs_decode"]["median"], rows["paired"]["workers2_vs_workers1"]["median"]
     rate = {k: rows[k]["images_per_s"] for k in ("decode", "workers1", "workers2")}
     return rate["workers1"] / rate["decode"], rate["workers2"] / rate["workers1"]
+
+
+def _ingest_pairing(rates: dict[int, Any], sizes: list[int]) -> str:
+    """How the ratios were formed, and their spread over the repeats (files from before the
+    per-repeat ratios say nothing)."""
+    if not all("paired" in rates[s] for s in sizes):
+        return ""
+    if rates[sizes[0]].get("design") == "ABBA":
+        how = (" Each ratio is the median of the ratios within a repeat, whose runs go decode, `--workers 1`,"
+               " `--workers 2`, `--workers 2`, `--workers 1`, decode: a drift of the machine's speed that is"
+               " linear over a repeat cancels out of both ratios.")
+    else:
+        how = (" Each ratio is the median of the ratios within a repeat (the contenders run back to back"
+               " there, so a slow spell of the virtual machine moves both sides of a ratio alike).")
+    spread = "; ".join(
+        f"at {s} px {min(v):.2f}–{max(v):.2f} and {min(w):.2f}–{max(w):.2f}"
+        for s in sizes
+        for v, w in [(rates[s]["paired"]["workers1_vs_decode"]["per_repeat"],
+                      rates[s]["paired"]["workers2_vs_workers1"]["per_repeat"])])
+    return how + f" Over the repeats the two ratios ranged {spread}."
 
 
 def ingest_notes(res: dict[str, Any]) -> str:

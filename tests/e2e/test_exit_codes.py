@@ -150,3 +150,23 @@ def test_full_disk_is_one_line_and_leaves_nothing(cli, tmp_path, monkeypatch, wo
     assert len(lines) == 1 and lines[0].startswith("error: ") and "No space left on device" in lines[0], res.stderr
     assert "images.npy" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_worker_that_cannot_open_the_arrays_is_one_line_and_leaves_nothing(cli, tmp_path, monkeypatch):
+    """A worker process that cannot open the arrays it writes into (too many open files, a
+    permission changed underneath): exit 1, one `error:` line naming the file, nothing left; not a
+    BrokenProcessPool traceback, which is what an exception in the pool's initializer becomes."""
+    import errno
+    import os
+
+    from spurspec.artefacts import io
+
+    def refuse(self):
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), str(self.path))
+
+    monkeypatch.setattr(io.RowFile, "reopened", refuse)  # forked workers inherit the patch
+    res = cli(["ingest", "synthetic", "--out", tmp_path / "ds", *SMALL, "--workers", "2"], expect=1)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Too many open files" in lines[0], res.stderr
+    assert "images.npy" in lines[0]
+    assert list(tmp_path.iterdir()) == []

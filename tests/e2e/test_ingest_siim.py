@@ -154,6 +154,10 @@ def _odd_rle(paths, root):
     return _edit_csv(root, "1.2.3,0 64", "1.2.3,0 64 7") + "5", "odd number of tokens"
 
 
+def _huge_rle(paths, root):  # numpy raises OverflowError here, which once escaped as a traceback
+    return _edit_csv(root, "1.2.3,0 64", "1.2.3,0 99999999999999999999") + "5", "number too large for any image"
+
+
 def _past_image(paths, root):
     return _edit_csv(root, "1.2.3,0 64", "1.2.3,4090 64") + "5", "runs past the image: ends at pixel 4154 of 4096"
 
@@ -182,6 +186,7 @@ BAD = {
     "not_dicom": (_not_dicom, 4),
     "no_pixels": (_no_pixels, 4),
     "odd_rle": (_odd_rle, 4),
+    "huge_rle": (_huge_rle, 4),
     "past_image": (_past_image, 4),
     "csv_without_dicom": (_csv_without_dicom, 4),
     "dicom_without_row": (_dicom_without_row, 4),

@@ -149,3 +149,38 @@ def test_row_file_flushes_in_the_background_and_reports_its_errors(tmp_path, mon
     with pytest.raises(OSError, match="Input/output error") as caught:
         out.close()
     assert caught.value.filename == str(tmp_path / "b.npy") and out.fd == -1
+
+
+def test_find_dicoms_finds_what_rglob_finds_in_the_same_order(tmp_path):
+    """find_dicoms reads directory entries' types instead of stat-ing every file (issue 17); it
+    must find exactly what `rglob` + `suffix` + `is_file` found, in pathlib's order: nested and
+    upper-case names, file symlinks (followed), not a bare '.dcm', a folder named *.dcm, a broken
+    link or a symlinked folder (rglob does not enter one), with names that sort differently as
+    strings and as path components ('a-b/x' < 'a/x' as strings)."""
+    from pathlib import Path
+
+    from spurspec.datasets.siim_inputs import find_dicoms
+
+    root = tmp_path / "siim"
+    images = root / "dicom-images-train"
+    for rel in ("a/x.dcm", "a-b/x.dcm", "a/b/c/Y.DCM", "z.dcm", "a/..dcm", "a/notes.txt"):
+        (images / rel).parent.mkdir(parents=True, exist_ok=True)
+        (images / rel).write_bytes(b"x")
+    (images / ".dcm").write_bytes(b"x")
+    (images / "folder.dcm").mkdir()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "hidden.dcm").write_bytes(b"x")
+    (images / "linked").symlink_to(outside, target_is_directory=True)
+    (images / "link.dcm").symlink_to(images / "z.dcm")
+    (images / "broken.dcm").symlink_to(tmp_path / "gone.dcm")
+    labels = root / "train-rle.csv"
+    labels.write_text("ImageId, EncodedPixels\n")
+
+    def by_rglob(d: Path) -> list[Path]:  # the implementation find_dicoms replaced, as the oracle
+        return sorted({p for p in d.rglob("*") if p.suffix.lower() == ".dcm" and p.is_file()})
+
+    found = find_dicoms(root, labels)
+    assert found == by_rglob(images)
+    assert [p.relative_to(images).as_posix() for p in found] == [
+        "a/..dcm", "a/b/c/Y.DCM", "a/x.dcm", "a-b/x.dcm", "link.dcm", "z.dcm"]

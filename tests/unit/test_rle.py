@@ -81,6 +81,7 @@ def test_empty_forms(text):
         ("0 65", "runs past the image"),
         ("3 x", "not an integer"),
         ("3 -2", "negative"),
+        ("3 99999999999999999999", "too large"),
     ],
 )
 def test_malformed_strings_rejected(text, why):
