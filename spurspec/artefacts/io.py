@@ -156,8 +156,9 @@ def staging_dir(target: Path) -> Iterator[Path]:
 
 
 # Bytes a RowFile writes before it flushes them to disk in the background: small enough that
-# close() waits for a few milliseconds of writeback only (an ingest of 500 images at 256 px waited
-# 9 ms against 37 ms with 32 MB: tests/benchmarks/profile_ingest.py), large enough to be few syscalls.
+# close() waits for a few milliseconds of writeback only (ingesting 1,000 images at 256 or 512 px,
+# 4-9 ms against 37-45 ms with 32 MB: tests/benchmarks/profile_ingest.py), large enough that the
+# flushes are few.
 FLUSH_BYTES = 4 << 20
 
 
