@@ -113,3 +113,16 @@ def test_a_readme_without_the_block_is_refused(tmp_path):
     readme.write_text("# no blocks\n")
     with pytest.raises(SystemExit, match="bench:ingest"):
         render.main(["--results", str(tmp_path / "bench"), "--readme", str(readme)])
+
+
+def test_ingest_targets_are_the_per_repeat_ratios_with_their_range():
+    """With per-repeat ratios (ABBA runs), the targets quoted are their medians, not the ratios of
+    the median rates, and the sentence names the run order and each ratio's range."""
+    rows = {"bare": rate(75), "decode": rate(350), "workers1": rate(330), "workers2": rate(600), "design": "ABBA",
+            "paired": {"workers1_vs_decode": {"per_repeat": [0.85, 0.91, 0.97], "median": 0.91},
+                       "workers2_vs_workers1": {"per_repeat": [1.70, 1.81, 1.95], "median": 1.81}}}
+    text = render._ingest_pairing({256: rows}, [256])
+    assert render._ingest_ratios(rows) == (0.91, 1.81)
+    assert "decode, `--workers 1`, `--workers 2`, `--workers 2`, `--workers 1`, decode" in text
+    assert "ranged at 256 px 0.85–0.97 and 1.70–1.95" in text
+    assert render._ingest_pairing({256: {k: v for k, v in rows.items() if k != "paired"}}, [256]) == ""
