@@ -3,8 +3,9 @@ by block sums equals Pillow's float box filter (the path it replaced, rebuilt he
 for power-of-two factors; resizing only the band of rows a lesion touches (and transposing only
 that band) equals resizing the whole mask; SIIM's union painted as a band equals the codec's
 full-image union; the canonical RLE worked out from runs equals re-encoding the painted
-union, on random, overlapping, touching and zero-length runs and on the real SIIM rows; and the
-output arrays' background flush keeps rows exact and loses no error."""
+union, on random, overlapping, touching and zero-length runs and on the real SIIM rows; the
+output arrays' background flush keeps rows exact and loses no error; and finding the DICOMs by
+directory entries finds what rglob found, in the same order."""
 
 from __future__ import annotations
 
