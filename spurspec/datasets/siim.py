@@ -144,19 +144,23 @@ def decode_item(payload: tuple[str, int, tuple[tuple[str, str], ...]]) -> Decode
     except InputError as exc:
         msg = str(exc)  # decode_all names the file; drop dicom's own copy of the name
         raise InputError(msg[len(path) + 2 :] if msg.startswith(f"{path}: ") else msg) from None
-    shape_t = (facts.cols, facts.rows)  # the RLE's order: the transposed mask
-    parsed = parse_rows(rows, facts.rows, facts.cols)
-    found = union_transposed(parsed, facts.rows, facts.cols, band_step(shape_t, size) or 1)
     # The manifest's `source` (symlinks resolved) is found here, in parallel, not by the parent.
     known = {**facts.as_dict(), "source": os.path.realpath(path)}
-    if found is None or not found[0].any():  # None for negatives (~78% of SIIM)
-        return Decoded(image=pixels[None], mask=None, facts={**known, "rle": rle.EMPTY})
-    # Resizing the transpose and transposing the small result equals resizing the mask (square
-    # target); the canonical RLE (what re-encoding the painted mask gives) comes from the rows'
-    # runs, without scanning the full-size mask.
-    small = resize_mask_band(*found, shape_t, size, transpose=True)
-    text = rle.canonical_runs(parsed)
+    small, text = union_mask(rows, facts.rows, facts.cols, size)
     return Decoded(image=pixels[None], mask=small, facts={**known, "rle": text})
+
+
+def union_mask(rows: Sequence[tuple[str, str]], height: int, width: int, size: int) -> tuple[np.ndarray | None, str]:
+    """One image's SIIM RLE rows -> (their union at the training size, None if empty; the
+    union's canonical full-size RLE). Resizing the transpose and transposing the small result
+    equals resizing the mask (square target); the canonical RLE (what re-encoding the painted
+    mask gives) comes from the rows' runs, without scanning the full-size mask."""
+    shape_t = (width, height)  # the RLE's order: the transposed mask
+    parsed = parse_rows(rows, height, width)
+    found = union_transposed(parsed, height, width, band_step(shape_t, size) or 1)
+    if found is None or not found[0].any():  # None for negatives (~78% of SIIM)
+        return None, rle.EMPTY
+    return resize_mask_band(*found, shape_t, size, transpose=True), rle.canonical_runs(parsed)
 
 
 def _inputs(root: Path, cfg: Config) -> tuple[Path, list[Path], dict[str, str]]:

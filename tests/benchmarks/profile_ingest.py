@@ -152,13 +152,10 @@ def per_image(root: Path, size: int) -> None:
     items = siim_inputs.pair(labels, rows, siim_inputs.find_dicoms(root, labels), None, None, Rejects(False))[:200]
     work = {label: [(str(it.path), size, tuple((f"row{r.line}", r.text) for r in it.rows)) for it in items
                     if it.label == label] for label in (0, 1)}
-    step = band_step((1024, 1024), size) or 1
 
     def masks() -> None:  # decode_item's mask work for every lesion image, without the decoding
         for _, _, rle_rows in work[1]:
-            parsed = siim.parse_rows(rle_rows, 1024, 1024)
-            resize_mask_band(*siim.union_transposed(parsed, 1024, 1024, step), (1024, 1024), size, transpose=True)
-            rle.canonical_runs(parsed)
+            siim.union_mask(rle_rows, 1024, 1024, size)
 
     passes: dict[str, list[float]] = {}
     for _ in range(9):
