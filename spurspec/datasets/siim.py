@@ -145,7 +145,7 @@ def decode_item(payload: tuple[str, int, tuple[tuple[str, str], ...]]) -> Decode
         msg = str(exc)  # decode_all names the file; drop dicom's own copy of the name
         raise InputError(msg[len(path) + 2 :] if msg.startswith(f"{path}: ") else msg) from None
     # The manifest's `source` (symlinks resolved) is found here, in parallel, not by the parent.
-    known = {**facts.as_dict(), "source": os.path.realpath(path)}
+    known = {**facts.as_dict(), "source": siim_inputs.real_path(path)}
     small, text = union_mask(rows, facts.rows, facts.cols, size)
     return Decoded(image=pixels[None], mask=small, facts={**known, "rle": text})
 
@@ -220,6 +220,7 @@ def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) ->
     root = Path(cfg.root).resolve()
     if not root.is_dir():
         raise InputError(f"{cfg.root}: SIIM folder not found")
+    siim_inputs.forget_folders()  # real_path's cache: workers fork after this, with it empty
     labels_path, dicoms, inputs = _inputs(root, cfg)
     settings = _settings(cfg, root, labels_path)
     if up_to_date(cfg.out, STAGE, settings, inputs, force):

@@ -5,7 +5,8 @@ that band) equals resizing the whole mask; SIIM's union painted as a band equals
 full-image union; the canonical RLE worked out from runs equals re-encoding the painted
 union, on random, overlapping, touching and zero-length runs and on the real SIIM rows; the
 output arrays' background flush keeps rows exact and loses no error; and finding the DICOMs by
-directory entries finds what rglob found, in the same order."""
+directory entries finds what rglob found, in the same order, and resolving their paths a
+folder at a time gives what realpath gives."""
 
 from __future__ import annotations
 
@@ -185,3 +186,36 @@ def test_find_dicoms_finds_what_rglob_finds_in_the_same_order(tmp_path):
     assert found == by_rglob(images)
     assert [p.relative_to(images).as_posix() for p in found] == [
         "a/..dcm", "a/b/c/Y.DCM", "a/x.dcm", "a-b/x.dcm", "link.dcm", "z.dcm"]
+
+
+def test_real_path_is_realpath_with_folders_resolved_once(tmp_path):
+    """real_path (the manifest's `source`, found per image by ingest's workers) equals
+    os.path.realpath for files in plain, nested and symlinked folders, for file links, broken
+    links and missing files; after forget_folders a folder link changed since is followed anew."""
+    import os
+
+    from spurspec.datasets.siim_inputs import forget_folders, real_path
+
+    real = tmp_path / "real"
+    (real / "study" / "series").mkdir(parents=True)
+    (real / "other").mkdir()
+    for rel in ("a.dcm", "study/series/b.dcm", "other/c.dcm"):
+        (real / rel).write_bytes(b"x")
+    top = tmp_path / "root"
+    top.mkdir()
+    (top / "images").symlink_to(real, target_is_directory=True)
+    (top / "plain").mkdir()
+    (top / "plain" / "link.dcm").symlink_to(real / "other" / "c.dcm")
+    (top / "plain" / "broken.dcm").symlink_to(tmp_path / "gone.dcm")
+    (real / "study" / "linked").symlink_to(real / "other", target_is_directory=True)
+    paths = [top / "images" / "a.dcm", top / "images" / "study" / "series" / "b.dcm", top / "plain" / "link.dcm",
+             top / "plain" / "broken.dcm", top / "plain" / "missing.dcm", top / "images" / "study" / "linked" / "c.dcm",
+             real / "a.dcm"]
+    forget_folders()
+    for _ in range(2):  # the second pass reads the cache
+        for path in paths:
+            assert real_path(str(path)) == os.path.realpath(path), path
+    (top / "images").unlink()
+    (top / "images").symlink_to(real / "other", target_is_directory=True)
+    forget_folders()
+    assert real_path(str(top / "images" / "c.dcm")) == str(real / "other" / "c.dcm")
