@@ -96,6 +96,10 @@ class RRR(_RegionTerm):
         return loss + self.weight * penalty
 
 
+# Fewer cells a side than this and the map is too coarse to localise (stride 32: 128 px gives 4).
+COARSE_CAM = 4
+
+
 class CAMLoss(_RegionTerm):
     columns = ("cam_outside_share",)
 
@@ -104,16 +108,31 @@ class CAMLoss(_RegionTerm):
         self.weight, self.model = cfg.cam_weight, model
         self._features: torch.Tensor | None = None
         self._handle = model.on_features(self._keep)
+        self._say: Any = None
+
+    def begin(self, stage: Any) -> None:
+        self._say = stage.say  # the map's size is told once, at the first training step
 
     def _keep(self, features: torch.Tensor) -> None:
         if torch.is_grad_enabled():  # training forwards only
             self._features = features
+
+    def _tell_map_size(self, features: torch.Tensor, image_size: int) -> None:
+        say, self._say = self._say, None
+        height, width = features.shape[-2:]
+        text = f"cam-loss: the class activation map is {height}x{width} at {image_size} px"
+        if min(height, width) < COARSE_CAM:
+            # At 64 px (a 2x2 map) one cell holds both the lesion and a tube beside it.
+            text += f"; under {COARSE_CAM} cells a side it cannot tell a lesion from what lies next to it (train larger images)"
+        say(text)
 
     def __call__(self, step: Step, logits: torch.Tensor, batch: dict[str, torch.Tensor], weighted: bool) -> torch.Tensor:
         loss = loss_per_image(step, logits, batch, weighted)
         features, self._features = self._features, None
         if features is None:
             raise RuntimeError("cam-loss: the forward pass handed over no encoder features")
+        if self._say is not None:
+            self._tell_map_size(features, batch["image"].shape[-1])
         region, penalised = regions(batch, step.device)
         cam = torch.einsum("bchw,c->bhw", features.float(), self.model.head.weight[0].float())
         share = outside_share(cam, region) * penalised

@@ -125,6 +125,13 @@ class JTT(Objective):
         self.set_errors(out["row"][wrong])
         stage.say(f"jtt: the identification model got {int(wrong.sum())} of {len(wrong)} training images "
                   f"wrong; they weigh {self.cfg.jtt_upweight:g} in the final training")
+        positive = out["label"] > 0.5
+        for label, members in ((1, positive), (0, ~positive)):
+            if members.any() and np.array_equal(wrong, members):
+                # Its "errors" are then a class, not the group the spurious rule fails on.
+                stage.say(f"jtt: warning: those are exactly the training images of label {label}: the "
+                          f"identification model put every image on one side of 0.5, so the upweighting "
+                          f"reweights a class; train it longer (jtt_epochs, now {self.cfg.jtt_epochs})")
 
     def set_errors(self, rows: np.ndarray) -> None:
         self.is_error.zero_()

@@ -135,8 +135,10 @@ class _Stage:
     def predict(self, model, rows):
         return {"row": rows, "score": self.scores[rows], "label": self.labels[rows].astype(float)}
 
+    said: list[str]
+
     def say(self, text):
-        pass
+        self.said = [*getattr(self, "said", []), text]
 
 
 def test_jtt_upweights_exactly_the_first_models_errors():
@@ -153,6 +155,25 @@ def test_jtt_upweights_exactly_the_first_models_errors():
     fresh = groups.JTT(cfg=TrainConfig(), device=CPU, data=_Data(labels, -np.ones(6)))
     fresh.load_state_dict(jtt.state_dict())
     assert torch.equal(fresh.is_error, jtt.is_error)
+
+
+@pytest.mark.parametrize(("scores", "warned"), [
+    ([0.1, 0.2, 0.3, 0.4, 0.2, 0.1], "label 1"),  # every score below 0.5: the errors are the positives
+    ([0.6, 0.9, 0.7, 0.8, 0.9, 0.6], "label 0"),
+    ([0.2, 0.7, 0.9, 0.1, 0.5, 0.5], None),  # errors in both classes: a real error set
+    ([0.2, 0.1, 0.9, 0.8, 0.3, 0.7], None),  # no errors at all
+])
+def test_jtt_warns_when_its_errors_are_a_whole_class(scores, warned):
+    labels = np.array([0, 0, 1, 1, 0, 1])
+    jtt = groups.JTT(cfg=TrainConfig(jtt_epochs=2), device=CPU, data=_Data(labels, -np.ones(6)))
+    stage = _Stage(np.array(scores), labels)
+    jtt.begin(stage)
+    warnings = [t for t in stage.said if "warning" in t]
+    if warned is None:
+        assert not warnings
+    else:
+        assert len(warnings) == 1 and f"exactly the training images of {warned}" in warnings[0]
+        assert "jtt_epochs, now 2" in warnings[0]
 
 
 def test_dfr_halves_keep_patients_together_and_subsamples_are_balanced():
@@ -176,6 +197,20 @@ def test_group_ids_and_attribute_choice():
     two = manifest.replace_schema_metadata({"spurspec.spurious": '["tube", "marker"]'})
     with pytest.raises(ConfigError, match="several spurious attributes.*--attribute"):
         groups.attribute_name(None, two, "m")
+
+
+@pytest.mark.parametrize(("size", "cells", "coarse"), [(64, 2, True), (128, 4, False)])
+def test_cam_loss_tells_its_map_size_once(size, cells, coarse):
+    model = models.build("small", 1, pixel=False)
+    cam = explain.CAMLoss(cfg=TrainConfig(method="cam-loss"), model=model, device=CPU)
+    stage = _Stage(np.zeros(2), np.zeros(2))
+    cam.begin(stage)
+    step = _step(model, cam, lr=0)
+    batch = {**_batch(), "image": torch.zeros(8, 1, size, size), "target": torch.zeros(8, size, size)}
+    for _ in range(2):
+        cam(step, model(batch["image"]), batch, False)
+    assert len(stage.said) == 1 and f"map is {cells}x{cells} at {size} px" in stage.said[0]
+    assert ("cannot tell a lesion" in stage.said[0]) == coarse
 
 
 @pytest.mark.parametrize("method", ["rrr", "cam-loss", "groupdro", "jtt"])
