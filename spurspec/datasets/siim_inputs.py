@@ -81,8 +81,8 @@ def _dcm_files(folder: str) -> Iterator[str]:
 def real_path(path: str) -> str:
     """`os.path.realpath(path)` of a file `find_dicoms` listed (absolute, no `.` or `..`), with
     each folder resolved once: one `lstat` an image where `realpath` takes one per path component
-    (5 against 33 us an image, ~0.7 % of decoding one at 256 px). `forget_folders` empties the
-    cache, which each ingest does first, so a link changed between two ingests is seen."""
+    (17 against 30 us an image inside an ingest, 5 against 33 in a tight loop). `forget_folders`
+    empties the cache, which each ingest does first, so a link changed between two ingests is seen."""
     if os.path.islink(path):
         return os.path.realpath(path)
     folder, name = os.path.split(path)

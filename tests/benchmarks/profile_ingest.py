@@ -13,17 +13,23 @@ prose quotes, reproducible. On generated 1024x1024 JPEG-Baseline DICOMs (a quart
    finding the DICOMs by directory entries (now) against rglob + is_file (before);
 6. per image, what ingest's worker function (decode_item: decode plus the mask and the manifest
    facts) costs beyond decoding, for negatives and for images with a lesion, and the mask work of
-   a lesion image timed alone (medians of 9 interleaved passes over 200 files).
+   a lesion image timed alone (medians of 9 interleaved passes over 200 files);
+7. in place: whole ingests with each part timed where it runs (decoding, the mask, writing the
+   rows, the source path, the rest of the item, the serial part), beside the decode-only loop
+   (medians of --in-situ interleaved pairs); and with 2 workers, each worker's CPU time per image
+   and its share of the decode loop's wall time spent working.
 
-    .venv/bin/python tests/benchmarks/profile_ingest.py [--n 1000] [--size 512] [--drift 8]
+    .venv/bin/python tests/benchmarks/profile_ingest.py [--n 1000] [--size 512] [--drift 8] [--in-situ 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -35,8 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the SIIM
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest_siim import fast_loop, make_folder, run_ingest  # noqa: E402
 
-from spurspec.datasets import siim  # noqa: E402
-from spurspec.imaging import rle  # noqa: E402
+from spurspec.artefacts import dataset  # noqa: E402
+from spurspec.datasets import common, siim, siim_inputs  # noqa: E402
+from spurspec.imaging import dicom, rle  # noqa: E402
 from spurspec.imaging.resize import band_step, resize_mask, resize_mask_band  # noqa: E402
 
 
@@ -112,8 +119,6 @@ def close_wait(root: Path, out: Path, size: int) -> None:
 
 
 def serial_part(root: Path, out: Path, size: int) -> None:
-    from spurspec.datasets import siim_inputs
-
     real = siim.decode_all
     inside: list[float] = []
 
@@ -144,7 +149,6 @@ def serial_part(root: Path, out: Path, size: int) -> None:
 
 
 def per_image(root: Path, size: int) -> None:
-    from spurspec.datasets import siim_inputs
     from spurspec.datasets.common import Rejects
 
     labels = root / "stage_2_train.csv"
@@ -174,11 +178,92 @@ def per_image(root: Path, size: int) -> None:
           f"their mask work alone {ms['masks']:.2f} ms")
 
 
+def _timing(spent: dict[str, float], key: str, fn):
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[key] = spent.get(key, 0.0) + time.perf_counter() - start
+    return timed
+
+
+def in_situ(root: Path, out: Path, paths: list[Path], size: int, pairs: int) -> None:
+    """Ingest's parts timed where they run (functions wrapped in place, ~1 us a call), in ms per
+    image, beside the decode-only loop; then, with 2 workers, each worker's CPU time per image
+    (each _call's thread time, sent back with its manifest facts) and the share of the decode
+    loop's wall time it spent working."""
+    spent: dict[str, float] = {}
+    patched = [(dicom, "decode", "decoding"), (siim, "union_mask", "mask"), (dataset.RowSink, "put", "row writes"),
+               (siim_inputs, "real_path", "source path"), (common, "_call", "item"), (siim, "decode_all", "loop")]
+    real = [(owner, name, getattr(owner, name)) for owner, name, _ in patched]
+    runs: dict[str, list[dict[str, float]]] = {"decode": [], "ingest": []}
+    try:
+        for (owner, name, fn), (_, _, key) in zip(real, patched, strict=True):
+            setattr(owner, name, _timing(spent, key, fn))
+        for _ in range(pairs):
+            for which in ("decode", "ingest", "ingest", "decode"):
+                spent.clear()
+                start = time.perf_counter()
+                fast_loop(paths, size) if which == "decode" else run_ingest(root, out, 1, size)
+                runs[which].append({**spent, "total": time.perf_counter() - start})
+                shutil.rmtree(out, ignore_errors=True)
+    finally:
+        for owner, name, fn in real:
+            setattr(owner, name, fn)
+    ms = {w: {k: statistics.median(r[k] for r in rs) / len(paths) * 1e3 for k in rs[0]} for w, rs in runs.items()}
+    i = ms["ingest"]
+    rest = i["item"] - i["decoding"] - i["mask"] - i["row writes"] - i["source path"]
+    print(f"in place, ms per image at {size} px (medians of {pairs} pairs): decode-only loop {ms['decode']['total']:.3f}; "
+          f"ingest --workers 1 {i['total']:.3f} = decoding {i['decoding']:.3f} + mask {i['mask']:.3f} + row writes "
+          f"{i['row writes']:.3f} + source path {i['source path']:.3f} + rest of the item {rest:.3f} + serial part "
+          f"{i['total'] - i['loop']:.3f} (+ {i['loop'] - i['item']:.3f} around the items)")
+    _worker_busy(root, out, size, len(paths), pairs)
+
+
+def _worker_busy(root: Path, out: Path, size: int, n: int, repeats: int) -> None:
+    real_call, real_all = common._call, siim.decode_all
+    box: dict[str, object] = {}
+
+    def call(fn, sink, index, payload):  # runs in the workers (forked after this patch)
+        cpu = time.thread_time()
+        index, facts, region, error = real_call(fn, sink, index, payload)
+        if facts is not None:
+            facts = {**facts, "_cpu": time.thread_time() - cpu, "_pid": os.getpid()}
+        return index, facts, region, error
+
+    def decode_all(*args, **kwargs):
+        start = time.perf_counter()
+        kept, facts = real_all(*args, **kwargs)
+        box["loop"], box["facts"] = time.perf_counter() - start, facts
+        return kept, facts
+
+    common._call, siim.decode_all = call, decode_all
+    cpu: dict[int, list[float]] = {1: [], 2: []}
+    busy: list[float] = []
+    try:
+        for _ in range(repeats):
+            for workers in (1, 2, 2, 1):
+                run_ingest(root, out, workers, size)
+                shutil.rmtree(out)
+                facts = list(box["facts"].values())  # type: ignore[union-attr]
+                cpu[workers].append(sum(f["_cpu"] for f in facts) / n * 1e3)
+                if workers == 2:
+                    busy.append(sum(f["_cpu"] for f in facts) / len({f["_pid"] for f in facts}) / box["loop"])  # type: ignore[operator]
+    finally:
+        common._call, siim.decode_all = real_call, real_all
+    one, two = statistics.median(cpu[1]), statistics.median(cpu[2])
+    print(f"CPU time per image in ingest's item function at {size} px: {one:.3f} ms with 1 worker, {two:.3f} ms each "
+          f"with 2 ({two / one - 1:+.1%}); the 2 workers worked {statistics.median(busy):.1%} of the decode loop's "
+          f"wall time (medians of {repeats} pairs)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000, help="DICOMs ingested (200 distinct, the rest copies)")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--drift", type=int, default=8, help="back-to-back runs of the decode loop over 200 files")
+    ap.add_argument("--in-situ", type=int, default=3, help="interleaved pairs of the in-place timings (7.)")
     args = ap.parse_args()
     mask_paths(args.size)
     tmp = Path(tempfile.mkdtemp(prefix="profile-ingest-"))
@@ -206,6 +291,7 @@ def main() -> None:
         close_wait(tmp / "siim", tmp / "out", args.size)
         serial_part(tmp / "siim", tmp / "out", args.size)
         per_image(tmp / "siim", args.size)
+        in_situ(tmp / "siim", tmp / "out", paths, args.size, args.in_situ)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
