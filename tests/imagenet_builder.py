@@ -35,7 +35,8 @@ def _encoder_state(net: torch.nn.Module) -> dict:
 def write_study_weights(folder: Path) -> list[Path]:
     """The files `--model study --pretrained imagenet` reads (ResNet-50 for image labels,
     SE-ResNeXt-50 for pixel targets), under their real names in `folder` ($TORCH_HOME/hub/checkpoints)."""
-    from spurspec.training import models, pretrained
+    from spurspec.training import models
+    from spurspec.training.models import pretrained
 
     folder.mkdir(parents=True, exist_ok=True)
     resnet = _encoder_state(models.build("study", 1, pixel=False).encoder.net)

@@ -66,7 +66,7 @@ def fake_run(root: Path, dataset: Path, manifest: pa.Table, granularity: str, se
 
     from spurspec.artefacts.run import write_saliency
     from spurspec.config import dumps_toml
-    from spurspec.metrics.evaluate import EvaluateConfig, evaluate
+    from spurspec.evaluation.evaluate import EvaluateConfig, evaluate
 
     root.mkdir(parents=True)
     (root / "config.toml").write_text(dumps_toml({"dataset": str(dataset), "granularity": granularity, "seed": seed, "model": "small"}))

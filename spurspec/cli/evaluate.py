@@ -1,5 +1,5 @@
 """`spurspec evaluate RUN` (or `--predictions FILE --dataset DATASET --out DIR`): calls
-spurspec.metrics.evaluate.evaluate and prints the key metrics with their intervals."""
+spurspec.evaluation.evaluate.evaluate and prints the key metrics with their intervals."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from spurspec.artefacts.schemas import SPLITS
 from spurspec.cli.common import out
 from spurspec.training.config import CHECKPOINTS
 
-SETTINGS = "spurspec.metrics.evaluate:EvaluateConfig"  # its defaults fill {default:FIELD} in help
+SETTINGS = "spurspec.evaluation.evaluate:EvaluateConfig"  # its defaults fill {default:FIELD} in help
 
 
 def command(
@@ -32,7 +32,7 @@ def command(
 ) -> None:
     """Metrics with patient-bootstrap intervals: AUROC, robust AUROC per spurious attribute, subgroups, AUPRC, sensitivity/specificity."""
     from spurspec.config import resolve
-    from spurspec.metrics.evaluate import EvaluateConfig, evaluate
+    from spurspec.evaluation.evaluate import EvaluateConfig, evaluate
 
     overrides = {"run": run, "predictions": predictions, "dataset": dataset, "out": out_dir, "split": split,
                  "checkpoint": checkpoint, "bootstrap": bootstrap, "seed": seed, "threshold": threshold, "device": device,

@@ -14,7 +14,6 @@ from spurspec.cli.choices import choices
 from spurspec.cli.common import out, print_rows
 from spurspec.datasets.boxes import MODES
 from spurspec.errors import ConfigError
-from spurspec.training import granularity, summaries
 from spurspec.training.config import (
     AUGMENTS,
     BALANCES,
@@ -24,9 +23,10 @@ from spurspec.training.config import (
     SCHEDULES,
     SELECT_METRICS,
 )
-from spurspec.training.heads import HEADS
+from spurspec.training.data import granularity
 from spurspec.training.methods import METHODS
-from spurspec.training.models import MODELS
+from spurspec.training.models import MODELS, summaries
+from spurspec.training.models.heads import HEADS
 
 SETTINGS = "spurspec.training.config:TrainConfig"  # its defaults fill {default:FIELD} in help
 Model = choices("Model", MODELS.names())

@@ -19,7 +19,7 @@ from PIL import Image
 from pydicom.errors import InvalidDicomError
 
 from spurspec.errors import InputError
-from spurspec.imaging.readers import check_pixels, why
+from spurspec.imaging.limits import check_pixels, why
 from spurspec.imaging.resize import resize_image
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"

@@ -14,29 +14,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from spurspec.errors import InputError
-from spurspec.imaging import rle
+from spurspec.imaging import limits, rle
+from spurspec.imaging.limits import check_pixels, why
 
 PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 DICOM_SUFFIXES = (".dcm", ".dicom")
-# The largest image (or one slice of a volume) any reader decodes: 8192 x 8192. Radiographs and
-# dermoscopy are at most about 5000 x 5000; a decoded 16-bit image of this size already takes
-# 128 MiB and its float conversions 512 MiB. Bad inputs like any other (--skip-bad skips them).
-MAX_PIXELS = 8192 * 8192
 # ITU-R 601 luma, the weights Pillow's convert("L") uses: RGB -> grey for single-channel datasets.
 _LUMA = np.array([0.299, 0.587, 0.114])
-
-
-def why(exc: BaseException) -> str:
-    """One line for an error from a third-party decoder (some span several lines)."""
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
-
-
-def check_pixels(path: Path, height: int, width: int, frames: int = 1) -> None:
-    """Refuse, before decoding, an image whose header claims more than MAX_PIXELS pixels."""
-    if height * width * max(frames, 1) > MAX_PIXELS:
-        shape = f"{height} x {width}" + (f" x {frames} frames" if frames > 1 else "")
-        raise InputError(f"{path}: image of {shape} pixels is over spurspec's limit of {MAX_PIXELS:,} pixels; not decoded")
 
 
 def kind_of(path: Path) -> str:
@@ -85,8 +70,8 @@ def read_image(path: Path, draft_size: int | None = None) -> tuple[np.ndarray, t
 
 @contextlib.contextmanager
 def open_pillow(path: Path, what: str) -> Iterator[Image.Image]:
-    """The image with only its header read, its size checked against MAX_PIXELS. Pillow's own
-    decompression-bomb guard (a warning, then an error, far above MAX_PIXELS, without saying the
+    """The image with only its header read, its size checked against limits.MAX_PIXELS. Pillow's own
+    decompression-bomb guard (a warning, then an error, far above limits.MAX_PIXELS, without saying the
     size) is off while the header is read: the check here supersedes it."""
     guard = Image.MAX_IMAGE_PIXELS
     try:
@@ -96,7 +81,7 @@ def open_pillow(path: Path, what: str) -> Iterator[Image.Image]:
             check_pixels(path, img.height, img.width, getattr(img, "n_frames", 1) if img.format == "TIFF" else 1)
             yield img
     except Image.DecompressionBombError:
-        raise InputError(f"{path}: image header claims over spurspec's limit of {MAX_PIXELS:,} pixels; not decoded") from None
+        raise InputError(f"{path}: image header claims over spurspec's limit of {limits.MAX_PIXELS:,} pixels; not decoded") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: unreadable {what} ({why(exc)})") from None
     finally:

@@ -108,7 +108,7 @@ def _torchrun_train(job: Job, gpus: int, resume: bool, force: bool) -> None:
 
 
 def _evaluate_run(job: Job, cfg: Any, force: bool) -> None:
-    from spurspec.metrics.evaluate import evaluate
+    from spurspec.evaluation.evaluate import evaluate
 
     # This job runs only when its marker is missing, i.e. the training run may be new: re-score.
     evaluate(cfg, force=True)
@@ -133,8 +133,8 @@ STAGE_RUNNERS.add("boxes", Stage(_settings_of("spurspec.datasets.boxes", "Derive
                                  _check_of("spurspec.datasets.boxes"), _boxes_run))
 STAGE_RUNNERS.add("train", Stage(_settings_of("spurspec.training", "TrainConfig"),
                                  _check_of("spurspec.training.trainer"), _train_run))
-STAGE_RUNNERS.add("evaluate", Stage(_settings_of("spurspec.metrics.evaluate", "EvaluateConfig"),
-                                    _check_of("spurspec.metrics.evaluate"), _evaluate_run))
+STAGE_RUNNERS.add("evaluate", Stage(_settings_of("spurspec.evaluation.evaluate", "EvaluateConfig"),
+                                    _check_of("spurspec.evaluation.evaluate"), _evaluate_run))
 STAGE_RUNNERS.add("probe", Stage(_settings_of("spurspec.probes.stage", "ProbeConfig"),
                                  _check_of("spurspec.probes.stage"), _probe_run))
 STAGE_RUNNERS.add("report", Stage(_settings_of("spurspec.report.build", "ReportConfig"),

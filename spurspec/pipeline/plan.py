@@ -17,7 +17,7 @@ from typing import Any
 from spurspec.artefacts.layout import DONE_MARKER, RunLayout, StudyLayout
 from spurspec.errors import ConfigError
 from spurspec.pipeline.spec import STAGE_ORDER, Arm, PipelineSpec
-from spurspec.training import granularity
+from spurspec.training.data import granularity
 
 # Dataset options that point at inputs which must exist before any job starts ([train]
 # pretrained is checked apart: it may name weights rather than a file).
@@ -200,7 +200,7 @@ def _weights_file(spec: PipelineSpec) -> str | Path | None:
     encoders start from ImageNet's weights (fetched by name, not a path) or from random ones."""
     from spurspec.config import build
     from spurspec.training.config import TrainConfig, pretrained_source
-    from spurspec.training.pretrained import IMAGENET
+    from spurspec.training.models.pretrained import IMAGENET
 
     source = pretrained_source(build(TrainConfig, spec.train_options, where=f"{spec.path} [train]"))
     return None if source is None or str(source) == IMAGENET else source

@@ -1,6 +1,6 @@
 """A run's model applied to images a probe made: image scores, and evidence maps for attribution.
 The model is loaded as `evaluate` loads it (spurspec.training.predict) and images go through the
-same conversion as every scored image (spurspec.training.data.RowsDataset), so a probe's clean
+same conversion as every scored image (spurspec.training.data.rows.RowsDataset), so a probe's clean
 scores are evaluate's scores. Maps: the probability map P(positive region) of a pixel model,
 Grad-CAM of a binary model (predict.grad_cam, MONAI's), and for both the positive part of the
 integrated gradients (Captum) of the image score: a binary model's logit (it ranks images as the
@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spurspec.training import data, predict, summaries
+from spurspec.training import predict
+from spurspec.training.data import rows as data
+from spurspec.training.models import summaries
 
 MAPS_BINARY = ("gradcam", "integrated_gradients")
 MAPS_PIXEL = ("probability", "integrated_gradients")

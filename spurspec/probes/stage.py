@@ -28,9 +28,9 @@ from spurspec.artefacts.dataset import Dataset, check_npy
 from spurspec.artefacts.run import RunRecord
 from spurspec.config import check_seed
 from spurspec.errors import ArtefactError, ConfigError, ExistsError
-from spurspec.metrics.paired import headline_summary
+from spurspec.evaluation.paired import headline_summary
 from spurspec.probes import attribution, features, inpaint, stats
-from spurspec.training import summaries
+from spurspec.training.models import summaries
 
 
 @dataclass(frozen=True)

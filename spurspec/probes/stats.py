@@ -1,6 +1,6 @@
 """The numbers a probe reports, each with a patient-level bootstrap interval drawn as
 spurspec.metrics.bootstrap draws them (patients redrawn within their label stratum; an image
-weighs its patient's draw count). Paired, as spurspec.metrics.paired pairs two models: the
+weighs its patient's draw count). Paired, as spurspec.evaluation.paired pairs two models: the
 scores before and after a change are the same images, so every replicate weighs both with the
 same draws, and the interval of a difference is the spread of the replicate differences.
 

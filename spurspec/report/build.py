@@ -24,7 +24,7 @@ from spurspec.probes.stage import probe_files, read_tables
 from spurspec.report import curves, figures, findings
 from spurspec.report.runs import Run, combined, find_runs, group_key, reference_for, replicate_word
 from spurspec.report.writers import Block, markdown, to_html
-from spurspec.training import summaries
+from spurspec.training.models import summaries
 
 
 @dataclass(frozen=True)

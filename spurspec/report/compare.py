@@ -16,9 +16,9 @@ import pyarrow as pa
 
 from spurspec.artefacts import io, schemas
 from spurspec.errors import ConfigError
-from spurspec.metrics import paired
+from spurspec.evaluation import paired
 from spurspec.report.runs import find_runs
-from spurspec.training import summaries
+from spurspec.training.models import summaries
 
 
 @dataclass(frozen=True)

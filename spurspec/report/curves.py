@@ -14,8 +14,8 @@ import numpy as np
 from spurspec.artefacts.dataset import Dataset
 from spurspec.errors import SpurspecError
 from spurspec.report.runs import group_key
-from spurspec.training import budget
-from spurspec.training import granularity as granularities
+from spurspec.training.data import budget
+from spurspec.training.data import granularity as granularities
 from spurspec.training.methods import METHODS, needs_kind
 
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 from spurspec.artefacts.layout import RunLayout
 from spurspec.artefacts.run import RunRecord
 from spurspec.errors import ArtefactError
-from spurspec.training import granularity as granularities
+from spurspec.training.data import granularity as granularities
 
 # The study's published robust AUROC (Saab et al., MLHC 2022), shown beside ours as the reference.
 REFERENCE = {

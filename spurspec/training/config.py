@@ -10,7 +10,7 @@ from typing import Any
 
 from spurspec.artefacts.layout import RunLayout
 from spurspec.config import resolve
-from spurspec.training import summaries
+from spurspec.training.models import summaries
 
 # Settings that may change when a run is resumed (they do not change what is learned per epoch).
 RESUMABLE_CHANGES = ("epochs", "patience", "device", "workers", "epochs_this_run", "threads")
@@ -84,7 +84,7 @@ class TrainConfig:
     # albumentations list on the batch; standard-cpu: standard per image on the CPU; none.
     augment: str = "standard"
     # Encoder weights: "imagenet" (the model's standard ImageNet weights, fetched once into torch's
-    # hub cache and read offline after that; see spurspec.training.pretrained), a local state-dict
+    # hub cache and read offline after that; see spurspec.training.models.pretrained), a local state-dict
     # file, or unset / "none" for random initialisation ("none" is how a TOML file or a pipeline
     # turns off a preset's weights, since TOML has no null).
     pretrained: str | Path | None = None

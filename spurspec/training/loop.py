@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spurspec.training.heads import PixelHead
+from spurspec.training.models.heads import PixelHead
 
 
 @dataclass

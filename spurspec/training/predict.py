@@ -19,9 +19,12 @@ from spurspec.artefacts.run import RunRecord
 from spurspec.errors import ArtefactError, ConfigError
 from spurspec.metrics.cells import ROBUST_CELLS
 from spurspec.training import checkpoint as ckpt
-from spurspec.training import data, distributed, granularity, models, summaries
+from spurspec.training import distributed, models
 from spurspec.training.config import CHECKPOINTS, TrainConfig
-from spurspec.training.heads import PixelHead, dataset_classes
+from spurspec.training.data import granularity
+from spurspec.training.data import rows as data
+from spurspec.training.models import summaries
+from spurspec.training.models.heads import PixelHead, dataset_classes
 
 
 @dataclass

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spurspec.errors import ArtefactError
-from spurspec.training import augment
+from spurspec.training.data import augment
 from spurspec.training.loop import Objective, Step, loss_per_image
 
 PROJECTION_DIM = 128  # SupCon's projection size

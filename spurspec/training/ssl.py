@@ -43,9 +43,9 @@ import numpy as np
 import torch
 
 from spurspec.errors import ArtefactError
-from spurspec.training import augment
-from spurspec.training.heads import PixelHead
+from spurspec.training.data import augment
 from spurspec.training.loop import Objective, Step, image_weights, loss_per_image, pixel_loss
+from spurspec.training.models.heads import PixelHead
 
 # The strong view, in [-1, 1] image units: x * (1 + U(-0.3, 0.3)) + U(-0.2, 0.2) + 0.1 N(0, 1).
 CONTRAST, BRIGHTNESS, NOISE = 0.3, 0.2, 0.1

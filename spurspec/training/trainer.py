@@ -27,19 +27,7 @@ from spurspec.config import check_seed, dumps_toml, to_dict
 from spurspec.datasets.boxes import MODES as BOX_MODES
 from spurspec.errors import ConfigError, ExistsError, InputError
 from spurspec.metrics.auroc import auroc
-from spurspec.training import (
-    augment,
-    budget,
-    checkpoint,
-    data,
-    distributed,
-    granularity,
-    loop,
-    models,
-    networks,
-    progress,
-    summaries,
-)
+from spurspec.training import checkpoint, distributed, loop, models, progress
 from spurspec.training.config import (
     AUGMENTS,
     BALANCES,
@@ -54,8 +42,11 @@ from spurspec.training.config import (
     pretrained_source,
     same_setting,
 )
-from spurspec.training.heads import HEADS, PixelHead
+from spurspec.training.data import augment, budget, granularity
+from spurspec.training.data import rows as data
 from spurspec.training.methods import METHODS, check_settings, log_columns, require
+from spurspec.training.models import summaries, weights
+from spurspec.training.models.heads import HEADS, PixelHead
 
 STAGE = "train"
 
@@ -350,11 +341,11 @@ def _model(cfg: TrainConfig, gran, data_: _Data, dist: distributed.Dist, report,
     if source is None or not fresh:
         return model
     if dist.main:
-        n = networks.load_pretrained(model, source)
+        n = weights.load_pretrained(model, source)
         report.say(f"loaded {n} encoder tensors from {source}")
     dist.barrier()
     if not dist.main:
-        networks.load_pretrained(model, source)
+        weights.load_pretrained(model, source)
     return model
 
 

@@ -31,7 +31,9 @@ from record import Run  # noqa: E402
 from tiny_dataset import make  # noqa: E402
 
 from spurspec.artefacts.dataset import Dataset  # noqa: E402
-from spurspec.training import augment, data, granularity, loop, models  # noqa: E402
+from spurspec.training import loop, models  # noqa: E402
+from spurspec.training.data import augment, granularity  # noqa: E402
+from spurspec.training.data import rows as data  # noqa: E402
 
 CPU = torch.device("cpu")
 

@@ -18,7 +18,7 @@ from scipy import stats
 
 from spurspec.artefacts.layout import RunLayout
 from spurspec.artefacts.run import RunRecord
-from spurspec.training.summaries import DEFAULT, IMAGE_SCORE
+from spurspec.training.models.summaries import DEFAULT, IMAGE_SCORE
 
 METHOD_ORDER = ("erm", "seg-ssl", "seg-spl")
 

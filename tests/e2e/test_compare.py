@@ -1,4 +1,4 @@
-"""Paired comparisons (`spurspec compare`, spurspec.metrics.paired): the same resamples for both
+"""Paired comparisons (`spurspec compare`, spurspec.evaluation.paired): the same resamples for both
 runs, a run against itself differs by exactly 0, swapping runs flips the sign, different test
 sets are refused, and DeLong's test agrees with the paired bootstrap on a large sample."""
 
@@ -10,7 +10,8 @@ import pytest
 from metrics_data import fake_run, study_like
 
 from spurspec.artefacts.run import RunRecord
-from spurspec.metrics import bootstrap, paired
+from spurspec.evaluation import paired
+from spurspec.metrics import bootstrap
 
 
 @pytest.fixture(scope="module")

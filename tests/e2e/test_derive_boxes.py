@@ -134,7 +134,7 @@ def test_training_derives_boxes_through_the_stage_and_says_what_it_wrote(tmp_pat
     import json
 
     from spurspec.artefacts.dataset import Dataset
-    from spurspec.training import granularity
+    from spurspec.training.data import granularity
 
     by_train, by_command = tmp_path / "by_train", tmp_path / "by_command"
     _build(by_train)

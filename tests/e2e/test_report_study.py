@@ -73,7 +73,7 @@ def test_mask_budget_figure(tmp_path, cli):
 
 
 def test_specificity_follows_granularity():
-    from spurspec.training.granularity import parse
+    from spurspec.training.data.granularity import parse
 
     assert parse("binary").specificity(64) == 1
     assert parse("grid:4").specificity(64) == 16

@@ -7,8 +7,13 @@ import pyarrow as pa
 import pytest
 
 from spurspec.artefacts.dataset import Dataset, DatasetWriter
-from spurspec.training import granularity
-from spurspec.training.heads import PixelHead, classes_for, negatives_have_regions, target_classes
+from spurspec.training.data import granularity
+from spurspec.training.models.heads import (
+    PixelHead,
+    classes_for,
+    negatives_have_regions,
+    target_classes,
+)
 
 
 def _lesions(out, n=240, size=32, seed=0, old_way=False):
@@ -70,7 +75,7 @@ def test_the_count_of_negatives_with_regions_is_written_at_ingest_and_read_witho
     existed is still scanned, with the same answer."""
     import json
 
-    from spurspec.training import heads
+    from spurspec.training.models import heads
 
     _lesions(tmp_path / "ds", n=18)
     info = json.loads((tmp_path / "ds" / "dataset.json").read_text())

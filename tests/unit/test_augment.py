@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from spurspec.artefacts.dataset import Dataset, DatasetWriter
-from spurspec.training import augment, granularity, loop
+from spurspec.training import loop
 from spurspec.training.config import AUGMENTS
-from spurspec.training.data import PER_IMAGE_AUGMENTS, RowsDataset
+from spurspec.training.data import augment, granularity
+from spurspec.training.data.rows import PER_IMAGE_AUGMENTS, RowsDataset
 
 S = 32
 
@@ -278,7 +279,7 @@ def test_intensity_ops_follow_albumentations_and_monai_in_unit_range():
 
 
 def test_elastic_affine_step_follows_the_studys_saved_config():
-    from spurspec.training.augment import Study, elastic_affine_inverse
+    from spurspec.training.data.augment import Study, elastic_affine_inverse
 
     assert Study().elastic_affine == 3.6  # alpha_affine in the study's train_transform.json
     assert np.allclose(elastic_affine_inverse(np.zeros((3, 2)), 64, 64), [[1, 0, 0], [0, 1, 0]])

@@ -12,7 +12,7 @@ import torch
 from spurspec.errors import ConfigError
 from spurspec.training import loop, models
 from spurspec.training.config import TrainConfig
-from spurspec.training.heads import PixelHead
+from spurspec.training.models.heads import PixelHead
 from spurspec.training.trainer import accelerator_options, check
 
 CPU = torch.device("cpu")

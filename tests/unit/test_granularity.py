@@ -7,7 +7,8 @@ import pyarrow as pa
 import pytest
 
 from spurspec.errors import ConfigError, InputError
-from spurspec.training import budget, data, granularity
+from spurspec.training.data import budget, granularity
+from spurspec.training.data import rows as data
 
 
 def test_parse_names():

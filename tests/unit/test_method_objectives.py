@@ -16,11 +16,12 @@ import torch
 from spurspec.artefacts import schemas
 from spurspec.artefacts.dataset import DatasetWriter
 from spurspec.errors import ConfigError
-from spurspec.training import budget, distributed, loop, models, spl, ssl
+from spurspec.training import distributed, loop, models, spl, ssl
 from spurspec.training.config import TrainConfig
-from spurspec.training.data import RowsDataset
-from spurspec.training.heads import PixelHead
+from spurspec.training.data import budget
+from spurspec.training.data.rows import RowsDataset
 from spurspec.training.methods import METHODS, check_settings, log_columns, require
+from spurspec.training.models.heads import PixelHead
 
 S = 32
 

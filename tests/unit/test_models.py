@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from spurspec.errors import ArtefactError, ConfigError, InputError
-from spurspec.training import models, networks
+from spurspec.training import models
+from spurspec.training.models import weights
 
 torch.set_num_threads(1)
 
@@ -96,7 +97,7 @@ def test_pretrained_round_trip_and_rgb_first_conv_summed(tmp_path):
     path = tmp_path / "encoder.pt"
     torch.save(rgb.encoder.net.state_dict(), path)
     grey = models.build("small", 1, pixel=True)
-    loaded = networks.load_pretrained(grey, path)
+    loaded = weights.load_pretrained(grey, path)
     assert loaded == len(grey.encoder.net.state_dict())
     first = next(k for k, v in rgb.encoder.net.state_dict().items() if v.ndim == 4)
     summed = rgb.encoder.net.state_dict()[first].sum(dim=1, keepdim=True)
@@ -107,9 +108,9 @@ def test_pretrained_refuses_code_and_foreign_weights(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"x": torch.nn.Linear(2, 2)}, evil)  # a pickled module, not plain tensors
     with pytest.raises(InputError, match="refused: the pretrained weights file holds objects other than tensors") as caught:
-        networks.load_pretrained(models.build("small", 1, pixel=False), evil)
+        weights.load_pretrained(models.build("small", 1, pixel=False), evil)
     assert "weights_only" not in str(caught.value)  # torch's advice to turn the guard off is dropped
     foreign = tmp_path / "foreign.pt"
     torch.save({"something.else": torch.zeros(3)}, foreign)
     with pytest.raises(ArtefactError, match="no tensor matches"):
-        networks.load_pretrained(models.build("small", 1, pixel=False), foreign)
+        weights.load_pretrained(models.build("small", 1, pixel=False), foreign)

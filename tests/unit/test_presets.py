@@ -36,7 +36,7 @@ def test_study_preset_matches_the_study():
 
 
 def test_selection_follows_the_study_per_granularity():
-    from spurspec.training.granularity import parse
+    from spurspec.training.data.granularity import parse
 
     assert [parse(g).default_select for g in ("binary", "bbox", "seg", "grid:8")] == ["auroc", "auroc", "dice", "dice"]
 

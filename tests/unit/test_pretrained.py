@@ -13,7 +13,8 @@ import torch
 from imagenet_builder import cadene_names, random_like
 
 from spurspec.errors import ArtefactError, ConfigError
-from spurspec.training import models, networks, pretrained
+from spurspec.training import models
+from spurspec.training.models import pretrained, weights
 
 torch.set_num_threads(1)
 
@@ -41,7 +42,7 @@ def test_resnet18_loads_torchvision_file_from_the_cache(cache):
     state = {k: v for k, v in random_like(model.encoder.net.state_dict()).items() if not k.endswith("num_batches_tracked")}
     state |= {"fc.weight": torch.randn(1000, 512), "fc.bias": torch.randn(1000)}
     torch.save(state, folder / "resnet18-f37072fd.pth")
-    assert networks.load_pretrained(model, "imagenet") == len(state) - 2
+    assert weights.load_pretrained(model, "imagenet") == len(state) - 2
     loaded = model.encoder.net.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in state.items() if not k.startswith("fc."))
     assert calls == []  # read offline
@@ -57,7 +58,7 @@ def test_study_pixel_encoder_loads_the_se_resnext50_file_withcadene_names(cache)
     assert state["layer1.0.se_module.fc1.weight"].shape == (16, 256, 1, 1)
     state |= {"last_linear.weight": torch.randn(1000, 2048), "last_linear.bias": torch.randn(1000)}
     torch.save(state, folder / "se_resnext50_32x4d-a260b3a4.pth")
-    assert networks.load_pretrained(model, "imagenet") == len(ours)
+    assert weights.load_pretrained(model, "imagenet") == len(ours)
     loaded = model.encoder.net.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in ours.items())
     assert calls == []
@@ -66,7 +67,7 @@ def test_study_pixel_encoder_loads_the_se_resnext50_file_withcadene_names(cache)
 def test_missing_file_without_network_names_file_folder_and_url(cache):
     folder, calls = cache
     with pytest.raises(ConfigError) as err:
-        networks.load_pretrained(models.build("study", 1, pixel=False), "imagenet")
+        weights.load_pretrained(models.build("study", 1, pixel=False), "imagenet")
     message = str(err.value)
     assert "resnet50-0676ba61.pth" in message and str(folder) in message
     assert "https://download.pytorch.org/models/resnet50-0676ba61.pth" in message and "\n" not in message
@@ -77,15 +78,15 @@ def test_broken_or_incomplete_cached_file_is_refused(cache):
     folder, _ = cache
     (folder / "resnet18-f37072fd.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ArtefactError, match="resnet18-f37072fd.pth: cached ImageNet weights do not load"):
-        networks.load_pretrained(models.build("resnet18", 1, pixel=False), "imagenet")
+        weights.load_pretrained(models.build("resnet18", 1, pixel=False), "imagenet")
     model = models.build("resnet18", 1, pixel=False)
     code = dict(model.encoder.net.state_dict()) | {"fc": torch.nn.Linear(2, 2)}  # pickled code, not tensors
     torch.save(code, folder / "resnet18-f37072fd.pth")
     with pytest.raises(ArtefactError, match="do not load"):
-        networks.load_pretrained(model, "imagenet")
+        weights.load_pretrained(model, "imagenet")
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, folder / "resnet18-f37072fd.pth")
     with pytest.raises(ArtefactError, match="missing or of another shape"):
-        networks.load_pretrained(models.build("resnet18", 1, pixel=False), "imagenet")
+        weights.load_pretrained(models.build("resnet18", 1, pixel=False), "imagenet")
 
 
 def test_model_without_imagenet_weights_is_refused(cache):
@@ -94,11 +95,11 @@ def test_model_without_imagenet_weights_is_refused(cache):
     models.check("study", "imagenet")
     models.check("small", None)
     with pytest.raises(ConfigError, match="no standard ImageNet weights"):
-        networks.load_pretrained(models.build("small", 1, pixel=False), "imagenet")
+        weights.load_pretrained(models.build("small", 1, pixel=False), "imagenet")
 
 
 def test_every_imagenet_file_is_named_with_its_hash_prefix():
     """torch.hub checks the SHA-256 prefix in the name when it downloads; a name without one would
     skip the check."""
-    for weights in pretrained.SOURCES.values():
-        assert re.search(r"-[0-9a-f]{8}\.pth$", weights.file_name), weights.file_name
+    for source in pretrained.SOURCES.values():
+        assert re.search(r"-[0-9a-f]{8}\.pth$", source.file_name), source.file_name

@@ -108,7 +108,7 @@ def test_overlay_is_read_safely_and_composited(tmp_path, monkeypatch):
     Image.fromarray(np.zeros((4, 4, 4), np.uint8), "RGBA").save(tmp_path / "empty.png")
     with pytest.raises(InputError, match="fully transparent"):
         features.read_overlay(tmp_path / "empty.png", SIZE, 0.5)
-    monkeypatch.setattr("spurspec.imaging.readers.MAX_PIXELS", 100)
+    monkeypatch.setattr("spurspec.imaging.limits.MAX_PIXELS", 100)
     with pytest.raises(InputError, match="limit"):
         features.read_overlay(tmp_path / "o.png", SIZE, 0.5)
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from spurspec.errors import ConfigError
-from spurspec.training import summaries
+from spurspec.training.models import summaries
 
 
 def _maps() -> torch.Tensor:

@@ -23,7 +23,7 @@ from spurspec.errors import ConfigError, ExistsError, InputError
 from spurspec.metrics.compute import MetricSettings, compute_metrics
 from spurspec.metrics.thresholds import parse_rule
 from spurspec.training.config import CHECKPOINTS
-from spurspec.training.summaries import IMAGE_SCORE
+from spurspec.training.models.summaries import IMAGE_SCORE
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Sampler
 
 from spurspec.artefacts.layout import DatasetLayout
-from spurspec.training.granularity import Targets
+from spurspec.training.data.granularity import Targets
 
 # Recipes RowsDataset applies per image on the CPU (a fallback); the others run on the batch.
 PER_IMAGE_AUGMENTS = ("standard-cpu",)

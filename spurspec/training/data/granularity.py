@@ -16,7 +16,7 @@ from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import DatasetLayout
 from spurspec.errors import ArtefactError, ConfigError, InputError
 from spurspec.registry import Registry
-from spurspec.training.heads import dataset_classes, target_classes
+from spurspec.training.models.heads import dataset_classes, target_classes
 
 
 @dataclass(frozen=True)

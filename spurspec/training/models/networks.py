@@ -3,20 +3,17 @@ feature maps, an optional fixed input stem (ImageNet-shaped encoders), and Net =
 pooled linear head (binary) or a U-Net decoder (pixel granularities). The `smp` decoder is
 segmentation-models-pytorch's `Unet` decoder rebuilt from MONAI parts: the same layers and
 initialisation, only the order of concatenated channels differs (tests/unit/test_models.py pins
-it). `load_pretrained` fills the encoder from ImageNet weights (spurspec.training.pretrained) or
-a local state dict read with weights_only=True."""
+it). Pretrained weights are loaded into an encoder by `weights.load_pretrained`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from spurspec.errors import ArtefactError, ConfigError, InputError
-from spurspec.training import pretrained
-from spurspec.training.checkpoint import torch_load
+from spurspec.errors import ConfigError
+from spurspec.training.models import pretrained
 
 
 class ImageNetInput(nn.Module):
@@ -139,7 +136,7 @@ def unet_decoder(encoder_channels: list[int], decoder_channels: tuple[int, ...],
 
 class Net(nn.Module):
     """Stem + encoder + head. Binary: logits (B,). Pixel: logits (B, H, W) at the input size, or
-    (B, out_channels, H, W) for a head with several logits per pixel (spurspec.training.heads)."""
+    (B, out_channels, H, W) for a head with several logits per pixel (spurspec.training.models.heads)."""
 
     def __init__(self, encoder: Encoder, pixel: bool, decoder_channels: tuple[int, ...],
                  stem: nn.Module | None = None, decoder_style: str = "monai", out_channels: int = 1) -> None:
@@ -184,58 +181,3 @@ class Net(nn.Module):
         if not self.pixel:
             raise ConfigError("pixel embeddings exist for pixel models only (bbox, seg, grid:K)")
         return self.head.register_forward_pre_hook(lambda module, args: fn(args[0]))
-
-
-def load_pretrained(model: Net, source: str | Path) -> int:
-    """Fill the encoder from `source`: "imagenet" (the encoder's standard ImageNet weights, every
-    tensor required) or a local state dict (weights_only: never runs code; keys may be the
-    backbone's own or prefixed `encoder.net.`; the tensors that fit load). Returns the number of
-    tensors loaded."""
-    if str(source) == pretrained.IMAGENET:
-        name = model.encoder.imagenet
-        if name is None:
-            raise ConfigError("--pretrained imagenet: this model's encoder has no standard ImageNet weights "
-                              f"(models with them: {', '.join(_imagenet_models())})")
-        where = pretrained.cache_dir() / pretrained.SOURCES[name].file_name
-        return _load_encoder(model, pretrained.load(name), where, complete=True)
-    return _load_encoder(model, _read_state_dict(Path(source)), Path(source), complete=False)
-
-
-def _imagenet_models() -> list[str]:
-    from spurspec.training import models
-
-    return [n for n in models.MODELS.names() if models.has_imagenet(n)]
-
-
-def _read_state_dict(path: Path) -> dict:
-    state = torch_load(path, "pretrained weights file", InputError)  # weights only, never code
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise InputError(f"{path}: expected a state dict (name -> tensor), got {type(state).__name__}")
-    return state
-
-
-def _load_encoder(model: Net, state: dict, where: Path, complete: bool) -> int:
-    """Load the tensors of `state` that fit the encoder (a 3-channel first convolution is summed to
-    fit 1-channel input). `complete`: every encoder tensor must be there (BatchNorm's batch counter
-    aside, which old files lack)."""
-    target = model.encoder.net.state_dict()
-    matched = {}
-    for key, value in state.items():
-        name = key.removeprefix("encoder.net.").removeprefix("module.")
-        if name not in target or not isinstance(value, torch.Tensor):
-            continue
-        want = target[name]
-        if value.ndim == 4 and want.ndim == 4 and value.shape[1] != want.shape[1] and want.shape[1] == 1:
-            value = value.sum(dim=1, keepdim=True)
-        if value.shape == want.shape:
-            matched[name] = value
-    if not matched:
-        raise ArtefactError(f"{where}: no tensor matches the encoder of this model; is it the right architecture?")
-    missing = [k for k in target if k not in matched and not k.endswith("num_batches_tracked")]
-    if complete and missing:
-        raise ArtefactError(f"{where}: {len(missing)} encoder tensor(s) missing or of another shape, "
-                            f"e.g. {', '.join(missing[:3])}; is it the right file?")
-    model.encoder.net.load_state_dict(matched, strict=False)
-    return len(matched)

@@ -17,7 +17,7 @@ from spurspec.registry import Registry
 class ModelSpec:
     description: str  # one line for the models table
     # ("resnet", block, layers, widths, weights) | ("seresnext50",); weights: the entry of
-    # spurspec.training.pretrained.SOURCES with its ImageNet weights, or None (it has none).
+    # spurspec.training.models.pretrained.SOURCES with its ImageNet weights, or None (it has none).
     encoder: tuple
     decoder_channels: tuple[int, ...]  # five U-Net decoder stages, coarse to fine
     pixel_encoder: tuple | None = None  # a different encoder for pixel models (the study's pairing)
@@ -61,7 +61,7 @@ def has_imagenet(name: str) -> bool:
 def check(name: str, pretrained: object) -> None:
     """Refuse an unknown model and `--pretrained imagenet` for a model without ImageNet weights,
     before anything is written."""
-    from spurspec.training.pretrained import IMAGENET
+    from spurspec.training.models.pretrained import IMAGENET
 
     MODELS.get(name)
     if str(pretrained) == IMAGENET and not has_imagenet(name):
@@ -72,10 +72,10 @@ def check(name: str, pretrained: object) -> None:
 
 def build(name: str, in_channels: int, pixel: bool, out_channels: int = 1):
     """The Net of a named setting for `in_channels` inputs: binary, or pixel with `out_channels`
-    logits per pixel (spurspec.training.heads.PixelHead.out_channels)."""
+    logits per pixel (spurspec.training.models.heads.PixelHead.out_channels)."""
     if out_channels != 1 and not pixel:
         raise ConfigError(f"out_channels {out_channels}: a binary model has one logit")
-    from spurspec.training import networks
+    from spurspec.training.models import networks
 
     spec = MODELS.get(name)
     recipe = _recipe(spec, pixel)

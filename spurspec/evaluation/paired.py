@@ -20,7 +20,7 @@ from spurspec.artefacts.run import RunRecord
 from spurspec.errors import ConfigError
 from spurspec.metrics import bootstrap
 from spurspec.metrics.auroc import weighted_auroc, weighted_average_precision
-from spurspec.training import summaries
+from spurspec.training.models import summaries
 
 # Metrics a paired comparison covers: those defined by ranking alone (thresholds differ per model).
 PAIRED_METRICS = ("auroc", "auprc", "robust_auroc", "auroc_attr0", "auroc_attr1", "worst_subgroup_auroc")
