@@ -35,9 +35,9 @@ smoke: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check spurspec tests
 
-# Every CPU benchmark (~20 minutes on 2 cores), one JSON file each in BENCH_OUT, then README's
-# tables and figures redrawn from those files (tests/benchmarks/render.py).
-BENCH_OUT ?= .github/readme/bench
+# Every CPU benchmark (~20 minutes on 2 cores), one JSON file each in BENCH_OUT, then the tables
+# and figures of docs/benchmarks.md redrawn from those files (tests/benchmarks/render.py).
+BENCH_OUT ?= docs/results/bench
 BENCH := $(PY) tests/benchmarks
 
 bench: $(STAMP)

@@ -1,7 +1,8 @@
-"""README's mask-budget table: robust and overall AUROC per (granularity, method, budget) as mean ±
-sd over seeds, and the paired difference method − ERM at the same budget and seed as mean
-[mean ± t(0.975, n−1)·sd/√n]. Reads every evaluated run under the given study directories (their
-config.toml, metrics.parquet and mask_budget.parquet through RunRecord); prints Markdown.
+"""The synthetic mask-budget table of docs/results/mask-budget.md: robust and overall AUROC per
+(granularity, method, budget) as mean ± sd over seeds, and the paired difference method − ERM at
+the same budget and seed as mean [mean ± t(0.975, n−1)·sd/√n]. Reads every evaluated run under
+the given study directories (their config.toml, metrics.parquet and mask_budget.parquet through
+RunRecord); prints Markdown.
 
     spurspec run pipelines/mask-budget-reference.toml
     spurspec run pipelines/mask-budget.toml

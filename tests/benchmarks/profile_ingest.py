@@ -1,5 +1,6 @@
-"""Where `ingest siim --workers 1` spends time beyond decoding: the one-off figures README's ingest
-prose quotes, reproducible. On generated 1024x1024 JPEG-Baseline DICOMs (a quarter with a lesion):
+"""Where `ingest siim --workers 1` spends time beyond decoding: the one-off figures that
+docs/results/ingest-profile.md quotes, reproducible. On generated 1024x1024 JPEG-Baseline DICOMs
+(a quarter with a lesion):
 
 1. the SIIM mask path per lesion (200 x 150 px): the band path ingest uses (paint, shrink and
    transpose only the rows the lesion touches) beside the full-image path it replaced;

@@ -2,7 +2,7 @@
 the command, the results, and the machine they came from: CPU model, cores (all, and those this
 process may use), memory, Python / torch / numpy versions, the date, and how busy other
 processes kept the cores while it ran (so a reader knows whether to trust the rates or only the
-side-by-side ratios). tests/benchmarks/render.py turns these files into README tables and figures.
+side-by-side ratios). tests/benchmarks/render.py turns these files into docs/benchmarks.md's tables and figures.
 Reads /proc (Linux; elsewhere the load fields are null); writes the JSON file."""
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""README's benchmark tables and figures, drawn from the benchmarks' JSON files (record.py): for
-each RESULTS/<name>.json, the text between `<!-- bench:<name> -->` and `<!-- /bench:<name> -->`
-in the README is replaced by its table(s), a line naming the machine, and (ingest, train,
-metrics) a figure saved as .github/readme/bench_<name>.png beside the README's other images.
-Blocks without a JSON file are left as they are. Reads RESULTS/*.json; writes the README and PNGs.
+"""The benchmark tables and figures of docs/benchmarks.md, drawn from the benchmarks' JSON files
+(record.py): for each RESULTS/<name>.json, the text between `<!-- bench:<name> -->` and
+`<!-- /bench:<name> -->` in the page is replaced by its table(s), a line naming the machine, and
+(ingest, train, metrics) a figure saved as images/bench_<name>.png beside the page, with the docs'
+other images. Blocks without a JSON file are left as they are. Reads RESULTS/*.json; writes the
+page and PNGs.
 
-    .venv/bin/python tests/benchmarks/render.py [--results .github/readme/bench] [--readme README.md]
+    .venv/bin/python tests/benchmarks/render.py [--results docs/results/bench] [--page docs/benchmarks.md]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-FIGURES = Path(".github") / "readme"  # beside the README, where its other images are
+FIGURES = "images"  # a folder beside the page, where the docs' other images are
 # Cores kept busy by other processes (on average) from which a table is marked as shared.
 SHARED = 0.25
 # NVIDIA's published ResNet-50 training rate (A100 80GB, AMP, 224 px), scaled by pixels to 512 px.
@@ -59,7 +60,7 @@ def figure(figs: Path, name: str, draw: Callable[[Any], None], width: float = 6.
     path = figs / f"bench_{name}.png"
     fig.savefig(path)
     plt.close(fig)
-    return f"![{name} benchmark](.github/readme/{path.name})"
+    return f"![{name} benchmark]({FIGURES}/{path.name})"
 
 
 def ingest(doc: dict[str, Any], figs: Path) -> list[str]:
@@ -273,28 +274,28 @@ RENDERERS: dict[str, Callable[[dict[str, Any], Path], list[str]]] = {
 def replace_block(text: str, name: str, body: list[str]) -> str:
     pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"README has no <!-- bench:{name} --> ... <!-- /bench:{name} --> block")
+        raise SystemExit(f"the page has no <!-- bench:{name} --> ... <!-- /bench:{name} --> block")
     return pattern.sub(lambda m: m.group(1) + "\n".join(body) + "\n" + m.group(2), text)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--results", type=Path, default=ROOT / FIGURES / "bench")
-    ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    ap.add_argument("--results", type=Path, default=ROOT / "docs" / "results" / "bench")
+    ap.add_argument("--page", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = ap.parse_args(argv)
-    text = args.readme.read_text(encoding="utf-8")
+    text = args.page.read_text(encoding="utf-8")
     for name, render in RENDERERS.items():
         path = args.results / f"{name}.json"
         if not path.exists():
-            print(f"{name}: no {path}; its README block is left as it is", file=sys.stderr)
+            print(f"{name}: no {path}; its block is left as it is", file=sys.stderr)
             continue
         doc = json.loads(path.read_text(encoding="utf-8"))
         if name == "gpu" and not doc["results"]["cuda"]:
-            print(f"gpu: {path} is a CPU smoke run (--allow-cpu), not a GPU figure; its README block is left as it is")
+            print(f"gpu: {path} is a CPU smoke run (--allow-cpu), not a GPU figure; its block is left as it is")
             continue
-        text = replace_block(text, name, [*render(doc, args.readme.parent / FIGURES), "", machine_line(doc)])
+        text = replace_block(text, name, [*render(doc, args.page.parent / FIGURES), "", machine_line(doc)])
         print(f"{name}: rendered from {path}")
-    args.readme.write_text(text, encoding="utf-8")
+    args.page.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

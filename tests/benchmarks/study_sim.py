@@ -1,7 +1,7 @@
-"""The README's numbers on generated SIIM-format data (issue 11, points 7 and 8): writes a SIIM
-folder whose films hold a pneumothorax painted inside each image's real mask and a chest tube
-where the image has one (tests/siim_builder.py's renderer, real label rows from
-../shared/data/siim), then ingests it and trains, evaluates and tabulates runs of any spurspec
+"""The numbers on generated SIIM-format data in docs/results/siim-format.md (issue 11, points 7
+and 8): writes a SIIM folder whose films hold a pneumothorax painted inside each image's real
+mask and a chest tube where the image has one (tests/siim_builder.py's renderer, real label rows
+from ../shared/data/siim), then ingests it and trains, evaluates and tabulates runs of any spurspec
 checkout (a git worktree of an older commit gives the "before" column). Reads the checkout and
 the real label files; writes the SIIM folder and a work directory (dataset, runs, results.json).
 Not collected by pytest (benchmarks are scripts, not tests).

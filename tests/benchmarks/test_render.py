@@ -1,7 +1,8 @@
-"""README's benchmark tables come from the benchmarks' JSON files, never by hand: render.py
-replaces exactly the marked blocks that have a file, draws the figures beside the README, names
-the machine under each table (and says when other processes shared it), leaves blocks without a
-file (or with a CPU smoke run of the GPU benchmark) alone, and refuses a README without a block."""
+"""docs/benchmarks.md's tables come from the benchmarks' JSON files, never by hand: render.py
+replaces exactly the marked blocks that have a file, draws the figures into images/ beside the
+page, names the machine under each table (and says when other processes shared it), leaves blocks
+without a file (or with a CPU smoke run of the GPU benchmark) alone, and refuses a page without a
+block."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts beside this file
 import render  # noqa: E402
 
 MACHINE = {"cpu": "Test CPU", "cores": 2, "usable_cores": 2, "memory_gib": 8.0, "python": "3.11", "torch": "2.x",
@@ -39,7 +40,7 @@ DOCS = {
                   "peak_memory_mib": 20480.0}]}),
 }
 
-README = """# Title
+PAGE = """# Title
 
 Before.
 
@@ -77,10 +78,10 @@ def write_docs(results: Path, names=DOCS, other_load: float = 0.0, cuda: bool = 
 
 def test_blocks_are_rendered_from_json(tmp_path):
     write_docs(tmp_path / "bench", other_load=1.2)
-    readme = tmp_path / "README.md"
-    readme.write_text(README)
-    render.main(["--results", str(tmp_path / "bench"), "--readme", str(readme)])
-    text = readme.read_text()
+    page = tmp_path / "benchmarks.md"
+    page.write_text(PAGE)
+    render.main(["--results", str(tmp_path / "bench"), "--page", str(page)])
+    text = page.read_text()
     for outside in ("# Title\n\nBefore.\n", "\nBetween.\n", "\nAfter.\n", "kept: no storage.json"):
         assert outside in text
     assert "old ingest table" not in text and "old metrics table" not in text and "no GPU yet" not in text
@@ -93,26 +94,26 @@ def test_blocks_are_rendered_from_json(tmp_path):
     assert text.count("Test CPU, 2 cores, 8.0 GiB") == 3
     assert text.count("the machine was shared") == 3
     for name in ("ingest", "metrics"):
-        assert f"![{name} benchmark](.github/readme/bench_{name}.png)" in text
-        assert (tmp_path / ".github" / "readme" / f"bench_{name}.png").stat().st_size > 1000
+        assert f"![{name} benchmark](images/bench_{name}.png)" in text
+        assert (tmp_path / "images" / f"bench_{name}.png").stat().st_size > 1000
 
 
 def test_a_quiet_machine_and_a_cpu_smoke_run(tmp_path):
     write_docs(tmp_path / "bench", names=["ingest", "gpu"], other_load=0.05, cuda=False)
-    readme = tmp_path / "README.md"
-    readme.write_text(README)
-    render.main(["--results", str(tmp_path / "bench"), "--readme", str(readme)])
-    text = readme.read_text()
+    page = tmp_path / "benchmarks.md"
+    page.write_text(PAGE)
+    render.main(["--results", str(tmp_path / "bench"), "--page", str(page)])
+    text = page.read_text()
     assert "(a quiet machine)" in text and "the machine was shared" not in text
     assert "no GPU yet" in text and "old metrics table" in text
 
 
-def test_a_readme_without_the_block_is_refused(tmp_path):
+def test_a_page_without_the_block_is_refused(tmp_path):
     write_docs(tmp_path / "bench", names=["ingest"])
-    readme = tmp_path / "README.md"
-    readme.write_text("# no blocks\n")
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# no blocks\n")
     with pytest.raises(SystemExit, match="bench:ingest"):
-        render.main(["--results", str(tmp_path / "bench"), "--readme", str(readme)])
+        render.main(["--results", str(tmp_path / "bench"), "--page", str(page)])
 
 
 def test_ingest_targets_are_the_per_repeat_ratios_with_their_range():
