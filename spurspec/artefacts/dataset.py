@@ -12,9 +12,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from spurspec.artefacts import io, provenance, schemas
+from spurspec.artefacts import freshness, io, provenance, schemas
 from spurspec.artefacts.layout import DatasetLayout
 from spurspec.errors import ArtefactError, ExistsError
+
+WHAT = "a dataset"  # what freshness messages call a dataset directory's contents
 
 
 @dataclass
@@ -253,8 +255,9 @@ def up_to_date(out: Path, stage: str, settings: dict[str, Any], inputs: dict[str
     out = Path(out)
     if force or not out.exists() or not any(out.iterdir()):
         return False
-    if provenance.is_up_to_date(DatasetLayout(out).provenance(stage), settings, inputs):
+    state = freshness.check(DatasetLayout(out).provenance(stage), settings, inputs, where=out, what=WHAT)
+    if state.fresh:
         return True
     if not DatasetLayout(out).manifest.exists():
         raise ExistsError(f"{out}: exists and is not a spurspec dataset; refusing to replace it")
-    raise ExistsError(f"{out}: already holds a dataset made with other settings or inputs; pass --force to replace it")
+    raise state.error()

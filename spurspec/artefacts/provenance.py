@@ -1,12 +1,12 @@
 """Provenance beside every stage's output: the command line, resolved settings, package
-versions and fingerprints of the inputs. A stage whose recorded settings and input fingerprints
-match the current ones is up to date and does nothing unless forced."""
+versions and fingerprints of the inputs, written to OUTPUT/provenance/<stage>.json. Whether an
+output is still up to date with its record is freshness.py's question. Reads the files it
+fingerprints."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import json
 import os
 import platform
 import sys
@@ -60,32 +60,3 @@ def record(stage: str, settings: dict[str, Any], inputs: dict[str, str]) -> dict
 
 def write(path: Path, stage: str, settings: dict[str, Any], inputs: dict[str, str]) -> None:
     io.write_json(path, record(stage, settings, inputs))
-
-
-def differences(path: Path, settings: dict[str, Any], inputs: dict[str, str]) -> list[str] | None:
-    """What differs between a previous run of the stage (its provenance file) and these
-    settings and inputs: [] when nothing does, None when there is no readable record."""
-    if not Path(path).exists():
-        return None
-    try:
-        old = io.read_json(path)
-    except (OSError, ValueError):
-        return None
-    # Round-trip through JSON so tuples/paths compare equal to what was recorded.
-    norm = json.loads(json.dumps({"s": settings, "i": inputs}, sort_keys=True, default=str))
-    out = []
-    for what, new, before in (("setting", norm["s"], old.get("settings") or {}), ("input", norm["i"], old.get("inputs") or {})):
-        for key in sorted(set(new) | set(before)):
-            if new.get(key) != before.get(key):
-                out.append(f"{what} {key}: {_short(before.get(key))} -> {_short(new.get(key))}")
-    return out
-
-
-def _short(value: Any) -> str:
-    text = "absent" if value is None else json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def is_up_to_date(path: Path, settings: dict[str, Any], inputs: dict[str, str]) -> bool:
-    """True if a previous run of the stage recorded exactly these settings and inputs."""
-    return differences(path, settings, inputs) == []

@@ -1,5 +1,6 @@
 """Shared CLI pieces: the rich consoles (progress on stderr, results on stdout), a progress bar
-that library code drives through a plain callback, and the ingest count table."""
+that library code drives through a plain callback, the options the ingest commands share, and
+the ingest count table. Reads and writes nothing."""
 
 from __future__ import annotations
 
@@ -23,6 +24,24 @@ from rich.table import Table
 
 # Every stage takes --config: a TOML file of its settings, which flags on the command line override.
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML file of settings (flags override it).", exists=True, dir_okay=False)]
+
+# The options the four `spurspec ingest` commands share, declared once (as sqlite-utils shares
+# option bundles). An option whose meaning differs by source (what the seed draws, what a worker
+# does) takes that source's words and adds the flag and the stated default here.
+DatasetOut = Annotated[Path, typer.Option("--out", help="Dataset directory to write.")]
+TrainingSize = Annotated[int | None, typer.Option("--size", help="Training size in pixels, square (default {default:size}).")]
+SkipBad = Annotated[bool, typer.Option("--skip-bad/--no-skip-bad", help="Leave out bad rows/files, recording them in rejects.parquet.")]
+ReplaceDataset = Annotated[bool, typer.Option("--force/--no-force", help="Replace an existing dataset directory.")]
+
+
+def Workers(help: str) -> Any:  # noqa: N802 -- named like the aliases above: it is used as one
+    """--workers, `help` saying what one worker does."""
+    return Annotated[int | None, typer.Option("--workers", help=f"{help} (default {{default:workers}}).")]
+
+
+def Seed(help: str) -> Any:  # noqa: N802
+    """--seed, `help` saying what it seeds."""
+    return Annotated[int | None, typer.Option("--seed", help=f"{help} (default {{default:seed}}).")]
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -76,10 +95,12 @@ def print_rows(title: str, rows: list[dict[str, Any]]) -> None:
 
 def print_ingest(result: Any) -> None:
     """An IngestResult: its count table, rejects and notes (or that it was up to date)."""
+    from spurspec.artefacts import freshness  # pyarrow loads once a command runs, not at start-up
+
     if result.up_to_date:
         for note in result.notes:  # e.g. leftovers of an interrupted ingest, removed
             out.print(note)
-        out.print(f"{result.out}: up to date (same settings and inputs); nothing to do. Use --force to rebuild.")
+        out.print(freshness.up_to_date(result.out, "a dataset"))
         return
     print_rows(f"{result.out}: {result.n_images} images", result.counts)
     if result.n_rejected:

@@ -31,8 +31,9 @@ def command(
     force: Annotated[bool, typer.Option(help="Recompute even if the metrics are up to date.")] = False,
 ) -> None:
     """Metrics with patient-bootstrap intervals: AUROC, robust AUROC per spurious attribute, subgroups, AUPRC, sensitivity/specificity."""
+    from spurspec.artefacts import freshness
     from spurspec.config import resolve
-    from spurspec.evaluation.evaluate import EvaluateConfig, evaluate
+    from spurspec.evaluation.evaluate import WHAT, EvaluateConfig, evaluate
 
     overrides = {"run": run, "predictions": predictions, "dataset": dataset, "out": out_dir, "split": split,
                  "checkpoint": checkpoint, "bootstrap": bootstrap, "seed": seed, "threshold": threshold, "device": device,
@@ -40,7 +41,7 @@ def command(
     cfg = resolve(EvaluateConfig, config, overrides)
     res = evaluate(cfg, force=force)
     if res.up_to_date:
-        out.print(f"{res.out}: metrics up to date (same settings and inputs); nothing recomputed. Use --force to redo.")
+        out.print(freshness.up_to_date(res.out, WHAT))
     for note in res.notes:
         out.print(f"note: {note}")
     print_metrics(res.metrics, f"{res.out}: {cfg.split} split, {cfg.bootstrap} bootstrap replicates")

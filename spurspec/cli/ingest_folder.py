@@ -8,14 +8,24 @@ from typing import Annotated
 
 import typer
 
-from spurspec.cli.common import ConfigFile, print_ingest, progress_bar
+from spurspec.cli.common import (
+    ConfigFile,
+    DatasetOut,
+    ReplaceDataset,
+    Seed,
+    SkipBad,
+    TrainingSize,
+    Workers,
+    print_ingest,
+    progress_bar,
+)
 
 SETTINGS = "spurspec.datasets.folder:Config"  # its defaults fill {default:FIELD} in help
 
 
 def command(
     table: Annotated[Path, typer.Argument(help="CSV or Parquet table, one row per image.")],
-    out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
+    out: DatasetOut,
     image_col: Annotated[str, typer.Option(help="Column with the image path (PNG, JPEG, DICOM, NIfTI).")],
     label_col: Annotated[str, typer.Option(help="Column with the 0/1 abnormality label.")],
     mask_col: Annotated[str | None, typer.Option(help="Column with a mask file path (0/1 or 0/255); empty = no mask.")] = None,
@@ -24,12 +34,12 @@ def command(
     patient_col: Annotated[str | None, typer.Option(help="Column with patient ids: a patient's images stay in one split.")] = None,
     split_col: Annotated[str | None, typer.Option(help="Column with train/val/test; without it splits are drawn (seeded).")] = None,
     root: Annotated[Path | None, typer.Option(help="Folder relative paths resolve against (default: the table's folder).")] = None,
-    size: Annotated[int | None, typer.Option(help="Training size in pixels, square (default {default:size}).")] = None,
+    size: TrainingSize = None,
     channels: Annotated[int | None, typer.Option(help="1 = grey, 3 = RGB (default {default:channels}).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Decode processes (default {default:workers}).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the drawn split (default {default:seed}).")] = None,
-    skip_bad: Annotated[bool, typer.Option(help="Leave out bad rows/files, recording them in rejects.parquet.")] = False,
-    force: Annotated[bool, typer.Option(help="Replace an existing dataset directory.")] = False,
+    workers: Workers("Decode processes") = None,
+    seed: Seed("Seed of the drawn split") = None,
+    skip_bad: SkipBad = False,
+    force: ReplaceDataset = False,
     config: ConfigFile = None,
 ) -> None:
     """Ingest your own images from a CSV or Parquet table."""

@@ -8,23 +8,33 @@ from typing import Annotated
 
 import typer
 
-from spurspec.cli.common import ConfigFile, print_ingest, progress_bar
+from spurspec.cli.common import (
+    ConfigFile,
+    DatasetOut,
+    ReplaceDataset,
+    Seed,
+    SkipBad,
+    TrainingSize,
+    Workers,
+    print_ingest,
+    progress_bar,
+)
 
 SETTINGS = "spurspec.datasets.isic:Config"  # its defaults fill {default:FIELD} in help
 
 
 def command(
     root: Annotated[Path, typer.Argument(help="Folder with ISIC2018_Task1-2_Training_Input/ and ISIC2018_Task1_Training_GroundTruth/.")],
-    out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
+    out: DatasetOut,
     artefacts: Annotated[Path | None, typer.Option(help="Bissoto et al.'s artefact annotations (isic_bias.csv); its `label` becomes the label.")] = None,
     trap_sets: Annotated[Path | None, typer.Option(help="Folder with isic_annotated_{train,val,test}K.csv: splits come from there.")] = None,
     trap_seed: Annotated[int | None, typer.Option(help="K, which published trap set, 1-5 (default {default:trap_seed}).")] = None,
     lesion_groups: Annotated[Path | None, typer.Option(help="CSV with image,lesion_id: without trap sets, a lesion's images stay in one split.")] = None,
-    size: Annotated[int | None, typer.Option(help="Training size in pixels, square (default {default:size}).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Decode processes (default {default:workers}).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the drawn split without trap sets (default {default:seed}).")] = None,
-    skip_bad: Annotated[bool, typer.Option(help="Leave out bad rows/files, recording them in rejects.parquet.")] = False,
-    force: Annotated[bool, typer.Option(help="Replace an existing dataset directory.")] = False,
+    size: TrainingSize = None,
+    workers: Workers("Decode processes") = None,
+    seed: Seed("Seed of the drawn split without trap sets") = None,
+    skip_bad: SkipBad = False,
+    force: ReplaceDataset = False,
     config: ConfigFile = None,
 ) -> None:
     """Ingest ISIC 2018 with artefact annotations and trap sets."""

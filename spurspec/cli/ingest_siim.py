@@ -9,24 +9,34 @@ from typing import Annotated
 
 import typer
 
-from spurspec.cli.common import print_ingest, progress_bar
+from spurspec.cli.common import (
+    ConfigFile,
+    DatasetOut,
+    ReplaceDataset,
+    Seed,
+    SkipBad,
+    TrainingSize,
+    Workers,
+    print_ingest,
+    progress_bar,
+)
 
 SETTINGS = "spurspec.datasets.siim:Config"  # its defaults fill {default:FIELD} in help
 
 
 def command(
     root: Annotated[Path, typer.Argument(help="SIIM folder: train-rle.csv + dicom-images-train/ (stage 1) or stage_2_train.csv + stage_2_images/ (stage 2).")],
-    out: Annotated[Path, typer.Option("--out", help="Dataset directory to write.")],
+    out: DatasetOut,
     labels: Annotated[Path | None, typer.Option(help="Label CSV (ImageId, EncodedPixels) when it is not at the top of ROOT.")] = None,
     tube_labels: Annotated[Path | None, typer.Option(help="Chest-tube labels: CSV ImageId,chest_tube or the study's cxr_tube_dict.pkl (read safely).")] = None,
-    size: Annotated[int | None, typer.Option(help="Training size in pixels (default {default:size}).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Decode processes, 0 = one per core, at most 8 (default {default:workers}).")] = None,
+    size: TrainingSize = None,
+    workers: Workers("Decode processes, 0 = one per core, at most 8") = None,
     limit: Annotated[int | None, typer.Option(help="Keep a stratified subset of N images (label x chest_tube), e.g. for CI.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the subset and the patient splits (default {default:seed}).")] = None,
+    seed: Seed("Seed of the subset and the patient splits") = None,
     test_fraction: Annotated[float | None, typer.Option(help="Share of the tube-labelled patients' images that go to test, the rest to val (default {default:test_fraction}: the study's 1,000 of 1,951).")] = None,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave bad inputs out and list them in rejects.parquet instead of stopping.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even if DIR is up to date or holds another dataset.")] = False,
-    config: Annotated[Path | None, typer.Option("--config", help="TOML file of settings (flags override it).")] = None,
+    skip_bad: SkipBad = False,
+    force: ReplaceDataset = False,
+    config: ConfigFile = None,
 ) -> None:
     """Ingest the SIIM-ACR pneumothorax DICOMs, masks and chest-tube labels."""
     from spurspec.config import resolve

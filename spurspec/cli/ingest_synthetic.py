@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from spurspec.cli.common import print_ingest, progress_bar
+from spurspec.cli.common import (
+    ConfigFile,
+    ReplaceDataset,
+    Seed,
+    TrainingSize,
+    Workers,
+    print_ingest,
+    progress_bar,
+)
 
 SETTINGS = "spurspec.datasets.synthetic:Config"  # its defaults fill {default:FIELD} in help
 
@@ -17,14 +25,14 @@ SETTINGS = "spurspec.datasets.synthetic:Config"  # its defaults fill {default:FI
 def command(
     out: Annotated[Path | None, typer.Option(help="Dataset directory to write (default {default:out}).")] = None,
     n: Annotated[int | None, typer.Option(help="Number of images (default {default:n}).")] = None,
-    size: Annotated[int | None, typer.Option(help="Image side in pixels (default {default:size}).")] = None,
+    size: TrainingSize = None,
     correlation: Annotated[float | None, typer.Option(help="P(spurious = label) in train and val, test gets 1 - this (default {default:correlation}).")] = None,
     test_correlation: Annotated[float | None, typer.Option(help="P(spurious = label) in test (default: 1 - correlation).")] = None,
     spurious_name: Annotated[str | None, typer.Option(help="Name of the spurious-attribute column (default {default:spurious_name}).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Generator processes; the output does not depend on it (default {default:workers}).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed: the same seed gives the same bytes (default {default:seed}).")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML file of settings (flags override it).")] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing dataset directory.")] = False,
+    workers: Workers("Generator processes; the output does not depend on it") = None,
+    seed: Seed("Seed: the same seed gives the same bytes") = None,
+    config: ConfigFile = None,
+    force: ReplaceDataset = False,
 ) -> None:
     """Generate the synthetic dataset (the demo's and CI's default data)."""
     from spurspec.config import resolve

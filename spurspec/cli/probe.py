@@ -33,8 +33,9 @@ def command(
     force: Annotated[bool, typer.Option("--force", help="Redo probes whose tables are up to date or were made with other settings.")] = False,
 ) -> None:
     """Measure reliance on a spurious feature directly: insert or remove it and score again; where the evidence lies."""
+    from spurspec.artefacts import freshness
     from spurspec.config import resolve
-    from spurspec.probes.stage import ProbeConfig, probe
+    from spurspec.probes.stage import WHAT, ProbeConfig, probe
 
     overrides = {"run": run, "insert": tuple(insert) if insert else None, "placement": placement, "remove": remove or None,
                  "attribution": attribution or None, "attribute": attribute, "overlay_scale": overlay_scale, "margin": margin,
@@ -44,11 +45,12 @@ def command(
     res = probe(cfg, force=force)
     for name, table in res.tables.items():
         rows = table.to_pylist()
-        state = " (up to date; nothing recomputed, --force redoes it)" if name in res.up_to_date else ""
+        if name in res.up_to_date:
+            out.print(freshness.up_to_date(res.run, WHAT.format(name)))
         if rows and rows[0]["kind"] == "attribution":
-            _print_attribution(f"{res.run}: {name}{state}", rows)
+            _print_attribution(f"{res.run}: {name}", rows)
         else:
-            _print_shift(f"{res.run}: {name}{state}, summary {rows[0]['summary'] if rows else '-'}", rows)
+            _print_shift(f"{res.run}: {name}, summary {rows[0]['summary'] if rows else '-'}", rows)
     for note in res.notes:
         out.print(f"note: {note}")
     if res.tables:

@@ -23,14 +23,15 @@ def command(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing report of other runs or settings.")] = False,
 ) -> None:
     """Combine evaluated runs into a report: headline figure, reference table, ROC, summaries, saliency."""
+    from spurspec.artefacts import freshness
     from spurspec.artefacts.layout import ReportLayout
     from spurspec.config import resolve
-    from spurspec.report.build import ReportConfig, build_report
+    from spurspec.report.build import WHAT, ReportConfig, build_report
 
     cfg = resolve(ReportConfig, config, {"runs": tuple(runs), "out": out_dir, "title": title, "summary": summary, "attribute": attribute})
     res = build_report(cfg, force=force)
     if res.up_to_date:
-        out.print(f"{res.out}: up to date (same runs, metrics and settings); nothing to do. Use --force to rebuild.")
+        out.print(freshness.up_to_date(res.out, WHAT))
         return
     for note in res.notes:
         out.print(f"note: {note}")

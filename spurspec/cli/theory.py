@@ -40,8 +40,9 @@ def command(
     force: Annotated[bool, typer.Option(help="Replace existing results made with other settings.")] = False,
 ) -> None:
     """Compute Var(X | Ỹ=1) and I(S; Y | Ỹ=1) against r, exactly and by simulation."""
+    from spurspec.artefacts import freshness
     from spurspec.config import resolve
-    from spurspec.theory import TheoryConfig, run_theory, wide_rows
+    from spurspec.theory import WHAT, TheoryConfig, run_theory, wide_rows
 
     overrides = {
         "out": out,
@@ -57,5 +58,7 @@ def command(
     cfg = resolve(TheoryConfig, config, overrides)
     result = run_theory(cfg, force=force)
     print_rows("Var(X|Ỹ=1) and I(S;Y|Ỹ=1) in bits against r: exact, simulated ± 95% interval", wide_rows(result.table))
-    state = "up to date, nothing recomputed" if result.up_to_date else "written"
-    console.print(f"{result.out}: theory.parquet and theory.png {state}")
+    if result.up_to_date:
+        console.print(freshness.up_to_date(result.out, WHAT))
+    else:
+        console.print(f"{result.out}: theory.parquet and theory.png written")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from spurspec.artefacts import io, locks, provenance, schemas
+from spurspec.artefacts import freshness, io, locks, provenance, schemas
 from spurspec.artefacts.dataset import Dataset
 from spurspec.config import to_dict
 from spurspec.errors import ArtefactError, ConfigError
@@ -18,6 +18,7 @@ from spurspec.imaging import boxes as bx
 from spurspec.imaging import rle
 
 STAGE = "derive-boxes"
+WHAT = "boxes and grids"  # what the stage's messages call its outputs
 MODES = ("union", "components")
 
 
@@ -67,7 +68,7 @@ def _check_grids(grids: tuple[int, ...], size: int | None) -> None:
 def describe(result: DeriveBoxesResult, cfg: DeriveBoxesConfig) -> list[str]:
     """The lines a user reads about a derive-boxes result, wherever the stage was run from."""
     if result.up_to_date:
-        return [f"{result.dataset}: boxes up to date (same settings and masks); nothing to do. Use --force to rebuild."]
+        return [freshness.up_to_date(result.dataset, WHAT)]
     return [
         *(f"note: {note}" for note in result.notes),
         f"{result.dataset}: {result.n_with_boxes} of {result.n_images} images have boxes "
@@ -110,9 +111,14 @@ def _derive(cfg: DeriveBoxesConfig, ds: Dataset, force: bool) -> DeriveBoxesResu
     }
     result = DeriveBoxesResult(dataset=Path(cfg.dataset), up_to_date=False, n_images=ds.manifest.num_rows,
                                grids=list(grids))
-    if not force and _outputs_exist(ds, grids) and provenance.is_up_to_date(layout.provenance(STAGE), settings, inputs):
-        result.up_to_date = True
-        return result
+    if not force and _outputs_exist(ds, grids):
+        state = freshness.check(layout.provenance(STAGE), settings, inputs, where=cfg.dataset, what=WHAT,
+                                paths={"manifest": layout.manifest, "mask_rle": layout.mask_rle})
+        if state.fresh:
+            result.up_to_date = True
+            return result
+        if state.stale:  # derived data, redone without --force: say what changed
+            result.notes.append(state.redone)
     rows, area_fracs = _write_boxes(cfg, ds, grids, result)
     io.write_table(layout.boxes, pa.Table.from_pylist(rows, schema=_plain(schemas.BOXES)), schemas.BOXES)
     # Provenance last: its presence with matching fingerprints means every output above is complete.

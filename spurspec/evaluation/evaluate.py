@@ -13,17 +13,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spurspec.artefacts import io, locks, provenance, schemas
+from spurspec.artefacts import freshness, io, locks, provenance, schemas
 from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import EvalLayout
 from spurspec.artefacts.run import RunRecord, write_saliency
 from spurspec.config import check_seed, to_dict
 from spurspec.datasets import tables
-from spurspec.errors import ConfigError, ExistsError, InputError
+from spurspec.errors import ConfigError, InputError
 from spurspec.metrics.compute import MetricSettings, compute_metrics
 from spurspec.metrics.thresholds import parse_rule
 from spurspec.training.config import CHECKPOINTS
 from spurspec.training.models.summaries import IMAGE_SCORE
+
+WHAT = "metrics"  # what freshness messages call this stage's output
 
 
 @dataclass(frozen=True)
@@ -87,16 +89,15 @@ def _recorded(cfg: EvaluateConfig) -> dict[str, Any]:
     return settings
 
 
-def _fresh(metrics: Path, prov: Path, settings: dict, inputs: dict, force: bool) -> bool:
+def _fresh(metrics: Path, prov: Path, settings: dict, inputs: dict, force: bool, paths: dict[str, Path]) -> bool:
     """True if the metrics on disk are for exactly these settings and inputs. Other finished
     metrics need --force; a half-finished evaluate (no provenance) is simply redone."""
     if force or not metrics.exists():
         return False
-    if provenance.is_up_to_date(prov, settings, inputs):
-        return True
-    if prov.exists():
-        raise ExistsError(f"{metrics.parent}: already evaluated with other settings or inputs; pass --force to redo it")
-    return False
+    state = freshness.check(prov, settings, inputs, where=metrics.parent, what=WHAT, paths=paths)
+    if state.stale:
+        raise state.error()
+    return state.fresh
 
 
 def _evaluate_run(cfg: EvaluateConfig, force: bool) -> EvaluateResult:
@@ -112,7 +113,8 @@ def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateR
     ckpt = record.checkpoint(cfg.checkpoint)
     inputs = {"checkpoint": provenance.file_digest(ckpt), "dataset": dataset.fingerprint()}
     settings = _recorded(cfg)
-    if _fresh(layout.metrics, layout.provenance("evaluate"), settings, inputs, force):
+    paths = {"checkpoint": ckpt, "dataset": dataset.layout.manifest}
+    if _fresh(layout.metrics, layout.provenance("evaluate"), settings, inputs, force, paths):
         return EvaluateResult(layout.root, io.read_table(layout.metrics, "metrics"), up_to_date=True)
 
     from spurspec import runtime
@@ -177,7 +179,8 @@ def _score_outside(cfg: EvaluateConfig, dataset: Dataset, path: Path, force: boo
     layout = EvalLayout(Path(cfg.out))
     inputs = {"predictions": provenance.file_digest(path), "dataset": dataset.fingerprint()}
     settings = _recorded(cfg)
-    if _fresh(layout.metrics, layout.provenance("evaluate"), settings, inputs, force):
+    paths = {"predictions": path, "dataset": dataset.layout.manifest}
+    if _fresh(layout.metrics, layout.provenance("evaluate"), settings, inputs, force, paths):
         return EvaluateResult(layout.root, io.read_table(layout.metrics, "metrics"), up_to_date=True)
     predictions, has_split = read_outside(path)
     notes = []

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from spurspec.artefacts import io, locks, provenance, schemas
+from spurspec.artefacts import freshness, io, locks, provenance, schemas
 from spurspec.artefacts.dataset import Dataset, check_npy
 from spurspec.artefacts.run import RunRecord
 from spurspec.config import check_seed
-from spurspec.errors import ArtefactError, ConfigError, ExistsError
+from spurspec.errors import ArtefactError, ConfigError
 from spurspec.evaluation.paired import headline_summary
 from spurspec.probes import attribution, features, inpaint, stats
 from spurspec.training.models import summaries
@@ -66,6 +66,7 @@ NO_ATTRIBUTE = "none"
 FEATURE_ATTRIBUTES = {"vignette": "dark_corner", "ink": "ink"}
 # Insertion and removal paint and score this many images at a time (memory stays bounded).
 CHUNK = 256
+WHAT = "the probe table {}"  # what freshness messages call one probe's output, by its name
 
 
 @dataclass
@@ -204,9 +205,9 @@ def _probe_locked(cfg: ProbeConfig, record: RunRecord, asked: list[Request], for
     result = ProbeResult(record.root)
     scorer = None
     for req in asked:
-        inputs = {**run.inputs, **_own_inputs(req, run, cfg)}
+        inputs = {**run.inputs, **_own_inputs(req, run)}
         path, prov = layout.probe(req.name), layout.provenance(f"probe-{req.name}")
-        if _fresh(path, prov, req.settings, inputs, force):
+        if _fresh(req, run, inputs, force):
             result.up_to_date.append(req.name)
             result.tables[req.name] = schemas.check(io.read_table(path, "probe table"), schemas.PROBE, path)
             continue
@@ -230,30 +231,41 @@ def _scorer(run: RunInputs, cfg: ProbeConfig):
     return Scorer.load(run.record.root, run.checkpoint, run.summary, cfg.device)
 
 
-def _own_inputs(req: Request, run: RunInputs, cfg: ProbeConfig) -> dict[str, str]:
-    """Fingerprints of the files only this probe reads: an overlay, the spurious masks."""
+def _own_files(req: Request, run: RunInputs) -> dict[str, Path]:
+    """The files only this probe reads, by input name: an overlay, the spurious masks."""
     out = {}
     path = features.parse(req.feature)[1] if req.feature else None
     if path is not None:
-        out["overlay"] = provenance.file_digest(path)
+        out["overlay"] = path
     masks = run.ds.layout.spurious_masks
     if req.kind in ("remove", "attribution") and run.region is not None and masks.exists():
-        out["spurious_masks"] = provenance.file_digest(masks)
+        out["spurious_masks"] = masks
     return out
 
 
-def _fresh(path: Path, prov: Path, settings: dict, inputs: dict, force: bool) -> bool:
-    """True if the table on disk is for exactly these settings and inputs; another finished one
-    needs `force` (exit 4 saying what differs); a half-finished one is simply redone."""
-    if force or not path.exists():
+def _own_inputs(req: Request, run: RunInputs) -> dict[str, str]:
+    """Fingerprints of the files only this probe reads."""
+    return {name: provenance.file_digest(path) for name, path in _own_files(req, run).items()}
+
+
+def _fresh(req: Request, run: RunInputs, inputs: dict[str, str], force: bool) -> bool:
+    """True if the probe's table on disk is for exactly these settings and inputs; another
+    finished one needs `force` (exit 4 saying what differs); a half-finished one is simply redone."""
+    layout = run.record.layout
+    if force or not layout.probe(req.name).exists():
         return False
-    differs = provenance.differences(prov, settings, inputs)
-    if differs == []:
-        return True
-    if differs is not None:
-        what = "; ".join(differs[:3]) + (f"; and {len(differs) - 3} more" if len(differs) > 3 else "")
-        raise ExistsError(f"{path}: made with other settings or inputs ({what}); pass --force to redo it")
-    return False
+    state = freshness.check(layout.provenance(f"probe-{req.name}"), req.settings, inputs, where=run.record.root,
+                            what=WHAT.format(req.name), paths=_input_paths(req, run))
+    if state.stale:
+        raise state.error()
+    return state.fresh
+
+
+def _input_paths(req: Request, run: RunInputs) -> dict[str, Path]:
+    """The file behind each input fingerprint, for a message naming what changed."""
+    layout = run.record.layout
+    return {"checkpoint": layout.checkpoint(run.checkpoint), "dataset": run.ds.layout.manifest,
+            "metrics": layout.metrics, "spurious_masks": run.ds.layout.spurious_masks, **_own_files(req, run)}
 
 
 def _stream(cfg: ProbeConfig, req: Request, *parts: int) -> np.random.Generator:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from spurspec.artefacts import io, locks, provenance
+from spurspec.artefacts import freshness, io, locks, provenance
 from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import DatasetLayout, ReportLayout, RunLayout
 from spurspec.config import to_dict
@@ -25,6 +25,8 @@ from spurspec.report import curves, figures, findings
 from spurspec.report.runs import Run, combined, find_runs, group_key, reference_for, replicate_word
 from spurspec.report.writers import Block, markdown, to_html
 from spurspec.training.models import summaries
+
+WHAT = "a report"  # what freshness messages call a report directory's contents
 
 
 @dataclass(frozen=True)
@@ -140,18 +142,18 @@ def _build_locked(cfg: ReportConfig, force: bool) -> ReportResult:
     runs, notes = find_runs(list(cfg.runs))
     final = ReportLayout(Path(cfg.out))
     settings = to_dict(cfg)
-    inputs = {str(run.root): provenance.file_digest(RunLayout(run.root).metrics) for run in runs}
+    metrics = {str(run.root): RunLayout(run.root).metrics for run in runs}
+    inputs = {name: provenance.file_digest(path) for name, path in metrics.items()}
     # A run probed since the report was made makes it stale (keys exist only for probed runs).
     inputs.update({str(p): provenance.file_digest(p) for run in runs for p in probe_files(run.record)})
     if final.root.exists() and any(final.root.iterdir()):
         if not final.markdown.exists():
             raise ExistsError(f"{final.root}: exists and is not a spurspec report; refusing to replace it")
-        differs = provenance.differences(final.provenance, settings, inputs)
-        if not force and differs == []:
-            return ReportResult(final.root, len(runs), notes=notes, up_to_date=True)
         if not force:
-            what = "; ".join(differs[:3]) + (f"; and {len(differs) - 3} more" if len(differs) > 3 else "") if differs else "no record of its settings"
-            raise ExistsError(f"{final.root}: holds a report of other runs or settings ({what}); pass --force to replace it")
+            state = freshness.check(final.provenance, settings, inputs, where=final.root, what=WHAT, paths=metrics)
+            if state.fresh:
+                return ReportResult(final.root, len(runs), notes=notes, up_to_date=True)
+            raise state.error()
     with io.staging_dir(final.root) as staging:
         made, notes = _write(cfg, runs, notes, ReportLayout(staging))
         provenance.write(ReportLayout(staging).provenance, "report", settings, inputs)

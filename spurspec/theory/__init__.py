@@ -13,15 +13,16 @@ import numpy as np
 import pyarrow as pa
 
 from spurspec import config as configlib
-from spurspec.artefacts import io, locks, provenance, schemas
+from spurspec.artefacts import freshness, io, locks, provenance, schemas
 from spurspec.artefacts.layout import TheoryLayout
 from spurspec.datamodel import JointLabels, region_side
-from spurspec.errors import ConfigError, ExistsError
+from spurspec.errors import ConfigError
 from spurspec.theory.exact import PixelModel, exact_measures
 from spurspec.theory.plot import plot
 from spurspec.theory.simulate import simulate
 
 MEASURES = ("var_x", "mi_sy_bits")
+WHAT = "a theory table and plot"  # what the stage's messages call its outputs
 
 
 @dataclass(frozen=True)
@@ -122,10 +123,12 @@ def _run_locked(cfg: TheoryConfig, force: bool) -> TheoryResult:
     settings = {k: v for k, v in configlib.to_dict(cfg).items() if k != "out"}
     recorded = layout.provenance("theory")
     if not force and layout.table.exists():
-        if provenance.is_up_to_date(recorded, settings, {}) and layout.figure.exists():
+        state = freshness.check(recorded, settings, {}, where=layout.root, what=WHAT)
+        if not state.fresh:
+            raise state.error()
+        if layout.figure.exists():  # else the same settings' plot is simply drawn again
             table = schemas.check(io.read_table(layout.table, "theory table"), schemas.THEORY, layout.table)
             return TheoryResult(layout.root, table, True)
-        raise ExistsError(f"{layout.root}: already holds theory results for other settings; pass --force to replace them")
     table = compute(cfg)
     io.write_table(layout.table, table, schemas.THEORY)
     plot(table, layout.figure)

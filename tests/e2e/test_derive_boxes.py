@@ -85,6 +85,9 @@ def test_union_boxes_grids_and_rerun(tmp_path, cli):
     assert "up to date" in again.stdout
     forced = cli(["derive-boxes", root, "--grid", "4", "--grid", "5", "--force"])
     assert "2 of 4 images have boxes" in forced.stdout
+    # Derived data: other settings redo it without --force, saying what changed.
+    wider = cli(["derive-boxes", root, "--grid", "4", "--grid", "5", "--margin", "1"])
+    assert f"note: {root}: held boxes and grids made with other settings or inputs (setting margin: 0 -> 1); redone" in wider.stdout
 
 
 def test_components_and_margin(tmp_path, cli):

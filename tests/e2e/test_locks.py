@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -45,10 +47,20 @@ def test_a_dead_holder_on_this_host_is_taken_over(tmp_path):
 
 
 def test_a_reused_pid_is_a_dead_holder(tmp_path):
-    """The pid is alive (this process) but started at another time: not the holder."""
-    _lock_file(tmp_path / "out", pid=os.getpid(), host=socket.gethostname(), proc_start="1")
-    with locks.hold(tmp_path / "out", "ingest"):
-        pass
+    """The pid is alive (this process) but started at another time: not the holder. The lock
+    taken over is this process's own record, the one a later process judges it by."""
+    path = _lock_file(tmp_path / "out", pid=os.getpid(), host=socket.gethostname(), proc_start="1")
+    with locks.hold(tmp_path / "out", "ingest") as lock:
+        record = json.loads(path.read_text())
+        assert record == lock.record
+        assert set(record) == {"pid", "host", "started", "stage", "argv", "token", "proc_start"}
+        assert (record["pid"], record["host"], record["stage"]) == (os.getpid(), socket.gethostname(), "ingest")
+        assert record["argv"] == sys.argv[:8]
+        assert record["proc_start"] == Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        assert re.fullmatch(r"[0-9a-f]{16}", record["token"])  # a fresh token, not the dead holder's "old"
+        started = datetime.fromisoformat(record["started"])
+        assert abs((datetime.now(UTC) - started).total_seconds()) < 60
+    assert not path.exists()
 
 
 def test_another_hosts_lock_holds_until_it_expires(tmp_path):

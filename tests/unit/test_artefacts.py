@@ -1,5 +1,5 @@
 """The artefact contract: atomic writes, schema checks, the dataset writer's staging and
-compaction, provenance up-to-date checks."""
+compaction, a dataset's up-to-date check (the freshness check itself: test_freshness.py)."""
 
 from __future__ import annotations
 
@@ -92,10 +92,17 @@ def test_up_to_date_matches_recorded_settings(tmp_path):
     _write(out)
     assert up_to_date(out, "ingest", {"k": 1}, {"in": "x"}, force=False)
     assert not up_to_date(out, "ingest", {"k": 1}, {"in": "x"}, force=True)
-    with pytest.raises(ExistsError):
-        up_to_date(out, "ingest", {"k": 2}, {"in": "x"}, force=False)
+    with pytest.raises(ExistsError, match=r"ds: already holds a dataset made with other settings or inputs "
+                                          r"\(setting k: 1 -> 2; input in changed\); pass --force to replace it"):
+        up_to_date(out, "ingest", {"k": 2}, {"in": "y"}, force=False)
     rec = io.read_json(out / "provenance" / "ingest.json")
     assert rec["versions"]["numpy"] == np.__version__
+    (out / "provenance" / "ingest.json").unlink()  # a dataset without its record: refused, saying so
+    with pytest.raises(ExistsError, match="without a readable record of its settings and inputs"):
+        up_to_date(out, "ingest", {"k": 1}, {"in": "x"}, force=False)
+    (out / "manifest.parquet").unlink()
+    with pytest.raises(ExistsError, match="exists and is not a spurspec dataset"):
+        up_to_date(out, "ingest", {"k": 1}, {"in": "x"}, force=False)
 
 
 def test_digests(tmp_path):

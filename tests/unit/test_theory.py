@@ -39,7 +39,7 @@ def test_exact_agrees_with_simulation(overlap):
 
 @pytest.mark.parametrize(("model", "pi"), [(model_of(TheoryConfig()), 0.9), (model_of(TheoryConfig()), 0.5), (_model(), 0.9)])
 def test_both_measures_fall_as_r_rises(model, pi):
-    """In the large-abnormality regime of the defaults (see the README for the condition)."""
+    """In the large-abnormality regime of the defaults (docs/theory.md states the condition)."""
     rs = [g * g for g in range(1, model.side + 1) if model.side % g == 0]
     values = exact_measures(model, False, rs, pi)
     for m in (0, 1):
@@ -49,7 +49,7 @@ def test_both_measures_fall_as_r_rises(model, pi):
 
 
 def test_small_abnormality_rises_before_it_falls():
-    """Outside the large-abnormality regime the fall is not monotone (see the README)."""
+    """Outside the large-abnormality regime the fall is not monotone (docs/theory.md)."""
     values = exact_measures(_model(y=(4, 4), s=(2, 8), side=32), False, [1, 64, 1024], 0.9)
     assert values[64][1] > values[1][1] and values[64][0] > values[1][0]
     assert values[1024][1] == 0.0

@@ -1,4 +1,4 @@
-"""Named model settings (MODELS), listed by `spurspec train --help` and the README's models table.
+"""Named model settings (MODELS), listed by `spurspec train --help` and the models table of docs/training.md.
 By default every granularity shares one encoder (binary: pooled linear head; pixel granularities:
 a U-Net decoder), so supervision is the only difference; `study` is the study's own pairing, with
 segmentation-models-pytorch's Unet decoder for its pixel models. ImageNet-shaped encoders (those

@@ -27,7 +27,7 @@ GREY_MEAN, GREY_STD = (0.485,) * 3, (0.229,) * 3
 @dataclass(frozen=True)
 class Weights:
     url: str
-    publisher: str  # who publishes the file, for README and error messages
+    publisher: str  # who publishes the file, for docs/training.md and error messages
     rename: Callable[[str, torch.Tensor], tuple[str, torch.Tensor]] | None = None  # file names -> encoder names
 
     @property
