@@ -98,39 +98,26 @@ REJECTS = _schema(
     [pa.field("input", pa.string(), nullable=False), pa.field("reason", pa.string(), nullable=False)],
 )
 
-TRAIN_LOG = _schema(
-    "train_log",
-    [
-        pa.field("epoch", pa.int32(), nullable=False),
-        pa.field("train_loss", pa.float64()),
-        pa.field("val_loss", pa.float64()),
-        pa.field("val_auroc", pa.float64()),
-        pa.field("val_dice", pa.float64()),
-        pa.field("lr", pa.float64()),
-        pa.field("images_per_s", pa.float64()),
-        pa.field("data_wait_fraction", pa.float64()),
-        pa.field("epoch_seconds", pa.float64()),
-        pa.field("is_best", pa.bool_()),
-        # The method's own terms (training.methods.Method.columns), null for methods without them.
-        # seg-ssl: mean pseudo-mask loss of an image without a mask (before its weight), that
-        # weight this epoch, and the mean shares of pseudo-positive and of confident pixels.
-        pa.field("ssl_loss", pa.float64()),
-        pa.field("ssl_weight", pa.float64()),
-        pa.field("ssl_positive_share", pa.float64()),
-        pa.field("ssl_confident_share", pa.float64()),
-        # seg-spl: mean pixel-contrastive loss per step (before its weight).
-        pa.field("spl_loss", pa.float64()),
-        # rrr: mean input-gradient penalty per image with a region (before its weight);
-        # cam-loss: mean share of the positive CAM outside the region, on those images.
-        pa.field("rrr_penalty", pa.float64()),
-        pa.field("cam_outside_share", pa.float64()),
-        # groupdro: the largest group weight at the epoch's end and its group ("label=1,chest_tube=0").
-        pa.field("dro_max_weight", pa.float64()),
-        pa.field("dro_max_weight_group", pa.string()),
-        # jtt: training images the identification model got wrong (upweighted in this training).
-        pa.field("jtt_errors", pa.int64()),
-    ],
-)
+# The columns every run's train_log.parquet holds, one row per epoch. A training method's own
+# columns follow them: training.methods.TRAIN_LOG is the whole schema, built from the methods' cards.
+TRAIN_LOG_FIELDS = [
+    pa.field("epoch", pa.int32(), nullable=False),
+    pa.field("train_loss", pa.float64()),
+    pa.field("val_loss", pa.float64()),
+    pa.field("val_auroc", pa.float64()),
+    pa.field("val_dice", pa.float64()),
+    pa.field("lr", pa.float64()),
+    pa.field("images_per_s", pa.float64()),
+    pa.field("data_wait_fraction", pa.float64()),
+    pa.field("epoch_seconds", pa.float64()),
+    pa.field("is_best", pa.bool_()),
+]
+
+
+def train_log(method_fields: list[pa.Field]) -> pa.Schema:
+    """The train_log schema: TRAIN_LOG_FIELDS, then the methods' own columns (nullable)."""
+    return _schema("train_log", [*TRAIN_LOG_FIELDS, *(f.with_nullable(True) for f in method_fields)])
+
 
 # `--method dfr`: the validation images of each half: "fit" (the last layer is refit on a
 # group-balanced sample of them) and "select" (its regularisation is chosen on them).

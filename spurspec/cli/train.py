@@ -5,7 +5,7 @@ prints the outcome. Torch is imported only when the command runs."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,11 +22,15 @@ from spurspec.training.config import (
     REGIONS,
     SCHEDULES,
     SELECT_METRICS,
+    TrainConfig,
 )
 from spurspec.training.data import granularity
 from spurspec.training.methods import METHODS
 from spurspec.training.models import MODELS, summaries
 from spurspec.training.models.heads import HEADS
+
+if TYPE_CHECKING:
+    from spurspec.training import TrainResult
 
 SETTINGS = "spurspec.training.config:TrainConfig"  # its defaults fill {default:FIELD} in help
 Model = choices("Model", MODELS.names())
@@ -110,7 +114,11 @@ def command(
         "preset": _value(preset), "attribute": attribute, "region": _value(region), "compile": compile_,
     }
     cfg = resolve_train_config(config, overrides, resume)
-    result = train(cfg, resume=resume, force=force, progress=True)
+    _print_outcome(cfg, train(cfg, resume=resume, force=force, progress=True))
+
+
+def _print_outcome(cfg: TrainConfig, result: TrainResult) -> None:
+    """The run's outcome on the main rank: already finished, or finished / paused with its best epoch."""
     if result.rank != 0:
         return
     if result.up_to_date:

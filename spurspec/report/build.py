@@ -275,7 +275,7 @@ def _remedies_section(ctx: _Context, pairs: findings.Pairs | None) -> list[Block
     text = ("Each arm (granularity, method, mask budget) grouped by what it needs beyond image labels: nothing, "
             "attribute labels (the spurious attribute on training or validation images), or masks, counted as the "
             "training images whose mask the arm used (its mask_budget.parquet; every masked training positive "
-            "without a budget). Needs are the methods' own (spurspec/training/methods.py). Δ: the paired "
+            "without a budget). Needs are the methods' own (each method's card in spurspec/training/methods/). Δ: the paired "
             f"difference to binary ERM on the same test images and replicate, with its 95% interval from "
             f"{ctx.cfg.bootstrap} paired patient-bootstrap replicates.")
     if reference is None:

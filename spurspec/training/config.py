@@ -38,6 +38,8 @@ class TrainConfig:
     # A named setting in spurspec.training.models.MODELS; "small" trains fast on CPUs (the demo).
     model: str = "small"
     # A named training method in spurspec.training.methods.METHODS; "erm" is the study's baseline.
+    # A method's own settings below keep their flat names (config.toml keys); its card in
+    # methods/__init__.py names them and their ranges.
     method: str = "erm"
     # The study trained up to 100 epochs; early stopping (patience) ends most runs well before.
     epochs: int = 30
@@ -93,7 +95,7 @@ class TrainConfig:
     epochs_this_run: int | None = None
     # A named protocol from spurspec/presets/ (e.g. "study"), layered under the TOML and flags.
     preset: str | None = None
-    # --method seg-ssl (training/ssl.py: FixMatch-style pseudo-labels from a mean teacher).
+    # --method seg-ssl (methods/seg_ssl.py: FixMatch-style pseudo-labels from a mean teacher).
     # Teacher decay: Tarvainen & Valpola's 0.99 for short runs (0.999 suits 10k+ steps).
     ssl_teacher_decay: float = 0.99
     ssl_threshold: float = 0.95  # a pixel's pseudo-label counts when the teacher's confidence reaches this (FixMatch)
@@ -101,14 +103,14 @@ class TrainConfig:
     ssl_rampup: int = 5  # epochs over which that weight rises as exp(-5 (1 - t)^2) (Laine & Aila; Tarvainen & Valpola)
     ssl_min_share: float = 0.005  # a positive's pseudo mask holds at least its teacher's top 0.5 % of pixels
     ssl_max_share: float = 0.5  # and at most half the image: never all of it
-    # --method seg-spl (training/spl.py: pixel-level supervised contrastive loss, Wang et al. 2021).
+    # --method seg-spl (methods/seg_spl.py: pixel-level supervised contrastive loss, Wang et al. 2021).
     spl_weight: float = 0.1  # weight of the contrastive term beside the segmentation loss (Wang et al.'s 0.1)
     spl_temperature: float = 0.1  # Wang et al.'s
     spl_pixels: int = 256  # pixels sampled per class per batch as anchors (and each other's positives/negatives)
     # The spurious attribute groupdro and dfr form groups with ((label, attribute) pairs); unset =
     # the dataset's one spurious attribute (a dataset with several must name one).
     attribute: str | None = None
-    # --method rrr / cam-loss (training/explain.py): the annotated region of a training positive
+    # --method rrr / cam-loss (methods/rrr.py, cam_loss.py): the annotated region of a training positive
     # whose mask the budget keeps: its mask (seg) or the box around it (bbox, derive-boxes').
     region: str = "seg"
     # rrr: weight of the input-gradient penalty (Ross et al.'s lambda_1, which they set so the two

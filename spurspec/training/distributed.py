@@ -1,17 +1,21 @@
 """torchrun support, driven by the environment torchrun sets (WORLD_SIZE, RANK, LOCAL_RANK):
 process-group set-up (nccl on CUDA, gloo on CPU), the device of this rank, sums and gathers
-across ranks. Without torchrun everything is a no-op on one process."""
+across ranks, and "rank 0 first, then the others" for files one rank writes and all read.
+Without torchrun everything is a no-op on one process."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from spurspec.errors import ConfigError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,16 @@ class Dist:
     def barrier(self) -> None:
         if self.active:
             dist.barrier()
+
+    def rank0_first(self, work: Callable[[bool], T]) -> T:
+        """`work(True)` on rank 0, then, after a barrier, `work(False)` on the other ranks: rank 0
+        fetches or derives a missing file (and says so) before the others read it."""
+        if self.main:
+            result = work(True)
+        self.barrier()
+        if not self.main:
+            result = work(False)
+        return result
 
     def sum(self, values: list[float]) -> list[float]:
         if not self.active:

@@ -1,8 +1,8 @@
 """One training epoch and one evaluation pass over a loader. Losses are computed in fp32 even
 under autocast; timing separates waiting for data from computing, so the train log can show
-whether loading is ever the bottleneck. A method's `Objective` (ERM here; Seg-SSL and Seg-SPL in
-ssl.py and spl.py) gives the training loss and hooks around each step. Reads batches, updates
-the model; writes nothing."""
+whether loading is ever the bottleneck. ERM's per-image losses are here; a training method
+(methods/, through `StepHooks`) gives the training loss and hooks around each step. Reads
+batches, updates the model; writes nothing."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class Step:
     loss: str
     pos_weight: float  # weight of a positive image's loss (1.0 unless balance = pos-weight)
     channels_last: bool
-    objective: Objective | None = None  # the method's training loss and hooks; None = ERM
+    objective: StepHooks | None = None  # the method's training loss and hooks; None = ERM
     head: PixelHead | None = None  # pixel models: what the output channels mean; None = two classes
     # Training batches only: moves a batch to the device and augments it (augment.BatchAugment,
     # keyed by each item's row and epoch); None = no batch augmentation.
@@ -86,18 +86,11 @@ def image_weights(step: Step, loss: torch.Tensor, label: torch.Tensor) -> torch.
     return loss * torch.where(label > 0.5, step.pos_weight, 1.0)
 
 
-class Objective:
-    """A training method's side of a step: ERM itself, and the hooks a method overrides. The
-    order in train_epoch: prepare (after augmentation) -> forward -> __call__ -> backward ->
-    after_backward -> optimiser step -> after_step. Whatever it learns or keeps beyond the
-    model (a teacher, a projection head, counters) is in `state_dict`, saved in every
-    checkpoint, so a resumed run continues exactly."""
-
-    columns: tuple[str, ...] = ()  # train_log columns `epoch_log` fills
-
-    def parameters(self) -> list[torch.nn.Parameter]:
-        """Trainable tensors beyond the model's (added to the optimiser; never in the saved model)."""
-        return []
+class StepHooks:
+    """A training method's side of a step, as ERM does it; methods.base.Method extends it into the
+    whole method API. The order in train_epoch: prepare (after augmentation) -> forward ->
+    __call__ (the (B,) fp32 per-image training loss) -> backward -> after_backward -> optimiser
+    step -> after_step."""
 
     def prepare(self, step: Step, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return batch
@@ -111,34 +104,11 @@ class Objective:
     def after_step(self, step: Step) -> None:
         return None
 
-    def begin(self, stage) -> None:
-        """A fresh run, before its first epoch: work that precedes training (JTT's identification
-        model). `stage` (trainer.Stage) trains, predicts and saves other models on the run's data."""
-        return None
-
-    def end(self, stage) -> None:
-        """After the last epoch, before the run is marked done (DFR's last-layer refit)."""
-        return None
-
-    def record(self) -> dict:
-        """What the method chose, for the run's provenance (e.g. DFR's C)."""
-        return {}
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        return None
-
-    def epoch_log(self, dist) -> dict[str, float | None]:
-        """This epoch's values of `columns`, reduced across ranks (`dist.sum`); resets the sums."""
-        return {}
-
 
 def train_epoch(step: Step, loader, on_batch: Callable[[int, float], None]) -> dict[str, float]:
     """Returns sums over this rank: loss_sum, n, seconds, wait_seconds."""
     step.model.train()
-    objective = step.objective or Objective()
+    objective = step.objective or StepHooks()
     loss_sum = torch.zeros((), device=step.device, dtype=torch.float64)
     n, wait, last_report = 0, 0.0, 0
     start = time.perf_counter()

@@ -1,12 +1,13 @@
 """`train(cfg)`: reads a dataset directory, writes a run directory: config.toml (resolved settings),
 mask_budget.parquet, train_log.parquet (per epoch), checkpoints/{last,best}.pt, provenance, and the
 `done` marker last. Checks every input before touching the run directory; resumes exactly from
-`last.pt`; runs unchanged under torchrun (only rank 0 writes)."""
+`last.pt`; runs unchanged under torchrun (only rank 0 writes). The training method is looked up by
+name (methods.METHODS) and driven through its hooks (methods/base.py): its data, loss, state,
+train_log columns and own tables are its own, so nothing here names a method."""
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import random
 import shutil
@@ -27,7 +28,7 @@ from spurspec.config import check_seed, dumps_toml, to_dict
 from spurspec.datasets.boxes import MODES as BOX_MODES
 from spurspec.errors import ConfigError, ExistsError, InputError
 from spurspec.metrics.auroc import auroc
-from spurspec.training import checkpoint, distributed, loop, models, progress
+from spurspec.training import checkpoint, distributed, loop, methods, models, progress
 from spurspec.training.config import (
     AUGMENTS,
     BALANCES,
@@ -44,7 +45,7 @@ from spurspec.training.config import (
 )
 from spurspec.training.data import augment, budget, granularity
 from spurspec.training.data import rows as data
-from spurspec.training.methods import METHODS, check_settings, log_columns, require
+from spurspec.training.methods.base import Method, MethodData, RunContext, RunData, Stage
 from spurspec.training.models import summaries, weights
 from spurspec.training.models.heads import HEADS, PixelHead
 
@@ -69,8 +70,9 @@ def check(cfg: TrainConfig) -> tuple[granularity.Granularity, str]:
     """Validate every choice against its registry; returns (granularity, selection metric)."""
     gran = granularity.parse(cfg.granularity)
     models.check(cfg.model, cfg.pretrained)
-    require(cfg.method, {"pixel": gran.pixel, "binary": not gran.pixel})
-    check_settings(cfg)
+    methods.require(cfg.method, {"pixel": gran.pixel, "binary": not gran.pixel})
+    methods.check_settings(cfg)
+    methods.check_mask_budget(cfg.method, gran.pixel, cfg.mask_budget)
     summaries.get(cfg.summary)
     choices = {"loss": (cfg.loss, LOSSES), "balance": (cfg.balance, BALANCES),
                "box_mode": (cfg.box_mode, BOX_MODES), "augment": (cfg.augment, AUGMENTS),
@@ -164,27 +166,6 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False, progress:
 
 
 @dataclass
-class _Data:
-    """The dataset side of a run: labels, split rows, pixel targets, the rows pixel training keeps."""
-
-    ds: Dataset
-    labels: np.ndarray
-    rows: dict[str, np.ndarray]
-    targets: granularity.Targets | None
-    train_rows: np.ndarray  # every training row, those of `unlabelled` included
-    budget_table: pa.Table | None
-    balance: str  # the balance mode in effect (`study` resolved for this dataset)
-    # Training positives whose target is not used (Seg-SSL's images without a kept mask; for rrr
-    # and cam-loss, the positives whose region the budget does not keep).
-    unlabelled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    # Binary runs of rrr and cam-loss: the annotated regions their batches carry as `target`.
-    regions: granularity.Targets | None = None
-    attribute: str | None = None  # the spurious attribute of groupdro and dfr (groups.attribute_name)
-    groups: np.ndarray | None = None  # per row, 2 * label + attribute (-1 unknown): groups.group_ids
-    patients: np.ndarray | None = None  # per row, the patient id (DFR's halves)
-
-
-@dataclass
 class _Run:
     """Everything the epochs of one run share, built once."""
 
@@ -194,7 +175,9 @@ class _Run:
     layout: RunLayout
     dist: distributed.Dist
     report: Any
-    data: _Data
+    data: RunData
+    own: MethodData  # the method's own data (its prepare_data's answer)
+    method: Method
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
@@ -221,15 +204,15 @@ def _train(cfg, resume, force, show, dist: distributed.Dist, device: torch.devic
     if state == "done":
         result.up_to_date, result.finished = True, True
         return result
-    data_ = _prepare_data(cfg, gran, dist, lambda t: (result.notes.append(t), report.say(t)))
+    data_, own = _prepare_data(cfg, gran, dist, lambda t: (result.notes.append(t), report.say(t)))
     # The model (and any pretrained weights it fetches) before the run directory: a failed
     # download or a bad weights file leaves nothing that blocks the corrected rerun.
     model = _model(cfg, gran, data_, dist, report, fresh=state != "resume")
-    _start_run_dir(cfg, layout, state, data_, dist)
-    run = _build(cfg, gran, metric, layout, dist, device, report, data_, model)
+    _start_run_dir(cfg, layout, state, data_.budget if data_.budget is not None else own.budget, dist)
+    run = _build(cfg, gran, metric, layout, dist, device, report, data_, own, model)
     progress_ = _resume(run) if state == "resume" else _State()
     if state != "resume":
-        run.step.objective.begin(Stage(run))
+        run.method.begin(_stage(run))
     stopped_early = _epochs(run, progress_, result)
     report.close()
     result.log, result.best_epoch, result.best_metric = progress_.log, progress_.best_epoch, progress_.best
@@ -239,75 +222,45 @@ def _train(cfg, resume, force, show, dist: distributed.Dist, device: torch.devic
         return result
     if stopped_early:
         report.say(f"early stop: no {metric} improvement for {cfg.patience} epochs")
-    run.step.objective.end(Stage(run))
+    run.method.end(_stage(run))
     _finish(run)
     result.finished = True
     return result
 
 
-def _prepare_data(cfg: TrainConfig, gran: granularity.Granularity, dist: distributed.Dist, say) -> _Data:
+def _prepare_data(cfg: TrainConfig, gran: granularity.Granularity, dist: distributed.Dist, say) -> tuple[RunData, MethodData]:
     """Open the dataset, make sure its targets exist (rank 0 derives missing boxes), apply the
-    mask budget, and check both classes are present where training and selection need them."""
+    mask budget, check both classes are present where training and selection need them, then
+    let the method read what it needs beyond that; refuses the method when the data cannot serve it."""
     ds = Dataset.open(cfg.dataset)
     labels = np.asarray(ds.manifest.column("label").to_numpy(zero_copy_only=False)).astype(np.int64)
     rows = _split_rows(ds)
-    if dist.main:
-        targets = granularity.prepare(ds, gran, cfg.box_mode, say=say, head=cfg.head)
-    dist.barrier()
-    if not dist.main:
-        targets = granularity.prepare(ds, gran, cfg.box_mode, say=lambda t: None, head=cfg.head)
+    targets = dist.rank0_first(lambda main: granularity.prepare(
+        ds, gran, cfg.box_mode, say=say if main else progress.Silent().say, head=cfg.head))
     train_rows, budget_table, unlabelled = rows["train"], None, np.zeros(0, np.int64)
     if gran.pixel:
         train_rows, budget_table = budget.choose(ds.manifest, rows["train"], cfg.mask_budget, cfg.seed)
         unlabelled = _unlabelled(cfg, labels, rows["train"], train_rows)
         train_rows = np.union1d(train_rows, unlabelled)
-    elif cfg.mask_budget is not None and "regions" not in METHODS.get(cfg.method).needs:
-        raise ConfigError("--mask-budget applies to pixel granularities (bbox, seg, grid:K) and to the "
-                          "methods that read regions (rrr, cam-loss), not to binary erm")
     balance = effective_balance(cfg.balance, ds)
     if balance == "subsample-once":
         train_rows = data.keep_negatives_once(train_rows, labels, KEEP_NEGATIVES, cfg.seed)
     _check_classes(ds, train_rows, "train split" + (" (after the mask budget)" if gran.pixel else ""), labels)
     _check_classes(ds, rows["val"], "val split", labels)
-    data_ = _Data(ds, labels, rows, targets, train_rows, budget_table, balance, unlabelled)
-    _method_data(cfg, gran, data_, dist, say)
-    return data_
-
-
-def _method_data(cfg: TrainConfig, gran: granularity.Granularity, data_: _Data, dist: distributed.Dist, say) -> None:
-    """What the method reads beyond the granularity's targets (regions for binary rrr/cam-loss,
-    attribute groups for groupdro/dfr), refusing the method when the data cannot meet its needs."""
-    from spurspec.training import groups
-
-    needs, ds, train = METHODS.get(cfg.method).needs, data_.ds, data_.rows["train"]
-    have: dict[str, bool] = {"pixel": gran.pixel, "binary": not gran.pixel, "one_process": not dist.active}
-    if "regions" in needs:
-        kept, data_.budget_table = budget.choose(ds.manifest, train, cfg.mask_budget, cfg.seed)
-        have["regions"] = bool((data_.labels[kept] == 1).any())
-        if have["regions"]:  # rank 0 derives missing boxes first, as for a granularity's targets
-            region = granularity.parse(cfg.region)
-            if dist.main:
-                data_.regions = granularity.prepare(ds, region, cfg.box_mode, say=say, head="two-class")
-            dist.barrier()
-            if not dist.main:
-                data_.regions = granularity.prepare(ds, region, cfg.box_mode, say=lambda t: None, head="two-class")
-            data_.unlabelled = budget.unlabelled(data_.labels, train, kept)
-    if {"train_attribute", "heldout_attribute"} & set(needs):
-        data_.attribute = groups.attribute_name(cfg.attribute, ds.manifest, str(ds.layout.manifest))
-        data_.groups = groups.group_ids(data_.labels, ds.manifest, data_.attribute)
-        data_.patients = np.asarray(ds.manifest.column("patient_id").to_pylist())
-        have["train_attribute"] = bool((data_.groups[data_.train_rows] >= 0).all())
-        have["heldout_attribute"] = groups.dfr_halves_meet(data_.groups, data_.rows["val"], data_.patients, cfg.seed)
-    require(cfg.method, have)
+    data_ = RunData(ds, labels, rows, targets, train_rows, balance, budget_table, unlabelled)
+    own = methods.METHODS.get(cfg.method).load().prepare_data(cfg, data_, dist, say)
+    methods.require(cfg.method, {"pixel": gran.pixel, "binary": not gran.pixel, "one_process": not dist.active,
+                                 **own.have})
+    return data_, own
 
 
 def _unlabelled(cfg: TrainConfig, labels: np.ndarray, train: np.ndarray, pixel_rows: np.ndarray) -> np.ndarray:
-    """The training positives without a kept mask that the method learns from (none unless it
-    needs them); refuses a method that needs them when there are none."""
-    if "unlabelled" not in METHODS.get(cfg.method).needs:
+    """The training positives without a kept mask, for a method that learns from them (its card
+    needs "unlabelled"; none otherwise); refuses that method when there are none."""
+    if "unlabelled" not in methods.METHODS.get(cfg.method).needs:
         return np.zeros(0, np.int64)
     rows = budget.unlabelled(labels, train, pixel_rows)
-    require(cfg.method, {"pixel": True, "binary": False, "unlabelled": len(rows) > 0})
+    methods.require(cfg.method, {"pixel": True, "binary": False, "unlabelled": len(rows) > 0})
     return rows
 
 
@@ -319,18 +272,19 @@ def effective_balance(balance: str, ds: Dataset) -> str:
     return "none" if ds.info.get("name") == "isic" else "subsample-once"
 
 
-def _start_run_dir(cfg: TrainConfig, layout: RunLayout, state: str, data_: _Data, dist: distributed.Dist) -> None:
+def _start_run_dir(cfg: TrainConfig, layout: RunLayout, state: str, budget_table: pa.Table | None,
+                   dist: distributed.Dist) -> None:
     """Every input has been checked: only now is the run directory replaced or written."""
     if state == "replace" and dist.main:
         shutil.rmtree(layout.root)
     dist.barrier()
     if dist.main and state != "resume":
         io.write_text(layout.config, dumps_toml(to_dict(replace(cfg, epochs_this_run=None))))
-        if data_.budget_table is not None:
-            io.write_table(layout.mask_budget, data_.budget_table, schemas.MASK_BUDGET)
+        if budget_table is not None:
+            io.write_table(layout.mask_budget, budget_table, schemas.MASK_BUDGET)
 
 
-def _model(cfg: TrainConfig, gran, data_: _Data, dist: distributed.Dist, report, fresh: bool) -> torch.nn.Module:
+def _model(cfg: TrainConfig, gran, data_: RunData, dist: distributed.Dist, report, fresh: bool) -> torch.nn.Module:
     """The seeded model; a fresh run loads its pretrained encoder (rank 0 fetches a missing
     file into the cache first, the other ranks then read it). A resumed run gets every weight
     from its checkpoint, so it needs no cache on the node it resumes on."""
@@ -340,22 +294,23 @@ def _model(cfg: TrainConfig, gran, data_: _Data, dist: distributed.Dist, report,
     source = pretrained_source(cfg)
     if source is None or not fresh:
         return model
-    if dist.main:
+
+    def load(main: bool) -> None:
         n = weights.load_pretrained(model, source)
-        report.say(f"loaded {n} encoder tensors from {source}")
-    dist.barrier()
-    if not dist.main:
-        weights.load_pretrained(model, source)
+        if main:
+            report.say(f"loaded {n} encoder tensors from {source}")
+
+    dist.rank0_first(load)
     return model
 
 
-def _build(cfg, gran, metric, layout, dist, device, report, data_: _Data, model) -> _Run:
-    """Optimiser, schedule, scaler and the step around the model, on its device."""
+def _build(cfg, gran, metric, layout, dist, device, report, data_: RunData, own: MethodData, model) -> _Run:
+    """The method, optimiser, schedule, scaler and the step around the model, on its device."""
     amp_dtype, channels_last = accelerator_options(device, cfg.amp)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     head = _head(data_)
-    objective = METHODS.get(cfg.method).objective(cfg=cfg, model=model, head=head, device=device, dist=dist, data=data_)
-    optimizer = torch.optim.Adam([*model.parameters(), *objective.parameters()], lr=cfg.lr,
+    method = methods.METHODS.get(cfg.method).load()(RunContext(cfg, data_, own, model, head, device, dist))
+    optimizer = torch.optim.Adam([*model.parameters(), *method.parameters()], lr=cfg.lr,
                                  weight_decay=cfg.weight_decay)
     if cfg.schedule == "constant":
         scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
@@ -370,81 +325,20 @@ def _build(cfg, gran, metric, layout, dist, device, report, data_: _Data, model)
     if cfg.compile:  # the first steps pay the compile time; the saved weights are the plain model's
         net = torch.compile(net)
     step = loop.Step(net, optimizer, scaler, device, amp_dtype, gran.pixel, cfg.loss, pos_weight, channels_last,
-                     objective=objective, head=head,
+                     objective=method, head=head,
                      augment=augment.batch_augment(cfg.augment, cfg.seed, device))
-    return _Run(cfg, gran, metric, layout, dist, report, data_, model, optimizer, scheduler, scaler, step)
+    return _Run(cfg, gran, metric, layout, dist, report, data_, own, method, model, optimizer, scheduler, scaler, step)
 
 
-@dataclass
-class Stage:
-    """What a method's begin/end hooks (loop.Objective) may do with this run's data, in one
-    process: train another model by ERM on the run's training rows, predict or read the pooled
-    features of rows, and replace the best checkpoint's model (JTT, DFR)."""
+def _stage(run: _Run) -> Stage:
+    """What the method's begin and end may do with this run."""
+    return Stage(run.cfg, run.data, run.own, run.layout, run.model, run.step, run.dist, run.report.say)
 
-    run: _Run
 
-    @property
-    def rows(self) -> dict[str, np.ndarray]:
-        return self.run.data.rows
-
-    @property
-    def train_rows(self) -> np.ndarray:
-        return self.run.data.train_rows
-
-    @property
-    def patients(self) -> np.ndarray:
-        return self.run.data.patients
-
-    def say(self, text: str) -> None:
-        self.run.report.say(text)
-
-    def initial_model(self) -> torch.nn.Module:
-        """A copy of the run's model as it is now (before the first epoch: its initial weights)."""
-        return copy.deepcopy(self.run.model)
-
-    def best_model(self) -> torch.nn.Module:
-        model = copy.deepcopy(self.run.model)
-        model.load_state_dict(checkpoint.load(self.run.layout.checkpoint("best"), self.run.step.device)["model"])
-        return model
-
-    def _step(self, model: torch.nn.Module, optimizer=None) -> loop.Step:
-        scaler = torch.amp.GradScaler(self.run.step.device.type, enabled=self.run.scaler.is_enabled())
-        return replace(self.run.step, model=model, optimizer=optimizer, scaler=scaler, objective=None)
-
-    def _loader(self, rows, augment: str):
-        cfg, d = self.run.cfg, self.run.data
-        workers = cfg.workers if cfg.workers is not None else data.default_workers(self.run.step.device)
-        dataset = data.RowsDataset(d.ds.root, d.labels, None, augment, cfg.seed)
-        return data.loader(dataset, rows, cfg.batch_size, workers, self.run.step.device)
-
-    def train(self, model: torch.nn.Module, epochs: int, label: str) -> None:
-        """ERM epochs 0..epochs-1 over the run's training rows (its balance and augmentation)."""
-        cfg, d = self.run.cfg, self.run.data
-        step = self._step(model, torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
-        for epoch in range(epochs):
-            rows = data.epoch_rows(d.train_rows, d.labels, d.balance, cfg.seed, epoch)
-            stats = loop.train_epoch(step, self._loader(data.EpochSampler(rows, epoch, cfg.seed), cfg.augment),
-                                     lambda n, loss: None)
-            self.say(f"{label}: epoch {epoch + 1} of {epochs}, loss {stats['loss_sum'] / max(stats['n'], 1):.4f}")
-
-    def predict(self, model: torch.nn.Module, rows: np.ndarray) -> dict[str, np.ndarray]:
-        return loop.predict(self._step(model), self._loader(rows.tolist(), "none"), None)
-
-    @torch.no_grad()
-    def features(self, model: torch.nn.Module, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), C) pooled features of a binary model, in the order of `rows`."""
-        model.eval()
-        step = self._step(model)
-        parts = [model.pooled(step.inputs(batch)).float().cpu() for batch in self._loader(rows.tolist(), "none")]
-        return torch.cat(parts).double().numpy()
-
-    def save_best(self, model: torch.nn.Module, halves: dict[str, Any]) -> None:
-        """The best checkpoint with `model`'s weights (everything else kept), and RUN/dfr.parquet."""
-        layout, ids = self.run.layout, self.run.data.ds.manifest.column("image_id").to_pylist()
-        table = pa.table({"row": pa.array(np.asarray(halves["row"], np.int32)),
-                          "image_id": pa.array([ids[r] for r in halves["row"]]), "half": pa.array(halves["half"])})
-        io.write_table(layout.dfr, table, schemas.DFR_HALVES)
-        checkpoint.replace_model(layout.checkpoint("best"), model)
+def _unlabelled_items(run: _Run) -> np.ndarray:
+    """The training rows whose items carry `labelled` False: the run's (a method that learns from
+    positives without a kept mask) and the method's own (positives whose region is not kept)."""
+    return np.union1d(run.data.unlabelled, run.own.unlabelled)
 
 
 def accelerator_options(device: torch.device, amp: bool, bf16: bool | None = None) -> tuple[torch.dtype | None, bool]:
@@ -459,7 +353,7 @@ def accelerator_options(device: torch.device, amp: bool, bf16: bool | None = Non
     return ((torch.bfloat16 if bf16 else torch.float16) if amp else None), True
 
 
-def _head(data_: _Data) -> PixelHead | None:
+def _head(data_: RunData) -> PixelHead | None:
     return PixelHead(data_.targets.classes) if data_.targets is not None else None
 
 
@@ -470,7 +364,7 @@ def _resume(run: _Run) -> _State:
     run.optimizer.load_state_dict(ck["optimizer"])
     run.scheduler.load_state_dict(ck["scheduler"])
     run.scaler.load_state_dict(ck["scaler"])
-    run.step.objective.load_state_dict(ck.get("method", {}))
+    run.method.load_state_dict(ck.get("method", {}))
     checkpoint.set_rng_states(ck["rng"])
     state = _State(ck["epoch"] + 1, ck["best"], ck["best_epoch"], list(ck["log"]))
     run.report.say(f"resuming {run.layout.root} after epoch {state.start} "
@@ -483,8 +377,8 @@ def _epochs(run: _Run, state: _State, result: TrainResult) -> bool:
     it; returns whether patience stopped it."""
     cfg, dist, device = run.cfg, run.dist, run.step.device
     workers = cfg.workers if cfg.workers is not None else data.default_workers(device)
-    dataset = data.RowsDataset(run.data.ds.root, run.data.labels, run.data.targets or run.data.regions,
-                               cfg.augment, cfg.seed, unlabelled=run.data.unlabelled)
+    dataset = data.RowsDataset(run.data.ds.root, run.data.labels, run.data.targets or run.own.targets,
+                               cfg.augment, cfg.seed, unlabelled=_unlabelled_items(run))
     val_set = data.RowsDataset(run.data.ds.root, run.data.labels, run.data.targets, "none", cfg.seed)
     val_rows = data.shard(run.data.rows["val"], dist.rank, dist.world).tolist()
     val_loader = data.loader(val_set, val_rows, cfg.batch_size, workers, device)
@@ -516,7 +410,7 @@ def _log_row(run: _Run, epoch: int, stats: dict[str, float], val: dict[str, floa
     return {"epoch": epoch, "train_loss": total_loss / max(total_n, 1), **val, "lr": run.optimizer.param_groups[0]["lr"],
             "images_per_s": total_n / seconds, "data_wait_fraction": wait / dist.world / seconds,
             "epoch_seconds": seconds, "is_best": False,
-            **dict.fromkeys(log_columns()), **run.step.objective.epoch_log(dist)}
+            **dict.fromkeys(methods.log_columns()), **run.method.epoch_log(dist)}
 
 
 def _record_epoch(run: _Run, state: _State, row: dict[str, Any]) -> bool:
@@ -532,13 +426,13 @@ def _record_epoch(run: _Run, state: _State, row: dict[str, Any]) -> bool:
                 "channels": run.data.ds.channels, "classes": run.step.head.classes if run.step.head else 0}
         kwargs = dict(model=run.model, optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler,
                       epoch=row["epoch"], best=state.best, best_epoch=state.best_epoch, log=state.log, meta=meta,
-                      method=run.step.objective.state_dict())
+                      method=run.method.state_dict())
         if is_best:
             checkpoint.save(run.layout.checkpoint("best"), **kwargs, resumable=False)
         checkpoint.save(run.layout.checkpoint("last"), **kwargs)
         # Rows of a log begun by an older spurspec lack the method columns: null there.
-        rows = [{**dict.fromkeys(schemas.TRAIN_LOG.names), **r} for r in state.log]
-        io.write_table(run.layout.train_log, pa.Table.from_pylist(rows), schemas.TRAIN_LOG)
+        rows = [{**dict.fromkeys(methods.TRAIN_LOG.names), **r} for r in state.log]
+        io.write_table(run.layout.train_log, pa.Table.from_pylist(rows), methods.TRAIN_LOG)
     return is_best
 
 
@@ -554,7 +448,7 @@ def _finish(run: _Run) -> None:
     settings = {**to_dict(replace(run.cfg, epochs_this_run=None)), "select_metric": run.metric,
                 "world_size": run.dist.world, "balance_in_effect": run.data.balance,
                 "pixel_classes": run.step.head.classes if run.step.head else None,
-                "unlabelled_train_images": len(run.data.unlabelled), **run.step.objective.record()}
+                "unlabelled_train_images": len(_unlabelled_items(run)), **run.method.record()}
     provenance.write(run.layout.provenance(STAGE), STAGE, settings, inputs)
     io.write_text(run.layout.done, "")
 

@@ -1,8 +1,9 @@
-"""Seg-SSL and Seg-SPL end to end on tiny generated data: each trains at every pixel granularity
-through the CLI (its terms in train_log.parquet, its state in the checkpoint, the model predicted
+"""The pixel methods (every registered method whose card needs a pixel granularity: Seg-SSL,
+Seg-SPL) end to end on tiny generated data: each trains at every pixel granularity through the
+CLI (its terms in train_log.parquet, its state in the last checkpoint, the model predicted
 without it), with the study preset, under torchrun, and through a pipeline file with a mask
-budget sweep; a paused and resumed run ends with the same weights and method state as an
-uninterrupted one; a method that cannot apply is refused before anything is written."""
+budget sweep; a setting out of its range is refused before anything is written. What every
+method keeps (resume, refusals, columns) is tests/e2e/test_method_contract.py's."""
 
 from __future__ import annotations
 
@@ -23,10 +24,13 @@ from spurspec.training.methods import METHODS, log_columns
 
 pytestmark = pytest.mark.e2e
 FAST = ["--epochs", "1", "--batch-size", "8", "--workers", "0", "--device", "cpu"]
-# The tiny set has 12 masked training positives: seg-ssl keeps 4 masks and learns from 8 without.
-BUDGET = {"seg-ssl": ["--mask-budget", "4"], "seg-spl": []}
-STATE = {"seg-ssl": "teacher", "seg-spl": "projection"}
-METHOD_NAMES = ["seg-ssl", "seg-spl"]
+METHOD_NAMES = [name for name in METHODS.names() if "pixel" in METHODS.get(name).needs]
+
+
+def budget(method: str) -> list[str]:
+    """The tiny set has 12 masked training positives: a method that learns from positives
+    without a mask keeps 4 masks and learns from 8 without."""
+    return ["--mask-budget", "4"] if "unlabelled" in METHODS.get(method).needs else []
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +45,17 @@ def test_method_trains_at_each_pixel_granularity_and_predicts(cli, dataset, tmp_
     from spurspec.training.predict import predict_split
 
     run = RunLayout(tmp_path / "run")
-    cli(["train", dataset, "--granularity", gran, "--method", method, "--out", run.root, *FAST, *BUDGET[method]])
+    cli(["train", dataset, "--granularity", gran, "--method", method, "--out", run.root, *FAST, *budget(method)])
     (row,) = pq.read_table(run.train_log).to_pylist()
-    own = METHODS.get(method).columns
+    own = [c.name for c in METHODS.get(method).columns]
     assert all(row[c] is not None for c in own), row
     assert all(row[c] is None for c in set(log_columns()) - set(own))
     cfg = tomllib.loads(run.config.read_text())
-    assert cfg["method"] == method and "ssl_threshold" in cfg and "spl_temperature" in cfg
-    assert STATE[method] in torch.load(run.checkpoint("last"), weights_only=True)["method"]
+    assert cfg["method"] == method and all(s.key in cfg for s in METHODS.get(method).settings)
+    assert torch.load(run.checkpoint("last"), weights_only=True)["method"]  # the teacher or the projection head
     assert "method" not in torch.load(run.checkpoint("best"), weights_only=True)  # scoring needs the model only
     settings = json.loads(run.provenance("train").read_text())["settings"]
-    assert settings["unlabelled_train_images"] == (8 if method == "seg-ssl" else 0)
+    assert settings["unlabelled_train_images"] == (8 if budget(method) else 0)
     preds = predict_split(run.root, "test", n_saliency=0).predictions  # loads the model strictly
     assert set(preds.column("method").to_pylist()) == {method}
 
@@ -60,42 +64,18 @@ def test_method_trains_at_each_pixel_granularity_and_predicts(cli, dataset, tmp_
 def test_method_trains_with_the_study_preset(cli, dataset, tmp_path, method):
     run = RunLayout(tmp_path / "run")
     cli(["train", dataset, "--granularity", "seg", "--method", method, "--preset", "study", "--pretrained", "none",
-         "--model", "small", "--out", run.root, *FAST, *BUDGET[method]])
+         "--model", "small", "--out", run.root, *FAST, *budget(method)])
     cfg = tomllib.loads(run.config.read_text())
     assert (cfg["preset"], cfg["augment"], cfg["loss"], cfg["method"]) == ("study", "study", "ce", method)
     (row,) = pq.read_table(run.train_log).to_pylist()
-    assert all(row[c] is not None for c in METHODS.get(method).columns)
+    assert all(row[c.name] is not None for c in METHODS.get(method).columns)
 
 
-@pytest.mark.parametrize("method", METHOD_NAMES)
-def test_resume_matches_uninterrupted(cli, dataset, tmp_path, method):
-    args = ["--granularity", "seg", "--method", method, "--epochs", "2", "--batch-size", "8", "--device", "cpu",
-            "--seed", "3", "--workers", "0", *BUDGET[method]]
-    whole, paused = RunLayout(tmp_path / "whole"), RunLayout(tmp_path / "paused")
-    cli(["train", dataset, "--out", whole.root, *args])
-    cli(["train", dataset, "--out", paused.root, *args, "--epochs-this-run", "1"])
-    assert not paused.done.exists()
-    cli(["train", dataset, "--out", paused.root, "--resume"])
-    a = torch.load(whole.checkpoint("last"), weights_only=True)
-    b = torch.load(paused.checkpoint("last"), weights_only=True)
-    assert a["epoch"] == b["epoch"] == 1
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
-    for key, value in a["method"][STATE[method]].items():
-        assert torch.equal(value, b["method"][STATE[method]][key]), key
-    columns = ["train_loss", "val_loss", *METHODS.get(method).columns]
-    assert [[r[c] for c in columns] for r in a["log"]] == [[r[c] for c in columns] for r in b["log"]]
-
-
-def test_methods_that_cannot_apply_are_refused_before_writing(cli, dataset, tmp_path):
-    res = cli(["train", dataset, "--granularity", "binary", "--method", "seg-spl", "--out", tmp_path / "a", *FAST], expect=2)
-    assert "needs a pixel granularity" in res.stderr and "Methods that apply: cam-loss, dfr, erm, groupdro, jtt, rrr" in res.stderr
-    res = cli(["train", dataset, "--granularity", "seg", "--method", "seg-ssl", "--out", tmp_path / "b", *FAST], expect=2)
-    assert "without a kept mask" in res.stderr and "Methods that apply: erm, groupdro, seg-spl" in res.stderr
-    res = cli(["train", dataset, "--granularity", "seg", "--method", "seg-ssl", "--out", tmp_path / "c", *FAST,
-               "--config", _toml(tmp_path, "ssl_max_share = 1.0")], expect=2)
-    assert "ssl_max_share" in res.stderr
-    assert not any((tmp_path / d).exists() for d in "abc")
+def test_a_setting_out_of_range_is_refused_before_writing(cli, dataset, tmp_path):
+    res = cli(["train", dataset, "--granularity", "seg", "--method", "seg-ssl", "--out", tmp_path / "run", *FAST,
+               "--mask-budget", "4", "--config", _toml(tmp_path, "ssl_max_share = 1.0")], expect=2)
+    assert res.stderr.strip() == "error: ssl_max_share must be below 1 (a pseudo mask never covers the whole image), got 1.0"
+    assert not (tmp_path / "run").exists()
 
 
 def _toml(tmp_path: Path, text: str) -> Path:
@@ -112,11 +92,11 @@ def test_method_under_torchrun_two_processes_gloo(tmp_path, method):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "spurspec.cli.main", "train", str(dataset), "--granularity", "seg", "--method", method,
            "--out", str(run.root), "--epochs", "2", "--batch-size", "4", "--workers", "0", "--device", "cpu",
-           *BUDGET[method]]
+           *budget(method)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = pq.read_table(run.train_log).to_pylist()
-    assert len(log) == 2 and all(r[c] is not None for r in log for c in METHODS.get(method).columns)
+    assert len(log) == 2 and all(r[c.name] is not None for r in log for c in METHODS.get(method).columns)
     assert json.loads(run.provenance("train").read_text())["settings"]["world_size"] == 2
 
 

@@ -136,8 +136,9 @@ def test_component_boxes_pos_weight_and_max_summary_are_recorded(cli, tmp_path):
 def test_unknown_method_lists_the_valid_ones(dataset, tmp_path):
     from spurspec.errors import ConfigError
     from spurspec.training import TrainConfig, train
+    from spurspec.training.methods import METHODS
 
-    with pytest.raises(ConfigError, match="unknown method 'seg-sll'; valid names: cam-loss, dfr, erm, groupdro, jtt, rrr, seg-spl, seg-ssl"):
+    with pytest.raises(ConfigError, match=f"unknown method 'seg-sll'; valid names: {', '.join(METHODS.names())}$"):
         train(TrainConfig(dataset=dataset, out=tmp_path / "run", method="seg-sll"), progress=False)
     assert not (tmp_path / "run").exists()
 

@@ -1,4 +1,4 @@
-"""Training methods (training/methods.py, ssl.py, spl.py): Seg-SSL's pseudo masks obey the image
+"""Training methods (training/methods/: the registry, seg_ssl.py, seg_spl.py): Seg-SSL's pseudo masks obey the image
 label, its teacher is a moving average and its strong view is keyed per row; Seg-SPL's
 contrastive loss has exactly zero gradient when every sampled pixel shares a class and samples
 only images with a target; each method's loss falls on a fixed batch; a method that cannot
@@ -12,15 +12,25 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+from method_context import build
 
-from spurspec.artefacts import schemas
+from spurspec.artefacts import io, schemas
 from spurspec.artefacts.dataset import DatasetWriter
 from spurspec.errors import ConfigError
-from spurspec.training import distributed, loop, models, spl, ssl
+from spurspec.training import distributed, loop, models
 from spurspec.training.config import TrainConfig
 from spurspec.training.data import budget
 from spurspec.training.data.rows import RowsDataset
-from spurspec.training.methods import METHODS, check_settings, log_columns, require
+from spurspec.training.methods import (
+    METHODS,
+    TRAIN_LOG,
+    check_settings,
+    log_columns,
+    read_train_log,
+    require,
+)
+from spurspec.training.methods import seg_spl as spl
+from spurspec.training.methods import seg_ssl as ssl
 from spurspec.training.models.heads import PixelHead
 
 S = 32
@@ -116,8 +126,7 @@ def test_each_methods_loss_falls_on_a_fixed_batch(method):
     cfg = TrainConfig(method=method, ssl_rampup=0, spl_pixels=64)
     model = models.build("small", 1, pixel=True)
     head = PixelHead(2)
-    objective = METHODS.get(method).objective(cfg=cfg, model=model, head=head, device=torch.device("cpu"),
-                                              dist=distributed.Dist())
+    objective = build(cfg, model, head=head)
     optimizer = torch.optim.Adam([*model.parameters(), *objective.parameters()], lr=3e-3)
     step = loop.Step(model, optimizer, torch.amp.GradScaler("cpu", enabled=False), torch.device("cpu"), None,
                      True, "ce+dice", 1.0, False, objective=objective, head=head)
@@ -138,8 +147,7 @@ def test_each_methods_loss_falls_on_a_fixed_batch(method):
 def test_teacher_is_a_moving_average_of_the_student():
     torch.manual_seed(0)
     model = models.build("small", 1, pixel=True)
-    method = ssl.SegSSL(cfg=TrainConfig(ssl_teacher_decay=0.9), model=model, head=PixelHead(2),
-                        device=torch.device("cpu"), dist=distributed.Dist())
+    method = build(TrainConfig(method="seg-ssl", ssl_teacher_decay=0.9), model, head=PixelHead(2))
     before = {k: v.clone() for k, v in method.teacher.state_dict().items()}
     with torch.no_grad():
         for p in model.parameters():
@@ -148,8 +156,7 @@ def test_teacher_is_a_moving_average_of_the_student():
     name = next(k for k, v in before.items() if v.is_floating_point())
     assert torch.allclose(method.teacher.state_dict()[name], before[name] + 0.5)
     assert not any(p.requires_grad for p in method.teacher.parameters())
-    fresh = ssl.SegSSL(cfg=TrainConfig(), model=models.build("small", 1, pixel=True), head=PixelHead(2),
-                       device=torch.device("cpu"), dist=distributed.Dist())
+    fresh = build(TrainConfig(method="seg-ssl"), models.build("small", 1, pixel=True), head=PixelHead(2))
     fresh.load_state_dict(method.state_dict())
     assert fresh.steps == 1 and torch.equal(fresh.teacher.state_dict()[name], method.teacher.state_dict()[name])
 
@@ -157,17 +164,16 @@ def test_teacher_is_a_moving_average_of_the_student():
 def test_projection_head_is_not_part_of_the_model():
     model = models.build("small", 1, pixel=True)
     keys = set(model.state_dict())
-    method = spl.SegSPL(cfg=TrainConfig(), model=model, head=PixelHead(2), device=torch.device("cpu"),
-                        dist=distributed.Dist())
+    method = build(TrainConfig(method="seg-spl"), model, head=PixelHead(2))
     assert set(model.state_dict()) == keys
     assert method.parameters() and all(p.data_ptr() not in {q.data_ptr() for q in model.parameters()}
                                        for p in method.parameters())
 
 
 def test_a_method_that_cannot_apply_is_refused_naming_what_would():
-    with pytest.raises(ConfigError, match=r"pixel granularity.*Methods that apply: cam-loss, dfr, erm, groupdro, jtt, rrr$"):
+    with pytest.raises(ConfigError, match=rf"pixel granularity.*Methods that apply: {applying('pixel')}$"):
         require("seg-ssl", {"pixel": False, "binary": True})
-    with pytest.raises(ConfigError, match=r"without a kept mask.*--mask-budget.*Methods that apply: erm, groupdro, seg-spl$"):
+    with pytest.raises(ConfigError, match=rf"without a kept mask.*--mask-budget.*Methods that apply: {applying('binary', 'unlabelled')}$"):
         require("seg-ssl", {"pixel": True, "binary": False, "unlabelled": False})
     with pytest.raises(ConfigError, match="seg-spl"):
         require("seg-spl", {"pixel": False})
@@ -178,10 +184,39 @@ def test_a_method_that_cannot_apply_is_refused_naming_what_would():
             check_settings(replace(TrainConfig(), **{key: value}))
 
 
-def test_method_columns_are_train_log_columns():
-    assert log_columns() and set(log_columns()) <= set(schemas.TRAIN_LOG.names)
-    for name in log_columns():
-        assert schemas.TRAIN_LOG.field(name).nullable
+def applying(*lacking: str) -> str:
+    """The registered methods that need none of `lacking`, as a refusal lists them."""
+    return ", ".join(m for m in METHODS.names() if not set(METHODS.get(m).needs) & set(lacking))
+
+
+# train_log.parquet's columns as spurspec wrote them before methods were plug-ins (issue 23).
+BEFORE_PLUGINS = [("epoch", pa.int32()), *[(c, pa.float64()) for c in (
+    "train_loss", "val_loss", "val_auroc", "val_dice", "lr", "images_per_s", "data_wait_fraction", "epoch_seconds")],
+    ("is_best", pa.bool_()), *[(c, pa.float64()) for c in (
+        "ssl_loss", "ssl_weight", "ssl_positive_share", "ssl_confident_share", "spl_loss", "rrr_penalty",
+        "cam_outside_share", "dro_max_weight")], ("dro_max_weight_group", pa.string()), ("jtt_errors", pa.int64())]
+
+
+def test_train_log_schema_is_every_runs_columns_then_each_cards():
+    assert TRAIN_LOG.names == [f.name for f in schemas.TRAIN_LOG_FIELDS] + log_columns()
+    for card in METHODS:
+        for column in METHODS.get(card).columns:
+            field = TRAIN_LOG.field(column.name)
+            assert field.type == column.type and field.nullable, column
+
+
+def test_a_train_log_written_before_plugins_or_before_a_method_reads(tmp_path):
+    row = {"epoch": 0, "train_loss": 0.5, "is_best": True, "ssl_loss": 0.25, "jtt_errors": 3}
+    before = pa.schema([pa.field(n, t, nullable=n != "epoch") for n, t in BEFORE_PLUGINS],
+                       metadata=schemas.train_log([]).metadata)
+    io.write_table(tmp_path / "old.parquet", pa.Table.from_pylist([row], schema=before))
+    old = read_train_log(tmp_path / "old.parquet")
+    assert old.schema.equals(TRAIN_LOG, check_metadata=True)
+    assert {k: old.column(k)[0].as_py() for k in row} == row
+    # A log from before some method existed: that method's columns read as nulls.
+    io.write_table(tmp_path / "base.parquet", pa.Table.from_pylist([{"epoch": 0}], schema=schemas.train_log([])))
+    base = read_train_log(tmp_path / "base.parquet")
+    assert base.schema.equals(TRAIN_LOG) and all(base.column(c).null_count == 1 for c in log_columns())
 
 
 def test_unlabelled_rows_never_read_their_mask(tmp_path):

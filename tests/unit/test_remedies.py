@@ -1,4 +1,5 @@
-"""Remedies beside spatial supervision (training/explain.py, training/groups.py): rrr's penalty is
+"""Remedies beside spatial supervision (training/methods/: rrr, cam_loss, groupdro, jtt, dfr and
+their shared regions and groups): rrr's penalty is
 zero when the input gradient lies inside the region and positive otherwise; cam-loss measures the
 map's share outside; groupdro's weights move toward the worst group and weigh groups as q says;
 jtt upweights exactly the identification model's errors; dfr balances groups and keeps patients
@@ -6,25 +7,35 @@ in one half; each method's loss falls on a fixed batch; a method the data cannot
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+from method_context import build
 
 from spurspec.errors import ConfigError
-from spurspec.training import distributed, explain, groups, loop, models
+from spurspec.training import distributed, loop, models
 from spurspec.training.config import TrainConfig
-from spurspec.training.methods import METHODS, check_settings, needs_kind, require
+from spurspec.training.methods import (
+    METHODS,
+    cam_loss,
+    check_settings,
+    dfr,
+    groups,
+    needs_kind,
+    require,
+    rrr,
+)
+from spurspec.training.methods.groups import GroupData
 
 S = 16
 CPU = torch.device("cpu")
 
 
-class _Data:
-    """The slice of trainer._Data the objectives read."""
-
-    def __init__(self, labels, group):
-        self.labels, self.groups, self.attribute = np.asarray(labels), np.asarray(group), "tube"
+def _groups(group) -> GroupData:
+    return GroupData(attribute="tube", groups=np.asarray(group))
 
 
 def _step(model, objective=None, lr=1e-3) -> loop.Step:
@@ -63,7 +74,7 @@ class _Box(torch.nn.Module):
 
 def test_rrr_penalty_is_zero_inside_the_region_and_positive_outside():
     batch = _batch()
-    rrr = explain.RRR(cfg=TrainConfig(rrr_weight=1.0), device=CPU)
+    rrr = build(TrainConfig(method="rrr", rrr_weight=1.0), torch.nn.Identity())
     inside = _Box((slice(6, 12), slice(6, 12)))
     step = _step(inside, rrr, lr=0)
     prepared = rrr.prepare(step, batch)
@@ -83,22 +94,22 @@ def test_rrr_penalty_counts_only_pixels_outside():
     grads[:, 0, 0, 0], grads[:, 0, 3, 3] = 2.0, 3.0
     region = torch.zeros(2, 4, 4)
     region[0, 0, 0] = 1
-    assert explain.rrr_penalty(grads, region).tolist() == [9.0, 13.0]
+    assert rrr.rrr_penalty(grads, region).tolist() == [9.0, 13.0]
 
 
 def test_cam_outside_share():
     cam = torch.tensor([[[1.0, 3.0], [0.0, -5.0]]])
     region = torch.zeros(1, 4, 4)
     region[0, :2, :2] = 1  # the top-left cell
-    assert explain.outside_share(cam, region).item() == pytest.approx(0.75)  # negative evidence is not mass
+    assert cam_loss.outside_share(cam, region).item() == pytest.approx(0.75)  # negative evidence is not mass
     region[0, 0, 3] = 1  # one pixel of the top-right cell puts that cell inside
-    assert explain.outside_share(cam, region).item() == 0.0
-    assert explain.outside_share(torch.zeros(1, 2, 2), region).item() == 0.0
+    assert cam_loss.outside_share(cam, region).item() == 0.0
+    assert cam_loss.outside_share(torch.zeros(1, 2, 2), region).item() == 0.0
 
 
 def test_groupdro_weights_move_toward_the_worst_group():
-    dro = groups.GroupDRO(cfg=TrainConfig(dro_step=0.5), device=CPU, dist=distributed.Dist(),
-                          data=_Data([0, 0, 1, 1], [0, 1, 2, 3]))
+    dro = build(TrainConfig(method="groupdro", dro_step=0.5), torch.nn.Identity(), labels=[0, 0, 1, 1],
+                own=_groups([0, 1, 2, 3]))
     present = torch.tensor([True, True, True, False])
     for _ in range(20):
         dro.update(torch.tensor([0.1, 0.2, 2.0, 9.0]), present)
@@ -107,10 +118,11 @@ def test_groupdro_weights_move_toward_the_worst_group():
 
 
 def test_groupdro_loss_is_the_q_weighted_sum_of_group_means():
-    data = _Data([0, 0, 0, 1, 1, 1], [0, 0, 1, 2, 3, 3])
-    dro = groups.GroupDRO(cfg=TrainConfig(dro_step=0.0), device=CPU, dist=distributed.Dist(), data=data)
+    labels = [0, 0, 0, 1, 1, 1]
+    dro = build(TrainConfig(method="groupdro", dro_step=0.0), torch.nn.Identity(), labels=labels,
+                own=_groups([0, 0, 1, 2, 3, 3]))
     dro.q = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
-    batch = {"label": torch.tensor(data.labels, dtype=torch.float32), "row": torch.arange(6)}
+    batch = {"label": torch.tensor(labels, dtype=torch.float32), "row": torch.arange(6)}
     logits = torch.tensor([0.3, -1.0, 2.0, 0.5, -0.2, 1.5])
     step = _step(torch.nn.Identity(), dro, lr=0)
     per_image = loop.loss_per_image(step, logits, batch, True)
@@ -123,7 +135,8 @@ class _Stage:
     """A stage whose identification model predicts given scores."""
 
     def __init__(self, scores: np.ndarray, labels: np.ndarray) -> None:
-        self.scores, self.labels, self.train_rows = scores, labels, np.arange(len(labels))
+        self.scores, self.labels = scores, labels
+        self.data = SimpleNamespace(train_rows=np.arange(len(labels)))
         self.trained: list[int] = []
 
     def initial_model(self):
@@ -144,7 +157,7 @@ class _Stage:
 def test_jtt_upweights_exactly_the_first_models_errors():
     labels = np.array([0, 0, 1, 1, 0, 1])
     scores = np.array([0.2, 0.7, 0.9, 0.1, 0.5, 0.5])  # wrong: rows 1, 3, 4 (0.5 counts as positive)
-    jtt = groups.JTT(cfg=TrainConfig(jtt_epochs=3, jtt_upweight=7.0), device=CPU, data=_Data(labels, -np.ones(6)))
+    jtt = build(TrainConfig(method="jtt", jtt_epochs=3, jtt_upweight=7.0), torch.nn.Identity(), labels=labels)
     stage = _Stage(scores, labels)
     jtt.begin(stage)
     assert stage.trained == [3]
@@ -152,7 +165,7 @@ def test_jtt_upweights_exactly_the_first_models_errors():
     w = jtt.weights(torch.arange(6))
     assert w.mean().item() == pytest.approx(1.0)
     assert torch.allclose(w[[1, 3, 4]], 7.0 * w[0]) and torch.allclose(w[[0, 2, 5]], w[0].expand(3))
-    fresh = groups.JTT(cfg=TrainConfig(), device=CPU, data=_Data(labels, -np.ones(6)))
+    fresh = build(TrainConfig(method="jtt"), torch.nn.Identity(), labels=labels)
     fresh.load_state_dict(jtt.state_dict())
     assert torch.equal(fresh.is_error, jtt.is_error)
 
@@ -165,7 +178,7 @@ def test_jtt_upweights_exactly_the_first_models_errors():
 ])
 def test_jtt_warns_when_its_errors_are_a_whole_class(scores, warned):
     labels = np.array([0, 0, 1, 1, 0, 1])
-    jtt = groups.JTT(cfg=TrainConfig(jtt_epochs=2), device=CPU, data=_Data(labels, -np.ones(6)))
+    jtt = build(TrainConfig(method="jtt", jtt_epochs=2), torch.nn.Identity(), labels=labels)
     stage = _Stage(np.array(scores), labels)
     jtt.begin(stage)
     warnings = [t for t in stage.said if "warning" in t]
@@ -179,11 +192,11 @@ def test_jtt_warns_when_its_errors_are_a_whole_class(scores, warned):
 def test_dfr_halves_keep_patients_together_and_subsamples_are_balanced():
     rows = np.arange(40)
     patients = np.array([f"p{i // 3}" for i in rows])
-    a, b = groups.patient_halves(rows, patients, seed=0)
+    a, b = dfr.patient_halves(rows, patients, seed=0)
     assert not set(patients[a]) & set(patients[b]) and len(a) + len(b) == 40
-    assert np.array_equal(groups.patient_halves(rows, patients, seed=0)[0], a)
+    assert np.array_equal(dfr.patient_halves(rows, patients, seed=0)[0], a)
     g = np.array([0] * 10 + [1] * 3 + [2] * 5 + [3] * 7)
-    idx = groups.balanced_subsample(g, np.random.default_rng(0))
+    idx = dfr.balanced_subsample(g, np.random.default_rng(0))
     assert np.bincount(g[idx]).tolist() == [3, 3, 3, 3]
 
 
@@ -202,7 +215,7 @@ def test_group_ids_and_attribute_choice():
 @pytest.mark.parametrize(("size", "cells", "coarse"), [(64, 2, True), (128, 4, False)])
 def test_cam_loss_tells_its_map_size_once(size, cells, coarse):
     model = models.build("small", 1, pixel=False)
-    cam = explain.CAMLoss(cfg=TrainConfig(method="cam-loss"), model=model, device=CPU)
+    cam = build(TrainConfig(method="cam-loss"), model)
     stage = _Stage(np.zeros(2), np.zeros(2))
     cam.begin(stage)
     step = _step(model, cam, lr=0)
@@ -218,9 +231,8 @@ def test_each_remedys_loss_falls_on_a_fixed_batch(method):
     torch.manual_seed(0)
     cfg = TrainConfig(method=method)
     model = models.build("small", 1, pixel=False)
-    data = _Data([i % 2 for i in range(8)], [2 * (i % 2) + (i in (0, 1, 4, 5)) for i in range(8)])
-    objective = METHODS.get(method).objective(cfg=cfg, model=model, head=None, device=CPU,
-                                              dist=distributed.Dist(), data=data)
+    objective = build(cfg, model, labels=[i % 2 for i in range(8)],
+                      own=_groups([2 * (i % 2) + (i in (0, 1, 4, 5)) for i in range(8)]))
     if method == "jtt":
         objective.set_errors(np.array([1, 4]))
     step = _step(model, objective, lr=3e-3)
@@ -235,7 +247,8 @@ def test_remedies_declare_what_they_need():
     assert needs_kind("erm") == "nothing" and needs_kind("jtt") == "nothing"
     assert needs_kind("rrr") == needs_kind("cam-loss") == needs_kind("erm", granularity_pixel=True) == "masks"
     assert needs_kind("groupdro") == needs_kind("dfr") == "attribute labels"
-    with pytest.raises(ConfigError, match=r"method 'rrr'.*image-label granularity.*Methods that apply: erm, groupdro, seg-spl, seg-ssl$"):
+    fits = ", ".join(m for m in METHODS.names() if "binary" not in METHODS.get(m).needs)
+    with pytest.raises(ConfigError, match=rf"method 'rrr'.*image-label granularity.*Methods that apply: {fits}$"):
         require("rrr", {"binary": False, "pixel": True})
     with pytest.raises(ConfigError, match=r"method 'groupdro'.*known on every training image.*Methods that apply: .*jtt"):
         require("groupdro", {"binary": True, "pixel": False, "train_attribute": False, "heldout_attribute": True})
@@ -251,9 +264,9 @@ def test_dfr_never_chooses_a_constant_head():
     # select half: every real fit has robust AUROC below 0.5 there, the constant score exactly 0.5.
     x_fit = (0.4 * y + rng.normal(size=120))[:, None]
     x_sel = (-2.0 * y + 0.1 * rng.normal(size=120))[:, None]
-    chosen = groups.refit(x_fit, y, g, x_sel, y, g, subsamples=3, seed=0)
+    chosen = dfr.refit(x_fit, y, g, x_sel, y, g, subsamples=3, seed=0)
     assert np.any(chosen["weight"] != 0) and chosen["select_robust_auroc"] < 0.5
-    assert chosen["C"] in groups.DFR_C_GRID
+    assert chosen["C"] in dfr.DFR_C_GRID
 
 
 @pytest.mark.parametrize("key, value", [("rrr_weight", -1.0), ("cam_weight", -0.1), ("dro_step", -0.01),

@@ -1,6 +1,7 @@
 """Seg-SPL (`--method seg-spl`): a supervised pixel-level contrastive loss on the decoder's pixel
 embeddings, added to the segmentation loss, so that abnormal pixels are pulled together and
-pushed away from the rest, across the images of a batch. Reads batches; writes nothing.
+pushed away from the rest, across the images of a batch. Its card is in methods/__init__.py.
+Reads batches; writes nothing.
 
 The recipe is the pixel-to-pixel contrastive loss of Wang et al., "Exploring Cross-Image Pixel
 Contrast for Semantic Segmentation" (ICCV 2021, eq. 2), itself the supervised contrastive loss
@@ -26,8 +27,6 @@ does for the model's."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,7 +34,9 @@ from torch import nn
 
 from spurspec.errors import ArtefactError
 from spurspec.training.data import augment
-from spurspec.training.loop import Objective, Step, loss_per_image
+from spurspec.training.distributed import Dist
+from spurspec.training.loop import Step, loss_per_image
+from spurspec.training.methods.base import Method, RunContext
 
 PROJECTION_DIM = 128  # SupCon's projection size
 # Sampling keys use rows shifted by 2**41: a stream of their own (rows are < 2**31).
@@ -77,19 +78,18 @@ def sample_pixels(classes: torch.Tensor, usable: torch.Tensor, per_class: int,
     return torch.cat(picked) if picked else torch.zeros(0, dtype=torch.long, device=flat.device)
 
 
-class SegSPL(Objective):
-    columns = ("spl_loss",)
-
-    def __init__(self, *, cfg: Any, model: torch.nn.Module, head: Any, device: torch.device, dist: Any, **_: Any) -> None:
-        self.cfg, self.device, self.dist = cfg, device, dist
+class SegSPL(Method):
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__(ctx)
+        self.cfg, self.dist = ctx.cfg, ctx.dist
         with torch.random.fork_rng(devices=[]):  # its own seeded initialisation: the global stream is untouched
-            torch.manual_seed(cfg.seed)
-            width = model.embedding_channels
+            torch.manual_seed(ctx.cfg.seed)
+            width = ctx.model.embedding_channels
             self.projection = nn.Sequential(nn.Linear(width, PROJECTION_DIM), nn.ReLU(inplace=True),
-                                            nn.Linear(PROJECTION_DIM, PROJECTION_DIM)).to(device)
+                                            nn.Linear(PROJECTION_DIM, PROJECTION_DIM)).to(ctx.device)
         self._embeddings: torch.Tensor | None = None
-        self._handle = model.on_embeddings(self._keep)
-        self._sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, steps
+        self._handle = ctx.model.on_embeddings(self._keep)
+        self._sums = torch.zeros(2, dtype=torch.float64, device=ctx.device)  # loss sum, steps
 
     def _keep(self, embeddings: torch.Tensor) -> None:
         if torch.is_grad_enabled():  # training forwards only; validation's are not kept
@@ -134,7 +134,7 @@ class SegSPL(Objective):
             raise ArtefactError("the checkpoint holds no seg-spl projection head; it was not written by a seg-spl run")
         self.projection.load_state_dict(state["projection"])
 
-    def epoch_log(self, dist) -> dict[str, float | None]:
+    def epoch_log(self, dist: Dist) -> dict[str, float | str | None]:
         total, steps = dist.sum(self._sums.cpu().tolist())
         self._sums.zero_()
         return {"spl_loss": total / steps if steps else None}

@@ -1,6 +1,7 @@
 """Seg-SSL (`--method seg-ssl`): pixel training that also learns from the training positives
 without a kept mask (budget.unlabelled; their batch items carry `labelled` False and an empty
-target that is never read). Reads batches, updates a teacher; writes nothing.
+target that is never read). Its card is in methods/__init__.py. Reads batches, updates a
+teacher; writes nothing.
 
 The recipe is FixMatch's confidence-thresholded pseudo-labelling (Sohn et al., "FixMatch:
 Simplifying Semi-Supervised Learning with Consistency and Confidence", NeurIPS 2020) with the
@@ -37,14 +38,15 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
 
 import numpy as np
 import torch
 
 from spurspec.errors import ArtefactError
 from spurspec.training.data import augment
-from spurspec.training.loop import Objective, Step, image_weights, loss_per_image, pixel_loss
+from spurspec.training.distributed import Dist
+from spurspec.training.loop import Step, image_weights, loss_per_image, pixel_loss
+from spurspec.training.methods.base import Method, RunContext
 from spurspec.training.models.heads import PixelHead
 
 # The strong view, in [-1, 1] image units: x * (1 + U(-0.3, 0.3)) + U(-0.2, 0.2) + 0.1 N(0, 1).
@@ -93,18 +95,20 @@ def perturb(image: torch.Tensor, rows: np.ndarray, epochs: np.ndarray, seed: int
     return image * contrast + brightness + NOISE * noise
 
 
-class SegSSL(Objective):
-    columns = ("ssl_loss", "ssl_weight", "ssl_positive_share", "ssl_confident_share")
+class SegSSL(Method):
+    """Learns from the training positives without a kept mask (its card needs "unlabelled": the
+    trainer keeps them as items with `labelled` False)."""
 
-    def __init__(self, *, cfg: Any, model: torch.nn.Module, head: Any, device: torch.device, dist: Any, **_: Any) -> None:
-        self.cfg, self.student, self.device = cfg, model, device
-        self.teacher = copy.deepcopy(model).eval()
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__(ctx)
+        self.cfg, self.student = ctx.cfg, ctx.model
+        self.teacher = copy.deepcopy(ctx.model).eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.steps = 0
         self.weight = 0.0  # lambda of the current epoch
         # loss sum, unlabelled images, positive-share sum, confident-share sum (this rank, this epoch)
-        self._sums = torch.zeros(4, dtype=torch.float64, device=device)
+        self._sums = torch.zeros(4, dtype=torch.float64, device=ctx.device)
 
     @torch.no_grad()
     def prepare(self, step: Step, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -164,7 +168,7 @@ class SegSSL(Objective):
         self.teacher.load_state_dict(state["teacher"])
         self.steps = int(state["steps"])
 
-    def epoch_log(self, dist) -> dict[str, float | None]:
+    def epoch_log(self, dist: Dist) -> dict[str, float | str | None]:
         loss, n, positive, confident = dist.sum(self._sums.cpu().tolist())
         self._sums.zero_()
         if n == 0:
