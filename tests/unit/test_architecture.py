@@ -17,12 +17,12 @@ PACKAGE = ROOT / "spurspec"
 DOC = ROOT / "docs" / "architecture.md"
 
 
-def layers(doc: str) -> dict[str, int]:
-    """Top-level name (package or module of spurspec) -> its layer, from the doc's table rows
-    `| N | name name ... | ... |`."""
+def layers(doc: str, prefix: str = "") -> dict[str, int]:
+    """Name -> its layer, from the doc's table rows `| {prefix}N | name name ... | ... |`: the
+    top-level packages and modules of spurspec (no prefix), or the parts of training ("T")."""
     found: dict[str, int] = {}
     for line in doc.splitlines():
-        row = re.match(r"^\|\s*(\d+)\s*\|\s*([\w ]+?)\s*\|", line)
+        row = re.match(rf"^\|\s*{prefix}(\d+)\s*\|\s*([\w ]+?)\s*\|", line)
         if row:
             for name in row.group(2).split():
                 found[name] = int(row.group(1))
@@ -62,13 +62,26 @@ def graph() -> dict[str, set[str]]:
     return {name: imports(path, set(mods)) - {name} for name, path in mods.items()}
 
 
-def upward(graph: dict[str, set[str]], layer: dict[str, int]) -> list[str]:
-    """Each import that points above its module's layer or across its row (base row aside)."""
+def part(module: str) -> str:
+    """The part of training a module of spurspec.training belongs to (`__init__` for the package)."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 else "__init__"
+
+
+def training_graph(full: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The imports between modules of spurspec.training."""
+    inside = lambda m: m == "spurspec.training" or m.startswith("spurspec.training.")  # noqa: E731
+    return {src: {d for d in targets if inside(d)} for src, targets in full.items() if inside(src)}
+
+
+def upward(graph: dict[str, set[str]], layer: dict[str, int], where=top) -> list[str]:
+    """Each import that points above its module's layer or across its row (the lowest row aside).
+    `where` names the layer's key of a module: its top-level package, or its part of training."""
     bad = []
     for src, targets in sorted(graph.items()):
-        a = top(src)
+        a = where(src)
         for dst in sorted(targets):
-            b = top(dst)
+            b = where(dst)
             if a == b:
                 continue
             if layer[b] > layer[a] or (layer[b] == layer[a] and layer[a] != 0):
@@ -123,6 +136,17 @@ def test_no_import_points_up_or_across():
     assert not bad, "imports against the layers of docs/architecture.md:\n" + "\n".join(bad)
 
 
+def test_every_part_of_training_has_a_layer():
+    layer = layers(DOC.read_text(), "T")
+    missing = sorted({part(m) for m in training_graph(graph())} - set(layer))
+    assert not missing, f"docs/architecture.md gives no training layer to: {', '.join(missing)}"
+
+
+def test_no_import_inside_training_points_up_or_across():
+    bad = upward(training_graph(graph()), layers(DOC.read_text(), "T"), where=part)
+    assert not bad, "imports against the training layers of docs/architecture.md:\n" + "\n".join(bad)
+
+
 def test_no_modules_import_each_other():
     found = circles(graph())
     assert not found, "modules that import each other:\n" + "\n".join(" <-> ".join(g) for g in found)
@@ -146,3 +170,9 @@ def test_the_check_catches_a_circle():
     g = {"spurspec.a.x": {"spurspec.a.y"}, "spurspec.a.y": {"spurspec.a.z"}, "spurspec.a.z": {"spurspec.a.x"},
          "spurspec.a": set(), "spurspec.a.w": {"spurspec.a"}}
     assert circles(g) == [["spurspec.a.x", "spurspec.a.y", "spurspec.a.z"]]
+
+
+def test_the_check_catches_an_upward_import_inside_training():
+    g = {"spurspec.training.models.x": {"spurspec.training.trainer", "spurspec.training.checkpoint"}}
+    bad = upward(g, layers(DOC.read_text(), "T"), where=part)
+    assert bad == ["spurspec.training.models.x (layer 1, models) imports spurspec.training.trainer (layer 5, trainer)"]
