@@ -6,6 +6,7 @@ same message. The saliency file's format lives here too: `write_saliency` / `rea
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from dataclasses import dataclass, field
@@ -52,12 +53,17 @@ class RunRecord:
 
     def settings(self, cls: type[C]) -> C:
         """config.toml as the stage's settings dataclass (e.g. TrainConfig); unknown keys or bad
-        types mean the file is stale or foreign (exit 3)."""
+        types mean the file is stale or foreign (exit 3). The file is already resolved, so its
+        preset is not applied again: a key it lacks was added to spurspec after the run and takes
+        its default, the behaviour the run was trained with, never a preset's newer value."""
         from spurspec.config import build
 
+        values = dict(self.config)
+        preset = values.pop("preset", None)
         try:
-            return build(cls, self.config, where=str(self.layout.config))
-        except ConfigError as exc:
+            settings = build(cls, values, where=str(self.layout.config))
+            return dataclasses.replace(settings, preset=preset) if preset is not None else settings
+        except (ConfigError, TypeError) as exc:
             raise ArtefactError(f"{exc}; re-run `spurspec train` or use a matching spurspec") from None
 
     @property

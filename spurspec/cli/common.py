@@ -22,6 +22,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from spurspec.cli.choices import choices
+from spurspec.imaging.resize import MASK_RESIZES
+
 # Every stage takes --config: a TOML file of its settings, which flags on the command line override.
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML file of settings (flags override it).", exists=True, dir_okay=False)]
 
@@ -32,6 +35,12 @@ DatasetOut = Annotated[Path, typer.Option("--out", help="Dataset directory to wr
 TrainingSize = Annotated[int | None, typer.Option("--size", help="Training size in pixels, square (default {default:size}).")]
 SkipBad = Annotated[bool, typer.Option("--skip-bad/--no-skip-bad", help="Leave out bad rows/files, recording them in rejects.parquet.")]
 ReplaceDataset = Annotated[bool, typer.Option("--force/--no-force", help="Replace an existing dataset directory.")]
+MaskResizeMode = choices("MaskResizeMode", MASK_RESIZES)
+MaskResize = Annotated[MaskResizeMode | None, typer.Option(  # type: ignore[valid-type]
+    "--mask-resize",
+    help="How masks reach the training size: area, a cell is positive if half of it is (a mask keeps its area "
+         "at every size: the default) or max, if any of its pixels is (max-pooling, the study's for chest films; "
+         "grows a mask by up to a cell a side) (default {default:mask_resize}).")]
 
 
 def Workers(help: str) -> Any:  # noqa: N802 -- named like the aliases above: it is used as one

@@ -11,6 +11,7 @@ import typer
 from spurspec.cli.common import (
     ConfigFile,
     DatasetOut,
+    MaskResize,
     ReplaceDataset,
     Seed,
     SkipBad,
@@ -35,6 +36,7 @@ def command(
     split_col: Annotated[str | None, typer.Option(help="Column with train/val/test; without it splits are drawn (seeded).")] = None,
     root: Annotated[Path | None, typer.Option(help="Folder relative paths resolve against (default: the table's folder).")] = None,
     size: TrainingSize = None,
+    mask_resize: MaskResize = None,
     channels: Annotated[int | None, typer.Option(help="1 = grey, 3 = RGB (default {default:channels}).")] = None,
     workers: Workers("Decode processes") = None,
     seed: Seed("Seed of the drawn split") = None,
@@ -58,6 +60,7 @@ def command(
         "split_col": split_col,
         "root": root,
         "size": size,
+        "mask_resize": mask_resize.value if mask_resize else None,
         "channels": channels,
         "workers": workers,
         "seed": seed,

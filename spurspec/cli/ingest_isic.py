@@ -11,6 +11,7 @@ import typer
 from spurspec.cli.common import (
     ConfigFile,
     DatasetOut,
+    MaskResize,
     ReplaceDataset,
     Seed,
     SkipBad,
@@ -31,6 +32,7 @@ def command(
     trap_seed: Annotated[int | None, typer.Option(help="K, which published trap set, 1-5 (default {default:trap_seed}).")] = None,
     lesion_groups: Annotated[Path | None, typer.Option(help="CSV with image,lesion_id: without trap sets, a lesion's images stay in one split.")] = None,
     size: TrainingSize = None,
+    mask_resize: MaskResize = None,
     workers: Workers("Decode processes") = None,
     seed: Seed("Seed of the drawn split without trap sets") = None,
     skip_bad: SkipBad = False,
@@ -49,6 +51,7 @@ def command(
         "trap_seed": trap_seed,
         "lesion_groups": lesion_groups,
         "size": size,
+        "mask_resize": mask_resize.value if mask_resize else None,
         "workers": workers,
         "seed": seed,
         "skip_bad": skip_bad or None,  # unset flag: the TOML value (or the default) stands

@@ -12,6 +12,7 @@ import typer
 from spurspec.cli.common import (
     ConfigFile,
     DatasetOut,
+    MaskResize,
     ReplaceDataset,
     Seed,
     SkipBad,
@@ -30,6 +31,7 @@ def command(
     labels: Annotated[Path | None, typer.Option(help="Label CSV (ImageId, EncodedPixels) when it is not at the top of ROOT.")] = None,
     tube_labels: Annotated[Path | None, typer.Option(help="Chest-tube labels: CSV ImageId,chest_tube or the study's cxr_tube_dict.pkl (read safely).")] = None,
     size: TrainingSize = None,
+    mask_resize: MaskResize = None,
     workers: Workers("Decode processes, 0 = one per core, at most 8") = None,
     limit: Annotated[int | None, typer.Option(help="Keep a stratified subset of N images (label x chest_tube), e.g. for CI.")] = None,
     seed: Seed("Seed of the subset and the patient splits") = None,
@@ -48,6 +50,7 @@ def command(
         "labels": labels,
         "tube_labels": tube_labels,
         "size": size,
+        "mask_resize": mask_resize.value if mask_resize else None,
         "workers": workers,
         "limit": limit,
         "seed": seed,

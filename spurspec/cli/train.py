@@ -69,23 +69,24 @@ def command(
     dataset: Annotated[Path, typer.Argument(help="Dataset directory written by `spurspec ingest`.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory to write (config, log, checkpoints).")],
     granularity_: Annotated[str | None, typer.Option("--granularity", help=f"Supervision: {', '.join(granularity.names())} (default {{default:granularity}}).")] = None,
-    model: Annotated[Model | None, typer.Option(help="Named model setting, see README's models table (default {default:model}).")] = None,
+    model: Annotated[Model | None, typer.Option(help="Named model setting, see the models table in docs/training.md (default {default:model}).")] = None,
     method: Annotated[Method | None, typer.Option(help="Training method (default {default:method}, the study's baseline).")] = None,  # type: ignore[valid-type]
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs (default {default:epochs}).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per step, per process (default {default:batch_size}).")] = None,
     lr: Annotated[float | None, typer.Option(help="Adam learning rate (default {default:lr}, the study's).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seeds weights, augmentation, sampling, mask budget (default {default:seed}).")] = None,
     mask_budget: Annotated[str | None, typer.Option(help="Training positives keeping pixel/box supervision: a count (300) or fraction (0.25) (default: all).")] = None,
+    train_fraction: Annotated[float | None, typer.Option(help="The study's sample_ratio: each training image kept with this probability after the negative subsampling, masks and all (default: all).")] = None,
     summary: Annotated[str | None, typer.Option(help=f"Image score of a pixel model: {', '.join(summaries.names())} (default {{default:summary}}).")] = None,
     box_mode: Annotated[BoxMode | None, typer.Option(help="bbox targets: union (the study's one box) or components (default {default:box_mode}).")] = None,
     loss: Annotated[Loss | None, typer.Option(help="Per-pixel loss (default {default:loss}).")] = None,
     balance: Annotated[Balance | None, typer.Option(help="Class balance: subsample (negatives drawn afresh each epoch), subsample-once (each negative kept once with p 0.33), study (subsample-once on chest films, none on ISIC), pos-weight, none (default {default:balance}).")] = None,
     select_metric: Annotated[Metric | None, typer.Option(help="Checkpoint selection (default: dice for seg and grid:K, auroc otherwise).")] = None,
-    dice: Annotated[Dice | None, typer.Option(help="Validation Dice: positives (mean over images with a target) or study (mean over every image; false positives count) (default {default:dice}).")] = None,  # type: ignore[valid-type]
+    dice: Annotated[Dice | None, typer.Option(help="Validation Dice: positives (at P > 0.5, mean over images with a target) or study (the study's: argmax map, every image but empty-empty ones; false positives count) (default {default:dice}).")] = None,  # type: ignore[valid-type]
     head: Annotated[Head | None, typer.Option(help="Pixel classes: auto (three where negatives have masks, else two), two-class, three-class (default {default:head}).")] = None,  # type: ignore[valid-type]
     patience: Annotated[int | None, typer.Option(help="Early stopping: epochs without improvement, 0 = never stop early (default {default:patience}).")] = None,
     schedule: Annotated[Schedule | None, typer.Option(help="Learning rate: cosine decay or constant (the study's) (default {default:schedule}).")] = None,  # type: ignore[valid-type]
-    preset: Annotated[Preset | None, typer.Option(help="A named protocol under the config file and flags: study = the study's code (see README's protocol table).")] = None,  # type: ignore[valid-type]
+    preset: Annotated[Preset | None, typer.Option(help="A named protocol under the config file and flags: study = the study's code (see the protocol table in docs/training.md).")] = None,  # type: ignore[valid-type]
     device: Annotated[str | None, typer.Option(help="auto (cuda if available, else cpu), cpu, cuda, cuda:N (default {default:device}).")] = None,
     amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (bf16 where supported, else fp16).")] = None,
     augment: Annotated[Augment | None, typer.Option(help="Training augmentation: standard (flip, affine, intensity on the batch), study (the study's list), standard-cpu (standard per image), none (default {default:augment}).")] = None,  # type: ignore[valid-type]
@@ -107,7 +108,7 @@ def command(
     overrides = {
         "dataset": dataset, "out": out_dir, "granularity": granularity_, "model": _value(model), "method": _value(method),
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
-        "mask_budget": parse_budget(mask_budget), "summary": summary, "box_mode": _value(box_mode),
+        "mask_budget": parse_budget(mask_budget), "train_fraction": train_fraction, "summary": summary, "box_mode": _value(box_mode),
         "loss": _value(loss), "balance": _value(balance), "select_metric": _value(select_metric), "augment": _value(augment),
         "patience": patience, "device": device, "amp": amp, "workers": workers, "threads": threads, "pretrained": pretrained,
         "epochs_this_run": epochs_this_run, "dice": _value(dice), "head": _value(head), "schedule": _value(schedule),

@@ -24,7 +24,7 @@ from spurspec.config import check_seed
 from spurspec.datasets.splits import split_groups
 from spurspec.errors import ConfigError, InputError
 from spurspec.imaging import readers, rle
-from spurspec.imaging.resize import resize_image, resize_mask
+from spurspec.imaging.resize import AREA, MASK_RESIZES, resize_image, resize_mask
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,22 @@ def check_basics(size: int, seed: int, workers: int, min_size: int = 8) -> None:
     check_seed(seed)
     if workers < 0:
         raise ConfigError(f"workers must be 0 or more, got {workers}")
+
+
+def check_mask_resize(mode: str) -> None:
+    if mode not in MASK_RESIZES:
+        raise ConfigError(f"mask_resize must be one of {', '.join(MASK_RESIZES)}, got {mode!r}")
+
+
+# Settings added after datasets were first made, each with the value that gives the output made
+# before it existed: provenance records one only when set otherwise, so re-running an ingest made
+# before it (with the default) still finds its dataset up to date.
+ADDED_SETTINGS = {"mask_resize": AREA}
+
+
+def recorded_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` as an ingest's provenance records them (ADDED_SETTINGS at their default left out)."""
+    return {k: v for k, v in settings.items() if k not in ADDED_SETTINGS or ADDED_SETTINGS[k] != v}
 
 
 def locked_ingest(out: Path, run: Callable[[], IngestResult]) -> IngestResult:
@@ -280,10 +296,11 @@ def assign_splits(items: list[Item], spurious: list[str], seed: int, val: float,
         it.split = split
 
 
-def decode_file(payload: tuple[str, str | None, str | None, int, int]) -> Decoded:
-    """Worker: image (+ mask file and/or RLE at the image's size) -> training-size arrays plus
-    the full-resolution mask as RLE. Top level so it runs in worker processes."""
-    image_path, mask_path, rle_text, size, channels = payload
+def decode_file(payload: tuple[str, str | None, str | None, int, int, str]) -> Decoded:
+    """Worker: image (+ mask file and/or RLE at the image's size) -> training-size arrays (the
+    mask resized by `mask_resize`) plus the full-resolution mask as RLE. Top level so it runs in
+    worker processes."""
+    image_path, mask_path, rle_text, size, channels, mask_resize = payload
     pixels, (height, width) = readers.read_image(Path(image_path), draft_size=size)
     mask = None
     if mask_path is not None:
@@ -298,7 +315,7 @@ def decode_file(payload: tuple[str, str | None, str | None, int, int]) -> Decode
     if mask is None:
         return Decoded(image=image, mask=None, facts=facts)
     facts["rle"] = rle.encode(mask)
-    return Decoded(image=image, mask=resize_mask(mask, size), facts=facts)
+    return Decoded(image=image, mask=resize_mask(mask, size, mask_resize), facts=facts)
 
 
 def write_dataset(
@@ -319,7 +336,8 @@ def write_dataset(
     if not items:
         raise InputError("no usable images to ingest" + (f" ({len(rejects.rows)} rejected)" if rejects.rows else ""))
     payloads = [
-        (it.name, (str(it.image), None if it.mask is None else str(it.mask), it.rle, cfg.size, channels)) for it in items
+        (it.name, (str(it.image), None if it.mask is None else str(it.mask), it.rle, cfg.size, channels, cfg.mask_resize))
+        for it in items
     ]
     with DatasetWriter(cfg.out, n=len(items), size=cfg.size, channels=channels, force=force) as writer:
         kept, facts = decode_all(payloads, decode_file, writer, cfg.workers, rejects, progress)
@@ -336,8 +354,8 @@ def write_dataset(
                 "rle": [facts[i]["rle"] for i in with_mask],
             }
         )
-        writer.finish(manifest, spurious=spurious, info=info, settings=settings, inputs=inputs, keep=kept,
-                      mask_rle=mask_rle, rejects=rejects.table())
+        writer.finish(manifest, spurious=spurious, info={**info, "mask_resize": cfg.mask_resize}, settings=settings,
+                      inputs=inputs, keep=kept, mask_rle=mask_rle, rejects=rejects.table())
         counts = attribute_count_table(manifest.take(pa.array(sorted(kept))), spurious)
     if rejects.rows:
         notes = [*notes, f"first reject: {rejects.rows[0]['input']}: {rejects.rows[0]['reason']}"]

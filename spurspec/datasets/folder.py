@@ -22,12 +22,15 @@ from spurspec.datasets.common import (
     Rejects,
     assign_splits,
     check_basics,
+    check_mask_resize,
     locked_ingest,
     parse_binary,
+    recorded_settings,
     write_dataset,
 )
 from spurspec.errors import ConfigError, InputError
 from spurspec.imaging import readers
+from spurspec.imaging.resize import AREA
 
 # Column names are used as identifiers (never spliced into SQL, but also echoed and stored):
 # letters, digits, underscore, space, dot and dash only.
@@ -47,6 +50,7 @@ class Config:
     split_col: str | None = None  # train/val/test given by the table instead of drawn
     root: Path | None = None  # relative paths resolve here; default: the table's folder
     size: int = 256  # training size (square)
+    mask_resize: str = AREA  # masks to the training size: area (>= half a cell) or max (any pixel)
     channels: int = 1  # 1 = grey (RGB converted by luma), 3 = RGB (grey repeated)
     workers: int = 1
     seed: int = 0  # seeds the drawn split
@@ -149,6 +153,7 @@ def _items(cfg: Config, table: pa.Table, root: Path, rejects: Rejects) -> list[I
 def check(cfg: Config) -> None:
     """Refuse settings `ingest` cannot use (ConfigError), whoever calls it: CLI or pipeline."""
     check_basics(cfg.size, cfg.seed, cfg.workers)
+    check_mask_resize(cfg.mask_resize)
     if cfg.channels not in (1, 3):
         raise ConfigError(f"channels must be 1 or 3, got {cfg.channels}")
     for col in cfg.spurious_cols:  # each becomes a manifest column evaluate names in SQL
@@ -189,7 +194,7 @@ def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) ->
     items = _items(cfg, table, root, rejects)
     files = [it.image for it in items] + [it.mask for it in items if it.mask is not None]
     existing = [p for p in files if p.is_file()]
-    settings = {**to_dict(cfg), "root": str(root.resolve())}
+    settings = recorded_settings({**to_dict(cfg), "root": str(root.resolve())})
     inputs = {"table": provenance.file_digest(cfg.table), "files": provenance.tree_digest(existing)}
     if up_to_date(cfg.out, "ingest", settings, inputs, force):
         return IngestResult(cfg.out, 0, 0, True, [])

@@ -20,11 +20,14 @@ from spurspec.datasets.common import (
     Rejects,
     assign_splits,
     check_basics,
+    check_mask_resize,
     locked_ingest,
     parse_binary,
+    recorded_settings,
     write_dataset,
 )
 from spurspec.errors import ConfigError, InputError
+from spurspec.imaging.resize import AREA
 
 IMAGES_DIR = "ISIC2018_Task1-2_Training_Input"
 MASKS_DIR = "ISIC2018_Task1_Training_GroundTruth"
@@ -45,6 +48,7 @@ class Config:
     trap_seed: int = 1  # K: which of the five published trap sets
     lesion_groups: Path | None = None  # CSV image,lesion_id: keeps a lesion's images in one split
     size: int = 256
+    mask_resize: str = AREA  # masks to the training size: area (>= half a cell) or max (any pixel)
     workers: int = 1
     seed: int = 0  # seeds the drawn split when there are no trap sets
     # Without trap sets: the trap sets' own proportions (1563/259/772 of 2594 ~ 60/10/30).
@@ -214,6 +218,7 @@ def _lesions(path: Path | None, images: dict[str, Path], notes: list[str]) -> di
 def check(cfg: Config) -> None:
     """Refuse settings `ingest` cannot use (ConfigError), whoever calls it: CLI or pipeline."""
     check_basics(cfg.size, cfg.seed, cfg.workers)
+    check_mask_resize(cfg.mask_resize)
     if not (0 <= cfg.val_fraction and 0 <= cfg.test_fraction and cfg.val_fraction + cfg.test_fraction < 1):
         raise ConfigError("val and test fractions must be >= 0 and sum to less than 1")
 
@@ -236,7 +241,7 @@ def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) ->
             inputs[f"trap_{split}"] = provenance.file_digest(p) if p.is_file() else "missing"
     if (root / TASK3_CSV).is_file() and cfg.artefacts is None:
         inputs["task3"] = provenance.file_digest(root / TASK3_CSV)
-    settings = to_dict(cfg)
+    settings = recorded_settings(to_dict(cfg))
     if up_to_date(cfg.out, "ingest", settings, inputs, force):
         return IngestResult(cfg.out, 0, 0, True, [])
 

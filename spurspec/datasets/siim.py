@@ -26,15 +26,17 @@ from spurspec.datasets.common import (
     IngestResult,
     Rejects,
     check_basics,
+    check_mask_resize,
     count_table,
     decode_all,
     locked_ingest,
+    recorded_settings,
 )
 from spurspec.datasets.splits import split_groups, stratified_subset
 from spurspec.datasets.tubes import load_tube_labels
 from spurspec.errors import ConfigError, InputError
 from spurspec.imaging import dicom, rle
-from spurspec.imaging.resize import band_step, resize_mask_band
+from spurspec.imaging.resize import AREA, band_step, resize_mask_band
 
 STAGE = "ingest"
 SPURIOUS = ["chest_tube"]
@@ -54,6 +56,9 @@ class Config:
     labels: Path | None = None  # label CSV when it is not at the top of root under its Kaggle name
     tube_labels: Path | None = None  # chest-tube labels (CSV ImageId,chest_tube or the authors' .pkl)
     size: int = 256  # training size; the study used 512, 256 keeps a full ingest at ~0.8 GB
+    # Masks to the training size: area (a cell is positive if half of it is) or max (if any of its
+    # pixels is: the study's max-pooling, which siim-study.toml asks for).
+    mask_resize: str = AREA
     workers: int = 0  # decode processes; 0 = one per CPU core, at most 8 (JPEG decode is CPU-bound)
     limit: int | None = None  # keep a stratified subset of this many images (label x chest_tube)
     seed: int = 0  # drives the subset and the patient splits
@@ -68,6 +73,7 @@ class Config:
 def check(cfg: Config) -> None:
     """Refuse settings `ingest` cannot use (ConfigError), whoever calls it: CLI or pipeline."""
     check_basics(cfg.size, cfg.seed, cfg.workers)
+    check_mask_resize(cfg.mask_resize)
     if not 0.0 < cfg.test_fraction < 1.0:
         raise ConfigError(f"test_fraction must be between 0 and 1, got {cfg.test_fraction}")
     if cfg.untubed_val_fraction <= 0 or cfg.untubed_test_fraction <= 0 or cfg.untubed_val_fraction + cfg.untubed_test_fraction >= 1:
@@ -135,10 +141,10 @@ def union_transposed(parsed: list[tuple[np.ndarray, np.ndarray]], height: int, w
     return flat.reshape(bottom - top, height), top
 
 
-def decode_item(payload: tuple[str, int, tuple[tuple[str, str], ...]]) -> Decoded:
-    """Worker: one DICOM -> image at the training size, union mask (training size and full-size
-    RLE) and header facts. Top-level so worker processes can import it."""
-    path, size, rows = payload
+def decode_item(payload: tuple[str, int, str, tuple[tuple[str, str], ...]]) -> Decoded:
+    """Worker: one DICOM -> image at the training size, union mask (training size, resized by
+    `mask_resize`, and full-size RLE) and header facts. Top-level so worker processes can import it."""
+    path, size, mask_resize, rows = payload
     try:
         pixels, facts = dicom.decode(Path(path), size)
     except InputError as exc:
@@ -146,11 +152,12 @@ def decode_item(payload: tuple[str, int, tuple[tuple[str, str], ...]]) -> Decode
         raise InputError(msg[len(path) + 2 :] if msg.startswith(f"{path}: ") else msg) from None
     # The manifest's `source` (symlinks resolved) is found here, in parallel, not by the parent.
     known = {**facts.as_dict(), "source": siim_inputs.real_path(path)}
-    small, text = union_mask(rows, facts.rows, facts.cols, size)
+    small, text = union_mask(rows, facts.rows, facts.cols, size, mask_resize)
     return Decoded(image=pixels[None], mask=small, facts={**known, "rle": text})
 
 
-def union_mask(rows: Sequence[tuple[str, str]], height: int, width: int, size: int) -> tuple[np.ndarray | None, str]:
+def union_mask(rows: Sequence[tuple[str, str]], height: int, width: int, size: int,
+               mask_resize: str = AREA) -> tuple[np.ndarray | None, str]:
     """One image's SIIM RLE rows -> (their union at the training size, None if empty; the
     union's canonical full-size RLE). Resizing the transpose and transposing the small result
     equals resizing the mask (square target); the canonical RLE (what re-encoding the painted
@@ -160,7 +167,7 @@ def union_mask(rows: Sequence[tuple[str, str]], height: int, width: int, size: i
     found = union_transposed(parsed, height, width, band_step(shape_t, size) or 1)
     if found is None or not found[0].any():  # None for negatives (~78% of SIIM)
         return None, rle.EMPTY
-    return resize_mask_band(*found, shape_t, size, transpose=True), rle.canonical_runs(parsed)
+    return resize_mask_band(*found, shape_t, size, transpose=True, mode=mask_resize), rle.canonical_runs(parsed)
 
 
 def _inputs(root: Path, cfg: Config) -> tuple[Path, list[Path], dict[str, str]]:
@@ -184,7 +191,7 @@ def _settings(cfg: Config, root: Path, labels: Path) -> dict[str, Any]:
     if cfg.tube_labels is not None:
         settings["tube_labels"] = str(Path(cfg.tube_labels).resolve())
     settings["ingest_version"] = INGEST_VERSION
-    return settings
+    return recorded_settings(settings)
 
 
 def _manifest(items: list[siim_inputs.SiimItem], facts: dict[int, dict[str, Any]], splits: dict[int, str]) -> pa.Table:
@@ -240,7 +247,8 @@ def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) ->
         items = [items[i] for i in keep]
 
     labels_name = str(labels_path)  # formatted once: one CSV row name per RLE row, 10,000s of them
-    work = [(str(it.path), (str(it.path), cfg.size, tuple((f"{labels_name}:{r.line}", r.text) for r in it.rows))) for it in items]
+    work = [(str(it.path), (str(it.path), cfg.size, cfg.mask_resize, tuple((f"{labels_name}:{r.line}", r.text) for r in it.rows)))
+            for it in items]
     workers = min(cfg.workers or min(os.cpu_count() or 1, 8), len(items))
     with DatasetWriter(cfg.out, n=len(items), size=cfg.size, channels=1, force=force) as writer:
         kept, facts = decode_all(work, decode_item, writer, workers, rejects, progress)
@@ -264,7 +272,7 @@ def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) ->
         info = {"name": "siim", "source": "siim", "root": str(root), "labels": str(labels_path.resolve()),
                 "tube_labels": str(Path(cfg.tube_labels).resolve()) if cfg.tube_labels else None,
                 "split_rule": "patients with any tube-labelled image -> val/test; all others -> train",
-                "jpeg_fast_path": n_fast}
+                "jpeg_fast_path": n_fast, "mask_resize": cfg.mask_resize}
         writer.finish(manifest, SPURIOUS, info, settings, inputs, keep=kept, mask_rle=mask_rle,
                       rejects=rejects.table(), extra_fields=EXTRA_FIELDS, stage=STAGE)
     final = io.read_table(DatasetLayout(Path(cfg.out)).manifest, "manifest")

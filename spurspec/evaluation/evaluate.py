@@ -22,7 +22,7 @@ from spurspec.datasets import tables
 from spurspec.errors import ConfigError, InputError
 from spurspec.metrics.compute import MetricSettings, compute_metrics
 from spurspec.metrics.thresholds import parse_rule
-from spurspec.training.config import CHECKPOINTS
+from spurspec.training.config import CHECKPOINTS, TrainConfig
 from spurspec.training.models.summaries import IMAGE_SCORE
 
 WHAT = "metrics"  # what freshness messages call this stage's output
@@ -124,7 +124,7 @@ def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateR
 
     main = predict_split(layout.root, cfg.split, cfg.checkpoint, cfg.device, cfg.n_saliency)
     tables = [main.predictions]
-    notes = []
+    notes = _score_notes(record)
     if cfg.split != "val":
         tables.append(predict_split(layout.root, "val", cfg.checkpoint, cfg.device, 0).predictions)
     else:
@@ -138,6 +138,15 @@ def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateR
     io.write_table(layout.metrics, metrics, schemas.METRICS)
     provenance.write(layout.provenance("evaluate"), "evaluate", settings, inputs)
     return EvaluateResult(layout.root, metrics, notes=notes)
+
+
+def _score_notes(record: RunRecord) -> list[str]:
+    """What the scores are, where they are not probabilities: a binary run with binary_score =
+    logit (config.toml; the study's evaluation) is scored by its raw class-1 logit."""
+    if record.granularity != "binary" or record.config.get("binary_score", TrainConfig.binary_score) != "logit":
+        return []
+    return ["binary_score = logit: scored by the raw class-1 logit, as the study's evaluation ranked; scores and "
+            "the validation threshold are logits, not probabilities"]
 
 
 def _forget(layout: EvalLayout) -> None:

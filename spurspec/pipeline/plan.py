@@ -123,15 +123,20 @@ def _train_jobs(spec: PipelineSpec, cells: list[tuple[str, Arm, int | None]], in
     for ds_name, arm, seed in cells:
         ing = ingest_of[ds_name]
         gran, budget, method = arm.granularity, arm.mask_budget, arm.method
-        matrix = {"granularity": gran, "seed": seed, "mask_budget": budget, "method": method}
+        # train_fraction and weight_decay only where an arm sets them, so every other job keeps its key
+        matrix = {"granularity": gran, "seed": seed, "mask_budget": budget, "method": method,
+                  "train_fraction": arm.train_fraction, "weight_decay": arm.weight_decay}
         matrix = {k: v for k, v in matrix.items() if v is not None}
         logical = {"dataset": ing.key, **matrix, "options": spec.train_options}
         key = _slug(ds_name, str(gran).replace(":", ""), f"s{seed}" if seed is not None else None,
-                    f"b{budget}" if budget is not None else None, method, job_hash("train", logical))
+                    f"b{budget}" if budget is not None else None,
+                    f"f{arm.train_fraction}" if arm.train_fraction is not None else None, method, job_hash("train", logical))
         deps = [ing.id] + ([boxes_of[ds_name].id] if grans[str(gran)].needs_boxes else [])
         run_dir = study.job("train", key)
         settings = {**spec.train_options, **matrix, "dataset": ing.settings["out"], "out": str(run_dir)}
         label = (f"{ds_name} {gran} seed={seed}" + (f" budget={budget}" if budget is not None else "")
+                 + (f" fraction={arm.train_fraction}" if arm.train_fraction is not None else "")
+                 + (f" weight_decay={arm.weight_decay:g}" if arm.weight_decay is not None else "")
                  + (f" {method}" if method else "") + (f" ({arm.name})" if arm.name else ""))
         jobs.append(Job("train", key, run_dir, settings, deps=tuple(deps), label=label, resources=_resources(spec, "train")))
     return jobs

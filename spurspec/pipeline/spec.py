@@ -28,7 +28,8 @@ MATRIX_KEYS = {"datasets": "dataset", "granularities": "granularity", "seeds": "
 # budget, so comparisons that are no product (a binary reference beside seg at a budget) fit one file.
 ARM_AXES = ("granularities", "mask_budgets", "methods")
 # The keys of one arm and their TOML types; `name` (short) only labels the arm's jobs.
-ARM_KEYS: dict[str, tuple[type, ...]] = {"granularity": (str,), "method": (str,), "mask_budget": (int, float), "name": (str,)}
+ARM_KEYS: dict[str, tuple[type, ...]] = {"granularity": (str,), "method": (str,), "mask_budget": (int, float),
+                                         "train_fraction": (float,), "weight_decay": (int, float), "name": (str,)}
 ARM_NAME_MAX = 32
 RESOURCE_KEYS = {"gpus": int, "cpus": int, "time_min": int, "mem": str, "partition": str, "constraint": str, "account": str, "qos": str}
 SLURM_KEYS = {"array_parallelism": int, "partition": str, "account": str, "qos": str, "setup": list, "signal_delay_s": int}
@@ -52,6 +53,8 @@ class Arm:
     method: str | None = None
     mask_budget: int | float | None = None
     name: str | None = None
+    train_fraction: float | None = None  # the study's fewer images (TrainConfig.train_fraction)
+    weight_decay: float | None = None  # the arm's own (the study's ISIC binary checkpoint: 0.01)
 
 
 @dataclass(frozen=True)
@@ -229,13 +232,15 @@ def _arms(value: Any, path: Path) -> tuple[Arm, ...]:
         for key, kinds in ARM_KEYS.items():
             if key in table and (not isinstance(table[key], kinds) or isinstance(table[key], bool)):
                 raise ConfigError(f"{where}: `{key}` = {table[key]!r} must be a "
-                                  + ("number (a count, or a fraction in (0, 1])" if key == "mask_budget" else "string"))
+                                  + {"mask_budget": "number (a count, or a fraction in (0, 1])",
+                                     "train_fraction": "fraction in (0, 1]", "weight_decay": "number"}.get(key, "string"))
         name = table.get("name")
         if name is not None and not (0 < len(name) <= ARM_NAME_MAX and name.isprintable()):
             raise ConfigError(f"{where}: `name` must be a short label (1 to {ARM_NAME_MAX} printable characters)")
-        arm = Arm(table["granularity"], table.get("method"), table.get("mask_budget"), name)
-        twin = next((j for j, a in enumerate(arms, 1) if (a.granularity, a.method, a.mask_budget)
-                     == (arm.granularity, arm.method, arm.mask_budget)), None)
+        arm = Arm(table["granularity"], table.get("method"), table.get("mask_budget"), name, table.get("train_fraction"),
+                  table.get("weight_decay"))
+        twin = next((j for j, a in enumerate(arms, 1) if (a.granularity, a.method, a.mask_budget, a.train_fraction, a.weight_decay)
+                     == (arm.granularity, arm.method, arm.mask_budget, arm.train_fraction, arm.weight_decay)), None)
         if twin is not None:
             raise ConfigError(f"{where}: trains what arm #{twin} trains (granularity, method and mask_budget alike)")
         if name is not None and any(a.name == name for a in arms):

@@ -3,8 +3,9 @@ The model is loaded as `evaluate` loads it (spurspec.training.predict) and image
 same conversion as every scored image (spurspec.training.data.rows.RowsDataset), so a probe's clean
 scores are evaluate's scores. Maps: the probability map P(positive region) of a pixel model,
 Grad-CAM of a binary model (predict.grad_cam, MONAI's), and for both the positive part of the
-integrated gradients (Captum) of the image score: a binary model's logit (it ranks images as the
-probability does and does not saturate) or a pixel model's summarised probability map.
+integrated gradients (Captum) of the image score: a binary model's score evidence (its logit, or
+with two logits the class-1 logit or the log-odds, heads.BinaryHead.evidence: it ranks images as
+the score does and does not saturate) or a pixel model's summarised probability map.
 Reads a run (config, checkpoint, dataset); writes nothing."""
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class Scorer:
             with torch.no_grad():
                 return self.run.head.prob(self.run.model(x).float()).cpu().numpy().astype(np.float32)
         if kind == "gradcam":
-            cams = predict.grad_cam(self.run.model, dataset, rows, self.run.device)
+            cams = predict.grad_cam(self.run.model, dataset, rows, self.run.device, self.run.binary)
             return np.stack([cams[r] for r in rows])
         if kind == "integrated_gradients":
             return self._integrated_gradients(x, ig_steps)
@@ -97,7 +98,7 @@ class Scorer:
         """(B,) the differentiable image score integrated gradients explains."""
         logits = self.run.model(x).float()
         if not self.pixel:
-            return logits
+            return self.run.binary.evidence(logits)
         return summaries.get(self.summary)(self.run.head.prob(logits))
 
     def _integrated_gradients(self, x: torch.Tensor, steps: int) -> np.ndarray:

@@ -24,6 +24,8 @@ from spurspec.probes.stage import probe_files, read_tables
 from spurspec.report import curves, figures, findings
 from spurspec.report.runs import Run, combined, find_runs, group_key, reference_for, replicate_word
 from spurspec.report.writers import Block, markdown, to_html
+from spurspec.training.config import TrainConfig
+from spurspec.training.data import granularity as granularities
 from spurspec.training.models import summaries
 
 WHAT = "a report"  # what freshness messages call a report directory's contents
@@ -197,10 +199,26 @@ def _intro(ctx: _Context) -> list[Block]:
     a = ctx.attribute
     return [Block("h1", ctx.cfg.title),
             Block("p", f"{len(ctx.runs)} evaluated run(s) in {len(ctx.groups)} group(s); headline attribute: {a}; "
-                       f"pixel models scored by the '{ctx.cfg.summary}' summarising function. Robust AUROC is computed on "
+                       f"pixel models scored by the '{ctx.cfg.summary}' summarising function{_binary_scores(ctx.runs)}. "
+                       "Robust AUROC is computed on "
                        f"{{label=1, {a}=0}} ∪ {{label=0, {a}=1}}, the cells where the spurious feature "
                        "points the wrong way: below 0.5 means the model reads the spurious feature. Intervals are 95% "
                        "patient-level bootstrap intervals.")]
+
+
+# How a binary run's image score reads in the report (TrainConfig.binary_score).
+BINARY_SCORE_WORDS = {"probability": "P(label 1)",
+                      "logit": "the raw class-1 logit (the study's score; unbounded, not a probability)"}
+
+
+def _binary_scores(runs: list[Run]) -> str:
+    """', binary models by ...' from each binary run's config.toml (a run from before the setting
+    was scored by its probability); '' without binary runs."""
+    default = TrainConfig.binary_score
+    used = sorted({str(r.config.get("binary_score", default)) for r in runs
+                   if not granularities.parse(r.granularity).pixel})
+    words = [BINARY_SCORE_WORDS.get(s, s) for s in used]
+    return f", binary models by {' or '.join(words)}" if words else ""
 
 
 def _headline(ctx: _Context) -> list[Block]:
@@ -549,7 +567,7 @@ def _shift_figure(ctx: _Context, name: str, kind: str, per_run: list) -> list[Bl
     figures.probe_shift(fig, points, ctx.groups, flip_label)
     what = "painted into test images that lack it" if kind == "insert" else "removed from test images that have it"
     return [Block("figure", f"{name}: the feature {what}. Left: each run's median change of the test score "
-                            f"(after - before); right: its {flip_label}; dots: runs with 95% CI, bars: mean over runs",
+                            f"(after - before, in the score's units{_binary_scores([r for r, _ in per_run])}); right: its {flip_label}; dots: runs with 95% CI, bars: mean over runs",
                   figure=fig)]
 
 

@@ -74,11 +74,12 @@ def budget_curves(rows: list[dict], metric: str) -> tuple[list[Curve], float | N
         if r[metric] is None:
             continue
         if run.granularity == "binary" and run.method == "erm":
-            binary.append(r[metric])
+            if run.train_fraction is None:  # the reference: image labels on every training image
+                binary.append(r[metric])
             continue
         kept = run.record.kept_masks()
         if kept is not None:
-            label = f"{run.granularity} {run.method}"
+            label = f"{run.granularity} {run.method}" + (" (fewer images)" if run.train_fraction is not None else "")
             lines.setdefault(label, []).append((float(kept), r[metric], r[f"{metric}_lo"], r[f"{metric}_hi"]))
     curves = [_curve(label, items) for label, items in sorted(lines.items()) if len({i[0] for i in items}) >= 2]
     return curves, (float(np.mean(binary)) if binary else None)

@@ -281,7 +281,9 @@ def probe_shift(path: Path, points: list[dict], groups: list[str], flip_label: s
     and its flip rate, each with its 95% CI, and the mean over runs as a bar; zero marked."""
     fig, axes = plt.subplots(1, 2, figsize=(max(7.5, 2.4 * len(groups) + 3), 3.9))
     x = np.arange(len(groups))
-    panels = (("shift", "median score shift (after - before)", (-1.02, 1.02)), ("flip", flip_label, (0, 1.02)))
+    # Probabilities shift within [-1, 1]; a logit score (binary_score = logit) may shift further.
+    reach = max([1.0, *(abs(p[k]) for p in points for k in ("shift", "shift_lo", "shift_hi") if p.get(k) is not None)])
+    panels = (("shift", "median score shift (after - before)", (-1.02 * reach, 1.02 * reach)), ("flip", flip_label, (0, 1.02)))
     for ax, (key, ylabel, ylim) in zip(axes, panels, strict=True):
         means = []
         for gi, g in enumerate(groups):

@@ -69,7 +69,13 @@ class Run:
             parts.append(self.method)
         if self.budget != "all":
             parts.append(f"masks={self.budget}")
+        if self.train_fraction is not None:  # the study's fewer images (--train-fraction)
+            parts.append(f"images={self.train_fraction}")
         return " ".join(parts)
+
+    @property
+    def train_fraction(self) -> float | None:
+        return self.record.config.get("train_fraction")
 
     @property
     def dataset(self) -> Path:

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from spurspec.artefacts.layout import RunLayout
-from spurspec.config import resolve
+from spurspec.artefacts.run import RunRecord
+from spurspec.config import build, resolve, to_dict
 from spurspec.training.models import summaries
 
 # Settings that may change when a run is resumed (they do not change what is learned per epoch).
@@ -51,12 +52,27 @@ class TrainConfig:
     # Images whose masks (or boxes) are kept for pixel training: an integer count, a fraction in
     # (0, 1], or unset for all. Positives outside the budget leave pixel training.
     mask_budget: int | float | None = None
+    # The study's `sample_ratio` (training/data/budget.py): each training image, positive or
+    # negative, kept with this probability after the negative subsampling, every kept image
+    # keeping its mask; unset = all. One of this and mask_budget, not both.
+    train_fraction: float | None = None
     # How a pixel model's probability map becomes an image score during validation (the study: mean).
     summary: str = summaries.DEFAULT
     # Pixel classes: auto = three (background / region of a negative image / region of a positive
     # image, the study's ISIC head) when negatives have masks, else two; two-class = negatives'
     # regions are background. The image score is always P(region of a positive image).
     head: str = "auto"
+    # Image-label (binary) models. one-logit: one logit with binary cross-entropy; two-logit: two
+    # logits with softmax cross-entropy, the study's ResNet-50 (models/heads.py BinaryHead).
+    binary_head: str = "one-logit"
+    # A binary model's image score: probability = P(label 1); logit = the raw logit of class 1,
+    # which the study's evaluation ranked by (with two logits it ranks unlike the softmax).
+    # Validation AUROC, evaluate, probes and the report all use this score.
+    binary_score: str = "probability"
+    # Input normalisation of the ImageNet-shaped models (resnet18, resnet50, study; `small` takes
+    # the image in [-1, 1]): imagenet = ImageNet's per-channel mean/std (grey: 0.485 / 0.229);
+    # study = ISIC's own mean/std on ISIC, as the study's loader did, imagenet's elsewhere.
+    normalisation: str = "imagenet"
     # Boxes for `bbox`: one filled box around the union mask (the study) or one per component.
     box_mode: str = "union"
     # Pixel loss. ce: unweighted per-pixel cross-entropy (the study's; binary CE with two
@@ -69,15 +85,19 @@ class TrainConfig:
     balance: str = "subsample"
     # Checkpoint selection metric; unset = the study's choice (dice for seg and grid:K, else auroc).
     select_metric: str | None = None
-    # positives: mean Dice over validation images whose target holds the positive class;
-    # study: mean over every validation image (an empty target with an empty prediction is 1, a
-    # false positive on a negative image is 0), so false alarms lower it.
+    # positives: Dice at P > 0.5, averaged over validation images whose target holds the positive
+    # class. study: the study's (src/utils.py), per image on the argmax class map, averaged with
+    # its nanmean: an empty target with nothing predicted is 0/0 and left out, a false positive on
+    # a negative image is 0. Before issue 24, `study` scored that 0/0 image 1 (rewarding empty
+    # maps); a run recorded with it still reads, and the name now means the study's definition.
     dice: str = "positives"
     # Epochs without improvement of the selection metric before stopping; 0 = never stop early.
     patience: int = 10
     schedule: str = "cosine"  # cosine: cosine decay over `epochs`; constant: the study's fixed rate
     device: str = "auto"  # auto = cuda if available else cpu; chosen once and passed around
-    amp: bool = True  # mixed precision on CUDA only (bf16 where supported, else fp16 + scaler)
+    # Mixed precision on CUDA only (bf16 where supported, else fp16 + scaler). The study preset
+    # sets false (the study trained in fp32); --amp or amp = true in a config file still wins.
+    amp: bool = True
     workers: int | None = None  # data-loader processes; unset = 0 on CPU (compute uses every core), else min(8, CPUs - 1)
     # Compute threads; unset = OMP_NUM_THREADS if set, else the cores this process may use
     # (affinity, Slurm, cgroup quota; spurspec.runtime). Pin it for bit-identical reruns elsewhere.
@@ -101,8 +121,11 @@ class TrainConfig:
     ssl_threshold: float = 0.95  # a pixel's pseudo-label counts when the teacher's confidence reaches this (FixMatch)
     ssl_weight: float = 1.0  # weight of an image without a mask against one with (FixMatch's lambda_u)
     ssl_rampup: int = 5  # epochs over which that weight rises as exp(-5 (1 - t)^2) (Laine & Aila; Tarvainen & Valpola)
-    ssl_min_share: float = 0.005  # a positive's pseudo mask holds at least its teacher's top 0.5 % of pixels
-    ssl_max_share: float = 0.5  # and at most half the image: never all of it
+    # No longer read (issue 24): pseudo-labels come from the teacher's confidence alone, so nothing
+    # forces a share of a positive's pixels in (min) or caps it (max). Kept so the config.toml of a
+    # run made before, or a file that sets them, still loads.
+    ssl_min_share: float = 0.005
+    ssl_max_share: float = 0.5
     # --method seg-spl (methods/seg_spl.py: pixel-level supervised contrastive loss, Wang et al. 2021).
     spl_weight: float = 0.1  # weight of the contrastive term beside the segmentation loss (Wang et al.'s 0.1)
     spl_temperature: float = 0.1  # Wang et al.'s
@@ -151,8 +174,12 @@ def same_setting(key: str, old: Any, new: Any) -> bool:
 
 
 def resolve_train_config(toml: Path | None, overrides: dict[str, Any], resume: bool) -> TrainConfig:
-    """Defaults < TOML < flags. With `resume` and no TOML, the run's own resolved config.toml is
-    the base, so `--resume` needs no other flags."""
-    saved = RunLayout(Path(overrides["out"])).config
-    base = toml if toml is not None or not (resume and saved.exists()) else saved
-    return resolve(TrainConfig, base, overrides)
+    """Defaults < TOML < flags. With `resume` and no TOML, the run's own resolved settings
+    (RunRecord.settings: its preset is not applied again) are the base, so `--resume` needs no
+    other flags and a run keeps what it was trained with when a preset gains a key."""
+    layout = RunLayout(Path(overrides["out"]))
+    if toml is not None or not (resume and layout.config.exists()):
+        return resolve(TrainConfig, toml, overrides)
+    values = to_dict(RunRecord.open(layout.root).settings(TrainConfig))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return build(TrainConfig, values, where=str(layout.config))

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from spurspec.training.models.heads import PixelHead
+from spurspec.training.models.heads import BinaryHead, PixelHead
 
 
 @dataclass
@@ -33,6 +32,7 @@ class Step:
     channels_last: bool
     objective: StepHooks | None = None  # the method's training loss and hooks; None = ERM
     head: PixelHead | None = None  # pixel models: what the output channels mean; None = two classes
+    binary: BinaryHead = BinaryHead()  # binary models: one logit or two, and the image score
     # Training batches only: moves a batch to the device and augments it (augment.BatchAugment,
     # keyed by each item's row and epoch); None = no batch augmentation.
     augment: Callable[[dict], dict] | None = None
@@ -69,13 +69,14 @@ def pixel_loss(step: Step, logits: torch.Tensor, target: torch.Tensor, weight: t
 
 
 def loss_per_image(step: Step, logits: torch.Tensor, batch: dict[str, torch.Tensor], weighted: bool) -> torch.Tensor:
-    """(B,) fp32 ERM losses. Pixel: `pixel_loss` on the batch's targets. Binary: BCE of the image
-    logit. `weighted`: positives times step.pos_weight."""
+    """(B,) fp32 ERM losses. Pixel: `pixel_loss` on the batch's targets. Binary: the binary head's
+    cross-entropy of the label (BCE of one logit, softmax CE of two). `weighted`: positives times
+    step.pos_weight."""
     label = batch["label"].to(step.device, non_blocking=True)
     if step.pixel:
         loss = pixel_loss(step, logits, batch["target"].to(step.device, non_blocking=True))
     else:
-        loss = F.binary_cross_entropy_with_logits(logits.float(), label, reduction="none")
+        loss = step.binary.loss(logits, label)
     return image_weights(step, loss, label) if weighted else loss
 
 
@@ -145,13 +146,36 @@ def train_epoch(step: Step, loader, on_batch: Callable[[int, float], None]) -> d
     return {"loss_sum": float(loss_sum), "n": n, "seconds": time.perf_counter() - start, "wait_seconds": wait}
 
 
+def predicted_positive(head: PixelHead, logits: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) bool: the pixels whose argmax class is the positive one (region of a positive
+    image). One sigmoid logit z stands for the two logits (0, z): the argmax is positive where
+    z > 0 (a tie goes to the first class, background, as numpy's and torch's argmax do)."""
+    if logits.dim() == 3:
+        return logits > 0
+    return logits.argmax(1) == head.positive
+
+
+def dice_per_image(pred: torch.Tensor, target: torch.Tensor, empty: float) -> torch.Tensor:
+    """(B,) per-image Dice 2|pred ∧ target| / (|pred| + |target|) of {0, 1} maps; `empty` where
+    both are empty (0/0). A prediction on an empty target scores 0."""
+    pred = pred.float()
+    inter = (pred * target).flatten(1).sum(1)
+    denom = pred.flatten(1).sum(1) + target.flatten(1).sum(1)
+    return torch.where(denom > 0, 2 * inter / denom.clamp_min(1), empty)
+
+
 @torch.no_grad()
 def predict(step: Step, loader, summary: Callable[[torch.Tensor], torch.Tensor] | None) -> dict[str, np.ndarray]:
-    """Rows, labels, image scores (probability; pixel models through `summary`), per-image loss,
-    and for pixel models per-image Dice at 0.5 of the positive class with whether the target
-    holds that class (an empty target's Dice is 1 with no predicted pixel, else 0)."""
+    """Rows, labels, image scores (binary: the head's score, a probability or a logit; pixel
+    models: `summary` of the probability map), `prob` (P(label 1), which a 0.5 cut may read),
+    per-image loss,
+    and for pixel models per-image Dice of the positive class: `dice` at P > 0.5 (an empty target
+    scores 1 with no predicted pixel, else 0) with `has_target` (the target holds that class), and
+    `study_dice`, the study's on the argmax class map (NaN for an empty target with nothing
+    predicted: the study's nanmean leaves such images out)."""
     step.model.eval()
-    rows, labels, scores, losses, dices, has_target = [], [], [], [], [], []
+    rows, labels, scores, probs, losses, dices, has_target = [], [], [], [], [], [], []
+    study_dices = []
     for batch in loader:
         x = step.inputs(batch)
         with step.autocast():
@@ -161,19 +185,20 @@ def predict(step: Step, loader, summary: Callable[[torch.Tensor], torch.Tensor] 
         if step.pixel:
             prob = _head(step).prob(logits)
             scores.append(summary(prob).cpu())
+            probs.append(scores[-1])
             target = _head(step).positive_target(batch["target"].to(step.device))
-            pred = (prob > 0.5).float()
-            inter = (pred * target).flatten(1).sum(1)
-            denom = pred.flatten(1).sum(1) + target.flatten(1).sum(1)
-            # An empty target scores 1 when nothing is predicted, 0 for any false positive.
-            dices.append(torch.where(denom > 0, 2 * inter / denom.clamp_min(1), 1.0).cpu())
+            # An empty target scores 1 at 0.5 when nothing is predicted; the study's Dice leaves it out (NaN).
+            dices.append(dice_per_image(prob > 0.5, target, empty=1.0).cpu())
+            study_dices.append(dice_per_image(predicted_positive(_head(step), logits), target, empty=float("nan")).cpu())
             has_target.append((target.flatten(1).sum(1) > 0).cpu())
         else:
-            scores.append(torch.sigmoid(logits).cpu())
+            scores.append(step.binary.score(logits).cpu())
+            probs.append(step.binary.prob(logits).cpu())
         rows.append(batch["row"])
         labels.append(batch["label"])
     cat = lambda xs: torch.cat(xs).double().numpy() if xs else np.zeros(0)  # noqa: E731
-    return {"row": cat(rows).astype(np.int64), "label": cat(labels), "score": cat(scores),
+    return {"row": cat(rows).astype(np.int64), "label": cat(labels), "score": cat(scores), "prob": cat(probs),
             "loss": cat(losses), "dice": cat(dices) if step.pixel else np.zeros(0),
+            "study_dice": cat(study_dices) if step.pixel else np.zeros(0),
             "has_target": cat(has_target) if step.pixel else np.zeros(0)}
 

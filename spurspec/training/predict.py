@@ -1,8 +1,10 @@
 """`predict_split(run_dir, split)`: reads a run (RunRecord: config.toml, a checkpoint loaded with
 weights_only, the dataset it trained on); returns image scores in the PREDICTIONS schema (long
 format: one row per image per summarising function for pixel models, summary IMAGE_SCORE for
-binary) and saliency maps (probability maps, or Grad-CAM for binary) of a few images from the
-robust cells. Writes nothing."""
+binary, scored as the run's `binary_score` says: P(label 1) or the raw class-1 logit) and saliency
+maps (probability maps, or Grad-CAM of the binary score for binary) of a few images from the
+robust cells. The network is built as training built it (models.build with the run's heads and
+input normalisation). Writes nothing."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from spurspec.training.config import CHECKPOINTS, TrainConfig
 from spurspec.training.data import granularity
 from spurspec.training.data import rows as data
 from spurspec.training.models import summaries
-from spurspec.training.models.heads import PixelHead, dataset_classes
+from spurspec.training.models.heads import BinaryHead, PixelHead, dataset_classes
 
 
 @dataclass
@@ -57,6 +59,7 @@ class _Loaded:
     model: torch.nn.Module
     device: torch.device
     head: PixelHead | None  # pixel models: how logits become P(region of a positive image)
+    binary: BinaryHead  # binary models: one logit or two, and the image score
 
 
 def _load(run_dir: Path, split: str, which: str, device: str | torch.device | None) -> _Loaded:
@@ -71,10 +74,12 @@ def _load(run_dir: Path, split: str, which: str, device: str | torch.device | No
     state = ckpt.load(record.checkpoint(which))
     dev = device if isinstance(device, torch.device) else distributed.choose_device(device or "auto")
     head = PixelHead(dataset_classes(cfg.head, ds)) if gran.pixel else None
-    model = models.build(cfg.model, ds.channels, gran.pixel, out_channels=head.out_channels if head else 1)
+    binary = BinaryHead(cfg.binary_head, cfg.binary_score)
+    model = models.build(cfg.model, ds.channels, gran.pixel, head.out_channels if head else binary.out_features,
+                         cfg.normalisation, ds.info.get("name"))
     model.load_state_dict(state["model"])
     model.to(dev).eval()
-    return _Loaded(record, cfg, gran, ds, model, dev, head)
+    return _Loaded(record, cfg, gran, ds, model, dev, head, binary)
 
 
 def _summary_names(run: _Loaded) -> list[str]:
@@ -99,14 +104,14 @@ def _score(run: _Loaded, dataset: data.RowsDataset, rows: np.ndarray, show: set[
             batch_rows = batch["row"].tolist()
             order += batch_rows
             if run.head is None:
-                scores[summaries.IMAGE_SCORE] += torch.sigmoid(logits).double().cpu().tolist()
+                scores[summaries.IMAGE_SCORE] += run.binary.score(logits).double().cpu().tolist()
                 continue
             prob = run.head.prob(logits)
             for n, fn in fns.items():
                 scores[n] += fn(prob).double().cpu().tolist()
             maps.update({r: prob[i].cpu().numpy().astype(np.float32) for i, r in enumerate(batch_rows) if r in show})
     if not run.gran.pixel and show:
-        maps = grad_cam(run.model, dataset, sorted(show), run.device)
+        maps = grad_cam(run.model, dataset, sorted(show), run.device, run.binary)
     return scores, order, maps
 
 
@@ -149,23 +154,26 @@ def predict_split(run_dir: Path, split: str = "test", checkpoint: str = "best",
 
 
 class _Logit2d(torch.nn.Module):
-    """MONAI's Grad-CAM wants (B, classes) logits; a binary Net gives (B,)."""
+    """MONAI's Grad-CAM wants (B, classes) logits: a binary Net's score evidence as (B, 1)."""
 
-    def __init__(self, net: torch.nn.Module) -> None:
+    def __init__(self, net: torch.nn.Module, binary: BinaryHead) -> None:
         super().__init__()
-        self.net = net
+        self.net, self.binary = net, binary
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)[:, None]
+        return self.binary.evidence(self.net(x))[:, None]
 
 
-def grad_cam(model, dataset: data.RowsDataset, rows: list[int], device: torch.device) -> dict[int, np.ndarray]:
-    """Grad-CAM of the positive logit on the encoder's last block, normalised to [0, 1]."""
+def grad_cam(model, dataset: data.RowsDataset, rows: list[int], device: torch.device,
+             binary: BinaryHead | None = None) -> dict[int, np.ndarray]:
+    """Grad-CAM of the binary score's evidence (the positive logit; heads.BinaryHead.evidence) on
+    the encoder's last block, normalised to [0, 1]."""
     from monai.visualize import GradCAM
 
     # The wrapper takes the model's mode: MONAI restores the wrapper's mode after each call, and a
     # new module is in training mode, which would leave the model in training mode (BatchNorm).
-    cam = GradCAM(nn_module=_Logit2d(model).train(model.training), target_layers=f"net.{model.encoder.last_block}")
+    wrapper = _Logit2d(model, binary or BinaryHead()).train(model.training)
+    cam = GradCAM(nn_module=wrapper, target_layers=f"net.{model.encoder.last_block}")
     x = torch.stack([dataset[r]["image"] for r in rows]).to(device)
     with torch.enable_grad():
         out = cam(x, class_idx=0)

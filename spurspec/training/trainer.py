@@ -47,7 +47,8 @@ from spurspec.training.data import augment, budget, granularity
 from spurspec.training.data import rows as data
 from spurspec.training.methods.base import Method, MethodData, RunContext, RunData, Stage
 from spurspec.training.models import summaries, weights
-from spurspec.training.models.heads import HEADS, PixelHead
+from spurspec.training.models.heads import BINARY_HEADS, BINARY_SCORES, HEADS, BinaryHead, PixelHead
+from spurspec.training.models.pretrained import NORMALISATIONS
 
 STAGE = "train"
 
@@ -73,11 +74,13 @@ def check(cfg: TrainConfig) -> tuple[granularity.Granularity, str]:
     methods.require(cfg.method, {"pixel": gran.pixel, "binary": not gran.pixel})
     methods.check_settings(cfg)
     methods.check_mask_budget(cfg.method, gran.pixel, cfg.mask_budget)
+    _check_train_fraction(cfg)
     summaries.get(cfg.summary)
     choices = {"loss": (cfg.loss, LOSSES), "balance": (cfg.balance, BALANCES),
                "box_mode": (cfg.box_mode, BOX_MODES), "augment": (cfg.augment, AUGMENTS),
                "head": (cfg.head, HEADS), "schedule": (cfg.schedule, SCHEDULES), "dice": (cfg.dice, DICES),
-               "region": (cfg.region, REGIONS)}
+               "region": (cfg.region, REGIONS), "binary_head": (cfg.binary_head, BINARY_HEADS),
+               "binary_score": (cfg.binary_score, BINARY_SCORES), "normalisation": (cfg.normalisation, NORMALISATIONS)}
     for key, (value, valid) in choices.items():
         if value not in valid:
             raise ConfigError(f"{key} {value!r} is not one of: {', '.join(valid)}")
@@ -104,6 +107,20 @@ def check(cfg: TrainConfig) -> tuple[granularity.Granularity, str]:
     if cfg.workers is not None and cfg.workers < 0:
         raise ConfigError(f"workers must be >= 0, got {cfg.workers}")
     return gran, metric
+
+
+def _check_train_fraction(cfg: TrainConfig) -> None:
+    """--train-fraction (the study's fewer images) and --mask-budget (spurspec's fewer masks) are
+    two answers to one question: one at a time. The region methods draw their regions through the
+    mask budget, over every training positive, so the fraction would not bound what they read."""
+    if cfg.train_fraction is None:
+        return
+    budget.check_fraction(cfg.train_fraction)
+    if cfg.mask_budget is not None:
+        raise ConfigError("--train-fraction and --mask-budget are two ways to train on fewer masks (the study's fewer "
+                          "images; spurspec's fewer masks among all images): give one")
+    if "regions" in methods.METHODS.get(cfg.method).needs:
+        raise ConfigError(f"--train-fraction does not apply to {cfg.method}, which reads regions: give it --mask-budget")
 
 
 def saved_config(layout: RunLayout) -> TrainConfig:
@@ -237,21 +254,37 @@ def _prepare_data(cfg: TrainConfig, gran: granularity.Granularity, dist: distrib
     rows = _split_rows(ds)
     targets = dist.rank0_first(lambda main: granularity.prepare(
         ds, gran, cfg.box_mode, say=say if main else progress.Silent().say, head=cfg.head))
-    train_rows, budget_table, unlabelled = rows["train"], None, np.zeros(0, np.int64)
-    if gran.pixel:
-        train_rows, budget_table = budget.choose(ds.manifest, rows["train"], cfg.mask_budget, cfg.seed)
-        unlabelled = _unlabelled(cfg, labels, rows["train"], train_rows)
-        train_rows = np.union1d(train_rows, unlabelled)
     balance = effective_balance(cfg.balance, ds)
-    if balance == "subsample-once":
-        train_rows = data.keep_negatives_once(train_rows, labels, KEEP_NEGATIVES, cfg.seed)
-    _check_classes(ds, train_rows, "train split" + (" (after the mask budget)" if gran.pixel else ""), labels)
+    train_rows, budget_table, unlabelled = _train_rows(cfg, gran, ds, labels, rows["train"], targets, balance)
+    fewer = " (after the mask budget)" if gran.pixel and cfg.mask_budget is not None else ""
+    fewer = " (after the train fraction)" if cfg.train_fraction is not None else fewer
+    _check_classes(ds, train_rows, "train split" + fewer, labels)
     _check_classes(ds, rows["val"], "val split", labels)
-    data_ = RunData(ds, labels, rows, targets, train_rows, balance, budget_table, unlabelled)
+    data_ = RunData(ds, labels, rows, targets, train_rows, balance, budget_table, unlabelled,
+                    effective_augment(cfg.augment, ds))
     own = methods.METHODS.get(cfg.method).load().prepare_data(cfg, data_, dist, say)
     methods.require(cfg.method, {"pixel": gran.pixel, "binary": not gran.pixel, "one_process": not dist.active,
                                  **own.have})
     return data_, own
+
+
+def _train_rows(cfg: TrainConfig, gran: granularity.Granularity, ds: Dataset, labels: np.ndarray, train: np.ndarray,
+                targets, balance: str) -> tuple[np.ndarray, pa.Table | None, np.ndarray]:
+    """(training rows, the mask table, the unlabelled rows) in the study's order: the mask budget,
+    the negative subsampling, then the train fraction (the study drew its sample_ratio from the
+    subsampled images). Under a three-class head negatives' masks are targets, so both count them."""
+    rows, table, unlabelled = train, None, np.zeros(0, np.int64)
+    negatives_masked = targets is not None and targets.classes == 3
+    if gran.pixel:
+        rows, table = budget.choose(ds.manifest, train, cfg.mask_budget, cfg.seed, negatives_masked)
+        unlabelled = _unlabelled(cfg, labels, train, rows)
+        rows = np.union1d(rows, unlabelled)
+    if balance == "subsample-once":
+        rows = data.keep_negatives_once(rows, labels, KEEP_NEGATIVES, cfg.seed)
+    if cfg.train_fraction is not None:
+        rows, sampled = budget.sample(ds.manifest, rows, cfg.train_fraction, cfg.seed, negatives_masked)
+        table = sampled if gran.pixel else None
+    return rows, table, unlabelled
 
 
 def _unlabelled(cfg: TrainConfig, labels: np.ndarray, train: np.ndarray, pixel_rows: np.ndarray) -> np.ndarray:
@@ -272,6 +305,12 @@ def effective_balance(balance: str, ds: Dataset) -> str:
     return "none" if ds.info.get("name") == "isic" else "subsample-once"
 
 
+def effective_augment(augment: str, ds: Dataset) -> str:
+    """`study` as the study's code did it: its augmentation list on chest films, none on ISIC (the
+    study's ISIC loader has none); other modes as named."""
+    return "none" if augment == "study" and ds.info.get("name") == "isic" else augment
+
+
 def _start_run_dir(cfg: TrainConfig, layout: RunLayout, state: str, budget_table: pa.Table | None,
                    dist: distributed.Dist) -> None:
     """Every input has been checked: only now is the run directory replaced or written."""
@@ -289,8 +328,10 @@ def _model(cfg: TrainConfig, gran, data_: RunData, dist: distributed.Dist, repor
     file into the cache first, the other ranks then read it). A resumed run gets every weight
     from its checkpoint, so it needs no cache on the node it resumes on."""
     _seed_everything(cfg.seed)
-    out_channels = PixelHead(data_.targets.classes).out_channels if data_.targets is not None else 1
-    model = models.build(cfg.model, data_.ds.channels, gran.pixel, out_channels=out_channels)
+    out_channels = (PixelHead(data_.targets.classes).out_channels if data_.targets is not None
+                    else BinaryHead(cfg.binary_head).out_features)
+    model = models.build(cfg.model, data_.ds.channels, gran.pixel, out_channels, cfg.normalisation,
+                         data_.ds.info.get("name"))
     source = pretrained_source(cfg)
     if source is None or not fresh:
         return model
@@ -325,8 +366,8 @@ def _build(cfg, gran, metric, layout, dist, device, report, data_: RunData, own:
     if cfg.compile:  # the first steps pay the compile time; the saved weights are the plain model's
         net = torch.compile(net)
     step = loop.Step(net, optimizer, scaler, device, amp_dtype, gran.pixel, cfg.loss, pos_weight, channels_last,
-                     objective=method, head=head,
-                     augment=augment.batch_augment(cfg.augment, cfg.seed, device))
+                     objective=method, head=head, binary=BinaryHead(cfg.binary_head, cfg.binary_score),
+                     augment=augment.batch_augment(data_.augment, cfg.seed, device))
     return _Run(cfg, gran, metric, layout, dist, report, data_, own, method, model, optimizer, scheduler, scaler, step)
 
 
@@ -378,7 +419,7 @@ def _epochs(run: _Run, state: _State, result: TrainResult) -> bool:
     cfg, dist, device = run.cfg, run.dist, run.step.device
     workers = cfg.workers if cfg.workers is not None else data.default_workers(device)
     dataset = data.RowsDataset(run.data.ds.root, run.data.labels, run.data.targets or run.own.targets,
-                               cfg.augment, cfg.seed, unlabelled=_unlabelled_items(run))
+                               run.data.augment, cfg.seed, unlabelled=_unlabelled_items(run))
     val_set = data.RowsDataset(run.data.ds.root, run.data.labels, run.data.targets, "none", cfg.seed)
     val_rows = data.shard(run.data.rows["val"], dist.rank, dist.world).tolist()
     val_loader = data.loader(val_set, val_rows, cfg.batch_size, workers, device)
@@ -447,6 +488,8 @@ def _finish(run: _Run) -> None:
         inputs["derive-boxes"] = provenance.file_digest(boxes_prov)
     settings = {**to_dict(replace(run.cfg, epochs_this_run=None)), "select_metric": run.metric,
                 "world_size": run.dist.world, "balance_in_effect": run.data.balance,
+                "augment_in_effect": run.data.augment, "normalisation_in_effect": models.input_normalisation(
+                    run.cfg.model, run.gran.pixel, run.cfg.normalisation, ds.info.get("name"), ds.channels),
                 "pixel_classes": run.step.head.classes if run.step.head else None,
                 "unlabelled_train_images": len(_unlabelled_items(run)), **run.method.record()}
     provenance.write(run.layout.provenance(STAGE), STAGE, settings, inputs)
@@ -454,15 +497,17 @@ def _finish(run: _Run) -> None:
 
 
 def _validate(step: loop.Step, val_loader, summary, dist: distributed.Dist, dice_mode: str) -> dict[str, float]:
-    """Val loss, AUROC and (pixel) mean Dice at threshold 0.5 of P(positive region), across all
-    ranks: over images whose target holds the positive class, or (dice_mode study) over every
-    image, where an empty target scores 1 if nothing is predicted and 0 otherwise."""
+    """Val loss, AUROC and (pixel) mean Dice of the positive class, across all ranks. positives:
+    at P(positive region) > 0.5, over images whose target holds the positive class. study: the
+    study's, on the argmax class map over every image except those with an empty target and
+    nothing predicted (its nanmean); a false positive on a negative image scores 0."""
     part = loop.predict(step, val_loader, summary)
     parts = dist.gather(part)
     cat = {k: np.concatenate([p[k] for p in parts]) for k in part}
     dice = np.zeros(0)
     if step.pixel:
-        dice = cat["dice"] if dice_mode == "study" else cat["dice"][cat["has_target"] > 0]
+        dice = cat["study_dice"] if dice_mode == "study" else cat["dice"][cat["has_target"] > 0]
+        dice = dice[~np.isnan(dice)]
     value = auroc(cat["score"], cat["label"])
     return {
         "val_loss": float(cat["loss"].mean()) if len(cat["loss"]) else float("nan"),

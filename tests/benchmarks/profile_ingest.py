@@ -162,11 +162,11 @@ def per_image(root: Path, size: int) -> None:
     labels = root / "stage_2_train.csv"
     rows = siim_inputs.read_rle_csv(labels, Rejects(False))
     items = siim_inputs.pair(labels, rows, siim_inputs.find_dicoms(root, labels), None, None, Rejects(False))[:200]
-    work = {label: [(str(it.path), size, tuple((f"row{r.line}", r.text) for r in it.rows)) for it in items
+    work = {label: [(str(it.path), size, "area", tuple((f"row{r.line}", r.text) for r in it.rows)) for it in items
                     if it.label == label] for label in (0, 1)}
 
     def masks() -> None:  # decode_item's mask work for every lesion image, without the decoding
-        for _, _, rle_rows in work[1]:
+        for *_, rle_rows in work[1]:
             siim.union_mask(rle_rows, 1024, 1024, size)
 
     passes: dict[str, list[float]] = {}

@@ -130,6 +130,45 @@ def test_mixed_formats_with_masks_and_rle(folder, tmp_path, cli):
     assert "up to date" in again.stdout
 
 
+def test_mask_resize_max_is_recorded_and_datasets_made_before_it_stay_up_to_date(folder, tmp_path, cli):
+    """--mask-resize max max-pools the masks (24 x 20 -> 16: the general path) and says so in
+    dataset.json and provenance; a default ingest records no setting, as one made before the
+    option did, so such a dataset (its dataset.json without the key) still opens and re-runs
+    as up to date; changing the rule later is a stale dataset (exit 4); a bad rule is exit 2."""
+    import json
+
+    from spurspec.datasets.common import decode_file
+    from spurspec.imaging.resize import max_pool
+
+    d, _, masks = folder
+    args = ["ingest", "folder", d / "table.csv", *BASE, "--patient-col", "pid", "--split-col", "part"]
+    cli([*args, "--out", tmp_path / "max", "--mask-resize", "max"])
+    ds = Dataset.open(tmp_path / "max")
+    for i, key in enumerate(["png", "nii", "dcm"]):
+        assert np.array_equal(ds.masks()[i], max_pool(masks[key], S)), key
+    two = np.zeros((H, W), np.uint8)
+    two[1, 1] = two[20, 15] = 1  # two specks: area keeps only the strongest cell, max both
+    payload = (str(d / "img/a.png"), None, rle.encode(two), S, 1, "max")
+    assert np.array_equal(decode_file(payload).mask, max_pool(two, S)) and max_pool(two, S).sum() == 2
+    assert decode_file((*payload[:5], "area")).mask.sum() == 1
+    layout = DatasetLayout(tmp_path / "max")
+    assert ds.info["mask_resize"] == "max" and json.loads(layout.provenance("ingest").read_text())["settings"]["mask_resize"] == "max"
+
+    out = tmp_path / "area"
+    cli([*args, "--out", out])
+    layout = DatasetLayout(out)
+    assert "mask_resize" not in json.loads(layout.provenance("ingest").read_text())["settings"]
+    info = json.loads(layout.info.read_text())
+    assert info.pop("mask_resize") == "area"
+    layout.info.write_text(json.dumps(info))  # as written before the option existed
+    assert "up to date" in cli([*args, "--out", out]).stdout
+    assert "mask_resize" not in Dataset.open(out).info
+    res = cli([*args, "--out", out, "--mask-resize", "max"], expect=4)
+    assert "setting mask_resize: absent -> \"max\"" in res.output
+    res = cli([*args, "--out", tmp_path / "x", "--mask-resize", "nearest"], expect=2)
+    assert "nearest" in res.output
+
+
 def _corr(a, b) -> float:
     return float(np.corrcoef(np.asarray(a, float).ravel(), np.asarray(b, float).ravel())[0, 1])
 

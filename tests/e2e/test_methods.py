@@ -73,8 +73,8 @@ def test_method_trains_with_the_study_preset(cli, dataset, tmp_path, method):
 
 def test_a_setting_out_of_range_is_refused_before_writing(cli, dataset, tmp_path):
     res = cli(["train", dataset, "--granularity", "seg", "--method", "seg-ssl", "--out", tmp_path / "run", *FAST,
-               "--mask-budget", "4", "--config", _toml(tmp_path, "ssl_max_share = 1.0")], expect=2)
-    assert res.stderr.strip() == "error: ssl_max_share must be below 1 (a pseudo mask never covers the whole image), got 1.0"
+               "--mask-budget", "4", "--config", _toml(tmp_path, "ssl_threshold = 0.4")], expect=2)
+    assert res.stderr.strip() == "error: ssl_threshold must be in (0.5, 1], got 0.4"
     assert not (tmp_path / "run").exists()
 
 

@@ -288,3 +288,26 @@ def test_elastic_affine_step_follows_the_studys_saved_config():
     src = np.array([[53.0, 53.0], [53.0, 11.0], [11.0, 11.0]])  # centre 32 ± 64 // 3
     back = (inv @ np.c_[src + jitter, np.ones(3)].T).T
     assert np.allclose(back, src)
+
+
+def test_study_warps_are_converted_to_the_size_they_are_applied_at():
+    """The study warped at 1024 px: at the training size its lengths scale by s = size / 1024 and
+    elastic alpha by s² (same fraction of the image; tests/conformance/test_augmentation.py
+    measures it), other parameters stay; a draw at 64 px jitters the elastic affine's points by at
+    most 3.6 s pixels, as its own size's recipe says."""
+    study = augment.Study()
+    assert study.applied_at == augment.STUDY_SIZE == 1024 and study.at(1024) == study
+    half = study.at(512)
+    assert (half.elastic_alpha, half.elastic_sigma, half.elastic_affine, half.optical_shift) == (30.0, 3.0, 1.8, 0.25)
+    assert study.at(256).at(512) == half and half.applied_at == 512
+    assert (half.grid_limit, half.optical_k, half.shift, half.scale, half.rotate) == (0.3, 2.0, 0.0625, 0.1, 45.0)
+    recipe = replace(study, distort=1.0)
+    n = 200
+    u = augment.uniforms(augment.keys(0, np.zeros(n, np.int64), np.arange(n)), recipe.uniforms)
+    u[:, 5] = 0.1  # the elastic warp
+    d = recipe.draw(u, augment.keys(0, np.zeros(n, np.int64), np.arange(n)), 64, 64)
+    src = np.array([[53.0, 53.0], [53.0, 11.0], [11.0, 11.0]])  # centre 32 ± 64 // 3
+    jitter = np.stack([(np.linalg.inv(np.vstack([d.warp_args[i][1], [0, 0, 1]]))[:2] @ np.c_[src, np.ones(3)].T).T - src
+                       for i in range(n)])
+    limit = 3.6 * 64 / 1024
+    assert np.abs(jitter).max() <= limit + 1e-9 and np.abs(jitter).max() > 0.95 * limit

@@ -101,3 +101,40 @@ def test_selection_ties_on_dice_are_broken_by_val_auroc():
     assert not _improves(0.0, 0.5, 0.0, 0.6)
     assert _improves(0.1, 0.1, 0.0, 0.9)  # the selection metric decides first
     assert not _improves(nan, 0.9, 0.0, 0.5)
+
+
+def test_a_three_class_budget_counts_the_negatives_masks():
+    """Under a three-class head (ISIC: benign lesions are a class) a negative's mask is a target,
+    so a budget of N keeps N masks in all, benign and malignant alike; a benign image whose mask
+    is not kept leaves pixel training (an all-background target would call its lesion
+    background), and one without a mask still trains with an empty target."""
+    labels = [1, 0, 1, 0, 0, 1, 0, 0]
+    has_mask = [True, True, True, True, True, True, True, False]
+    m = _manifest(labels, has_mask)
+    train = np.arange(8)
+    rows, table = budget.choose(m, train, 3, seed=0, negatives_masked=True)
+    assert table.column("row").to_pylist() == [0, 1, 2, 3, 4, 5, 6]  # every mask the model sees
+    kept = [r for r, k in zip(table.column("row").to_pylist(), table.column("kept").to_pylist(), strict=True) if k]
+    assert len(kept) == 3 and rows.tolist() == sorted([*kept, 7])
+    every, _ = budget.choose(m, train, None, seed=0, negatives_masked=True)
+    assert every.tolist() == train.tolist()
+    # two classes: negatives' masks are background, so the budget counts the positives' only (as before)
+    rows2, table2 = budget.choose(m, train, 2, seed=0)
+    assert table2.column("row").to_pylist() == [0, 2, 5] and {1, 3, 4, 6, 7} <= set(rows2.tolist())
+
+
+def test_train_fraction_keeps_images_with_their_masks_and_is_seeded():
+    n = 4000
+    labels = np.tile([1, 0], n // 2)
+    m = _manifest(labels.tolist(), (labels == 1).tolist())
+    train = np.arange(n)
+    rows, table = budget.sample(m, train, 0.25, seed=5)
+    assert rows.tolist() == budget.sample(m, train, 0.25, seed=5)[0].tolist()
+    assert rows.tolist() != budget.sample(m, train, 0.25, seed=6)[0].tolist()
+    for label in (0, 1):  # each class kept at the rate: the balance is unchanged
+        assert abs((labels[rows] == label).sum() / (n // 2) - 0.25) < 0.04
+    # the table: every masked image (the positives), kept exactly where its image is
+    assert table.column("row").to_pylist() == train[labels == 1].tolist()
+    assert set(np.asarray(table.column("row"))[np.asarray(table.column("kept"))].tolist()) == set(rows[labels[rows] == 1].tolist())
+    with pytest.raises(ConfigError, match="train fraction 0"):
+        budget.sample(m, train, 0.0, seed=0)

@@ -1,6 +1,6 @@
 """The ingest speed-ups of issue 17 (item 4) keep ingest's output byte-identical: the mask resize
 by block sums equals Pillow's float box filter (the path it replaced, rebuilt here as the oracle)
-for power-of-two factors; resizing only the band of rows a lesion touches (and transposing only
+for power-of-two factors, and the study's `max` resize is max-pooling cell by cell; resizing only the band of rows a lesion touches (and transposing only
 that band) equals resizing the whole mask; SIIM's union painted as a band equals the codec's
 full-image union; the canonical RLE worked out from runs equals re-encoding the painted
 union, on random, overlapping, touching and zero-length runs and on the real SIIM rows; the
@@ -51,9 +51,53 @@ def test_mask_resize_of_a_transposed_view_matches():
     assert np.array_equal(resize_mask(mask.T, 256), pillow_resize_mask(mask.T, 256))
 
 
+def max_pool_oracle(mask: np.ndarray, size: int) -> np.ndarray:
+    """Max-pooling cell by cell: cell i holds the source rows r with floor(r * size / H) == i
+    (likewise columns), or, where a side is shorter than size, the one row floor(i * H / size)."""
+    def members(n: int) -> list[np.ndarray]:
+        if n >= size:
+            return [np.flatnonzero(np.arange(n) * size // n == i) for i in range(size)]
+        return [np.array([i * n // size]) for i in range(size)]
+
+    rows, cols = members(mask.shape[0]), members(mask.shape[1])
+    return np.array([[mask[np.ix_(r, c)].any() for c in cols] for r in rows], dtype=np.uint8)
+
+
+@pytest.mark.parametrize(("shape", "size"), [((1024, 1024), 512), ((1024, 1024), 128), ((512, 1024), 64),
+                                             ((300, 200), 64), ((100, 80), 40), ((24, 40), 32), ((20, 20), 64)])
+def test_max_mask_resize_is_max_pooling(shape, size):
+    """`max` keeps a cell if any of its source pixels is set: every path (block sums, Pillow-free
+    general shapes, upsampling) against the cell-by-cell definition."""
+    rng = np.random.default_rng(sum(shape) + size)
+    for density in (0.0, 0.0005, 0.02, 0.5):
+        mask = rng.random(shape) < density
+        assert np.array_equal(resize_mask(mask, size, "max"), max_pool_oracle(mask, size)), density
+    blob = np.zeros(shape, dtype=bool)
+    blob[shape[0] // 3 : shape[0] // 3 + 3, 5:9] = True
+    got = resize_mask(blob, size, "max")
+    assert np.array_equal(got, max_pool_oracle(blob, size))
+    if min(shape) >= size:  # shrinking, max never loses a cell that area keeps
+        assert (got >= resize_mask(blob, size)).all()
+
+
+def test_grid_masks_and_the_max_resize_agree():
+    """A grid:K cell and a pixel of ingest's `max` resize are the same max-pool wherever K is no
+    larger than the mask's sides (a larger K leaves grid cells without a pixel empty, while the
+    resize repeats its nearest pixel)."""
+    from spurspec.imaging.boxes import grid_mask
+    from spurspec.imaging.resize import max_pool
+
+    rng = np.random.default_rng(5)
+    for shape in ((1024, 1024), (300, 200), (37, 53)):
+        mask = rng.random(shape) < 0.001
+        for k in (1, 2, 4, 8, 16, 32):
+            assert np.array_equal(grid_mask(mask, k), max_pool(mask, k)), (shape, k)
+
+
+@pytest.mark.parametrize("mode", ["area", "max"])
 @pytest.mark.parametrize(("shape", "size"), [((1024, 1024), 256), ((1024, 1024), 512), ((512, 1024), 128),
                                              ((96, 96), 32), ((100, 80), 40), ((64, 64), 64)])
-def test_mask_resize_of_a_band_matches_the_whole_mask(shape, size):
+def test_mask_resize_of_a_band_matches_the_whole_mask(shape, size, mode):
     rng = np.random.default_rng(sum(shape) * size)
     step = band_step(shape, size) or 1
     for _ in range(20):
@@ -63,9 +107,9 @@ def test_mask_resize_of_a_band_matches_the_whole_mask(shape, size):
         band[:, : int(rng.integers(0, shape[1]))] = False  # often sparse, sometimes a single speck
         mask = np.zeros(shape, dtype=bool)
         mask[top : top + height] = band
-        want = resize_mask(mask, size)
-        assert np.array_equal(resize_mask_band(band, top, shape, size), want), (top, height)
-        got_t = resize_mask_band(band, top, shape, size, transpose=True)
+        want = resize_mask(mask, size, mode)
+        assert np.array_equal(resize_mask_band(band, top, shape, size, mode=mode), want), (top, height)
+        got_t = resize_mask_band(band, top, shape, size, transpose=True, mode=mode)
         assert got_t.flags.c_contiguous and np.array_equal(got_t, want.T), (top, height)
 
 

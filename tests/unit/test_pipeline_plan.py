@@ -308,9 +308,14 @@ def test_mask_budget_study_keeps_its_jobs_with_arms():
     from pathlib import Path
 
     pipelines = Path(__file__).resolve().parents[2] / "pipelines"
-    arms = {j.key for j in _train(planning.plan(specs.load(pipelines / "mask-budget.toml")))}
+    jobs = _train(planning.plan(specs.load(pipelines / "mask-budget.toml")))
+    arms = {j.key for j in jobs if "train_fraction" not in j.settings}
     references = {j.key for j in _train(planning.plan(specs.load(pipelines / "mask-budget-reference.toml")))}
     former = specs.load(pipelines / "mask-budget-reference.toml", overrides=[
         'train.granularities=["seg"]', "train.mask_budgets=[0.05, 0.1, 0.2]", 'train.methods=["erm", "seg-ssl", "seg-spl"]'])
     budgets = {j.key for j in _train(planning.plan(former))}
     assert len(references) == 6 and len(budgets) == 27 and arms == references | budgets
+    # issue 24: the study's mode beside them, each fraction a job of its own
+    study = [j for j in jobs if "train_fraction" in j.settings]
+    assert len(study) == 27 and {j.settings["train_fraction"] for j in study} == {0.05, 0.1, 0.2}
+    assert all("-f0." in j.key and "mask_budget" not in j.settings for j in study)

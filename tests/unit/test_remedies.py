@@ -146,7 +146,8 @@ class _Stage:
         self.trained.append(epochs)
 
     def predict(self, model, rows):
-        return {"row": rows, "score": self.scores[rows], "label": self.labels[rows].astype(float)}
+        # Probability scores: P(label 1) is the score (JTT's 0.5 cut reads `prob`).
+        return {"row": rows, "score": self.scores[rows], "prob": self.scores[rows], "label": self.labels[rows].astype(float)}
 
     said: list[str]
 

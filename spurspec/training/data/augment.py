@@ -19,10 +19,20 @@ Recipes (the `augment` setting; `none` and the per-image `standard-cpu` are data
 - `study`: the study's albumentations list (issue 11), in albumentations' order and terms:
   horizontal flip p 0.5; with p 0.3 one of RandomContrast (x·(1 + U±0.2), clipped), RandomGamma
   (x^U(0.8, 1.2)), RandomBrightness (x + U±0.2, clipped); with p 0.3 one of ElasticTransform
-  (alpha 120, sigma 6, pixels at the image's resolution), GridDistortion (5 steps, ±0.3, the
-  pre-1.4 algorithm) and OpticalDistortion (k ±2; principal-point shift round(U±0.5) pixels, which
-  albumentations' rounding makes 0); ShiftScaleRotate p 0.5 (shift ±6.25 % of the size, zoom
-  1 ± 0.1, rotation ±45° about (W/2, H/2)); reflect-101 borders throughout.
+  (alpha 120, sigma 6), GridDistortion (5 steps, ±0.3, the pre-1.4 algorithm) and
+  OpticalDistortion (k ±2; principal-point shift round(U±0.5) pixels, which albumentations'
+  rounding makes 0); ShiftScaleRotate p 0.5 (shift ±6.25 % of the size, zoom 1 ± 0.1, rotation
+  ±45° about (W/2, H/2)); reflect-101 borders throughout.
+
+Units: the study warped its chest films at 1024 px, before resizing them to 512, so its
+pixel-valued parameters are pixels of 1024 (`Study.applied_at`). Here the warps run at the
+training size, so `Study.at(size)` converts them to keep each deformation the same fraction of
+the image: with s = size / 1024, lengths scale by s (elastic sigma, the elastic affine jitter,
+the optical shift) and elastic alpha by s² (the displacement is alpha times noise smoothed over
+sigma pixels, whose amplitude falls as 1 / sigma). At 512, 256 and 128 px: alpha 30, 7.5, 1.875;
+sigma 3, 1.5, 0.75; jitter 1.8, 0.9, 0.45 px; optical shift ±0.25, ±0.125, ±0.0625 px (still
+rounded to 0). Grid and optical distortion limits, shifts, zoom and rotation are already
+fractions or angles, so they stay as they are.
 
 Where `study` approximates albumentations: the chain is resampled once through the composed grid
 (albumentations resamples after every geometric op, which blurs more), so intensity ops act on
@@ -34,13 +44,14 @@ to ±3.6 pixels and the image goes through the affine map between them; that is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 WARPS = ("elastic", "grid", "optical")
+STUDY_SIZE = 1024  # the study warped its chest films at 1024 px, before resizing them to 512
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -178,33 +189,44 @@ class Study:
     gamma: tuple[float, float] = (0.8, 1.2)
     brightness: float = 0.2
     distort: float = 0.3  # P(one of elastic, grid, optical), each equally likely
-    elastic_alpha: float = 120.0
-    elastic_sigma: float = 6.0
-    elastic_affine: float = 3.6  # alpha_affine of the study's saved config, pixels
+    elastic_alpha: float = 120.0  # pixels of `applied_at` per unit of smoothed noise (scales by s²)
+    elastic_sigma: float = 6.0  # pixels of `applied_at`
+    elastic_affine: float = 3.6  # alpha_affine of the study's saved config, pixels of `applied_at`
     grid_steps: int = 5
-    grid_limit: float = 0.3
-    optical_k: float = 2.0
-    optical_shift: float = 0.5
+    grid_limit: float = 0.3  # a fraction of each cell
+    optical_k: float = 2.0  # in units of the image size (the camera's focal length is W, H)
+    optical_shift: float = 0.5  # pixels of `applied_at`
     affine: float = 0.5  # ShiftScaleRotate
     shift: float = 0.0625  # fraction of the image size
     scale: float = 0.1  # zoom 1 ± 0.1
     rotate: float = 45.0  # degrees
+    applied_at: int = STUDY_SIZE  # the image size (px) the pixel-valued parameters above are in
     padding = "reflection"
     clip = True
     minmax_gamma = False
     intensity_first = True
     uniforms = 14
 
+    def at(self, size: int) -> Study:
+        """The same augmentation on images of `size` px: the pixel-valued parameters converted
+        from `applied_at` so that each deformation is the same fraction of the image (module
+        docstring). at(size) of at(other) is at(size)."""
+        s = size / self.applied_at
+        return replace(self, elastic_alpha=self.elastic_alpha * s * s, elastic_sigma=self.elastic_sigma * s,
+                       elastic_affine=self.elastic_affine * s, optical_shift=self.optical_shift * s,
+                       applied_at=size)
+
     def draw(self, u: np.ndarray, key: np.ndarray, h: int, w: int) -> Draws:
         d = Draws.identity(len(u))
         d.flip = u[:, 0] < self.flip
+        sized = self.at(min(h, w))  # training images are square
         op = np.where(u[:, 1] < self.intensity, (u[:, 2] * 3).astype(int), -1)
         d.gain = np.where(op == 0, 1 + _between(u[:, 3], self.contrast), 1.0)
         d.gamma = np.where(op == 1, self.gamma[0] + u[:, 3] * (self.gamma[1] - self.gamma[0]), 1.0)
         d.offset = np.where(op == 2, _between(u[:, 3], self.brightness), 0.0)
         d.warp = np.where(u[:, 4] < self.distort, (u[:, 5] * 3).astype(int), -1)
         for i in np.flatnonzero(d.warp >= 0):
-            d.warp_args[int(i)] = self._warp_args(WARPS[d.warp[i]], u[i, 6:9], key[i], h, w)
+            d.warp_args[int(i)] = sized._warp_args(WARPS[d.warp[i]], u[i, 6:9], key[i], h, w)
         d.affined = u[:, 9] < self.affine
         ssr = ssr_affine(_between(u[:, 10], self.rotate), 1 + _between(u[:, 11], self.scale),
                          _between(u[:, 12], self.shift), _between(u[:, 13], self.shift), h, w)
@@ -212,6 +234,8 @@ class Study:
         return d
 
     def _warp_args(self, kind: str, u: np.ndarray, key: np.uint64, h: int, w: int) -> tuple:
+        """One warped sample's random values, with the pixel-valued parameters as they are here
+        (draw passes the recipe at the image's size)."""
         if kind == "optical":
             dx, dy = (round(float(_between(v, self.optical_shift))) for v in u[1:3])
             return float(_between(u[0], self.optical_k)), w * 0.5 + dx, h * 0.5 + dy
@@ -359,7 +383,7 @@ def _grids(recipe: Standard | Study, d: Draws, idx: np.ndarray, h: int, w: int, 
     grid = torch.matmul(points.view(1, h * w, 3), theta_t.transpose(1, 2)).view(len(idx), h, w, 2)
     for code in np.unique(warp[warp >= 0]):
         local = np.flatnonzero(warp == code)
-        maps = _warp_maps(recipe, WARPS[code], [d.warp_args[int(i)] for i in idx[local]], h, w, device)
+        maps = _warp_maps(recipe.at(min(h, w)), WARPS[code], [d.warp_args[int(i)] for i in idx[local]], h, w, device)
         maps[:, 0] *= _per_sample(np.where(flip[local], -1.0, 1.0), maps)[:, 0]
         # The affine read the warped image with reflected borders: reflect its points into the
         # image before looking up where the warp took them from.

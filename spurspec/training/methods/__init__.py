@@ -91,8 +91,8 @@ def _non_negative(key: str) -> Setting:
 CARDS = (
     Card("erm", "empirical risk minimisation on the granularity's targets (the study's baseline)",
          _here("erm", "ERM")),
-    Card("seg-ssl", "semi-supervised: FixMatch-style pseudo masks from a mean teacher on training positives without "
-         "a mask, constrained by the image label", _here("seg_ssl", "SegSSL"), needs=("pixel", "unlabelled"),
+    Card("seg-ssl", "semi-supervised: FixMatch-style pseudo masks from a mean teacher's confidence on training "
+         "positives without a mask (the image label only vetoes)", _here("seg_ssl", "SegSSL"), needs=("pixel", "unlabelled"),
          columns=(Column("ssl_loss", pa.float64(), "mean pseudo-mask loss of an image without a mask (before its weight)"),
                   Column("ssl_weight", pa.float64(), "that weight this epoch (ramped up)"),
                   Column("ssl_positive_share", pa.float64(), "mean share of pseudo-positive pixels"),
@@ -100,9 +100,7 @@ CARDS = (
          settings=(Setting("ssl_teacher_decay", "in [0, 1)", lambda v, _: 0 <= v < 1),
                    Setting("ssl_threshold", "in (0.5, 1]", lambda v, _: 0.5 < v <= 1),
                    _non_negative("ssl_weight"),
-                   Setting("ssl_rampup", "a whole number of epochs >= 0", lambda v, _: v >= 0),
-                   Setting("ssl_min_share", "in (0, ssl_max_share]", lambda v, cfg: 0 < v <= cfg.ssl_max_share),
-                   Setting("ssl_max_share", "below 1 (a pseudo mask never covers the whole image)", lambda v, _: v < 1))),
+                   Setting("ssl_rampup", "a whole number of epochs >= 0", lambda v, _: v >= 0))),
     Card("seg-spl", "pixel-level supervised contrastive loss on the decoder's embeddings beside the segmentation loss",
          _here("seg_spl", "SegSPL"), needs=("pixel",),
          columns=(Column("spl_loss", pa.float64(), "mean pixel-contrastive loss per step (before its weight)"),),

@@ -68,6 +68,7 @@ class RunData:
     # Training positives without a kept mask, kept as items with `labelled` False for a method
     # whose card needs "unlabelled" (Seg-SSL); empty otherwise.
     unlabelled: np.ndarray = field(default_factory=_no_rows)
+    augment: str = "none"  # the augmentation in effect (`study` resolved for this dataset)
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ class Stage:
         step = self._step(model, torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
         for epoch in range(epochs):
             rows = epoch_rows(d.train_rows, d.labels, d.balance, cfg.seed, epoch)
-            stats = loop.train_epoch(step, self._loader(EpochSampler(rows, epoch, cfg.seed), cfg.augment),
+            stats = loop.train_epoch(step, self._loader(EpochSampler(rows, epoch, cfg.seed), d.augment),
                                      lambda n, loss: None)
             self.say(f"{label}: epoch {epoch + 1} of {epochs}, loss {stats['loss_sum'] / max(stats['n'], 1):.4f}")
 

@@ -65,7 +65,10 @@ class CAMLoss(RegionTerm):
             say, self._say = self._say, None
             self._tell_map_size(say, features, batch["image"].shape[-1])
         region, penalised = regions(batch, step.device)
-        cam = torch.einsum("bchw,c->bhw", features.float(), self.model.head.weight[0].float())
+        # The map of the score's evidence: the head's one weight vector, or with two logits the
+        # class-1 logit's (score logit) or the log-odds' (w1 - w0) (heads.BinaryHead.evidence_weight).
+        weight = step.binary.evidence_weight(self.model.head.weight).float()
+        cam = torch.einsum("bchw,c->bhw", features.float(), weight)
         share = outside_share(cam, region) * penalised
         self._add(share, penalised)
         return loss + self.weight * share

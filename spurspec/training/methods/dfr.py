@@ -58,9 +58,7 @@ class DFR(Method):
         groups, labels = self.own.groups, stage.data.labels
         choice = refit(x_fit, labels[fit_rows], groups[fit_rows], x_sel, labels[select_rows],
                        groups[select_rows], self.cfg.dfr_subsamples, self.cfg.seed)
-        with torch.no_grad():
-            model.head.weight.copy_(torch.as_tensor(choice["weight"], dtype=model.head.weight.dtype)[None])
-            model.head.bias.fill_(float(choice["bias"]))
+        stage.step.binary.set_log_odds(model.head, torch.as_tensor(choice["weight"]), choice["bias"])
         ids = stage.data.ds.manifest.column("image_id").to_pylist()
         rows = np.concatenate([fit_rows, select_rows])
         stage.write_table(stage.layout.dfr, pa.table({

@@ -1,6 +1,6 @@
 """`jtt` (`--method jtt`): "Just Train Twice" (Liu, Haghgoo, Chen, Raghunathan, Koh, Sagawa, Liang
 & Finn, ICML 2021): an ERM identification model trained `jtt_epochs` from the run's initial
-weights; its training errors (score >= 0.5 against the label) are weighted `jtt_upweight` in the
+weights; its training errors (P(label 1) >= 0.5 against the label, whatever score the run ranks by) are weighted `jtt_upweight` in the
 final training. Liu et al. upsample the error set; weighting each batch's errors instead
 (weights normalised to mean 1 in the batch, so the learning rate keeps its meaning) is the same
 objective in expectation without a longer epoch. Its card is in methods/__init__.py. Reads the
@@ -27,7 +27,7 @@ class JTT(Method):
         ident = stage.initial_model()
         stage.train(ident, self.cfg.jtt_epochs, "jtt: identification model")
         out = stage.predict(ident, stage.data.train_rows)
-        wrong = (out["score"] >= 0.5) != (out["label"] > 0.5)
+        wrong = (out["prob"] >= 0.5) != (out["label"] > 0.5)
         self.set_errors(out["row"][wrong])
         stage.say(f"jtt: the identification model got {int(wrong.sum())} of {len(wrong)} training images "
                   f"wrong; they weigh {self.cfg.jtt_upweight:g} in the final training")

@@ -2,14 +2,13 @@
 the Right Reasons: Training Differentiable Models by Constraining their Explanations", IJCAI
 2017, eq. 1): beside the cross-entropy, lambda_1 * sum_pixels (A * d/dx sum_k log p_k)^2, where A
 is 1 on irrelevant pixels (outside the annotated region, regions.py) and the sum over k runs
-over both classes of the binary model. The input gradient is taken with create_graph, so the
+over both classes of the binary model (heads.BinaryHead.log_probs: one logit or two). The input gradient is taken with create_graph, so the
 penalty is trained through (double backward). Its card is in methods/__init__.py. Reads
 batches; writes nothing."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from spurspec.training.loop import Step, loss_per_image
 from spurspec.training.methods.base import RunContext
@@ -40,8 +39,7 @@ class RRR(RegionTerm):
         loss = loss_per_image(step, logits, batch, weighted)
         x, self._x = self._x, None
         region, penalised = regions(batch, step.device)
-        z = logits.float()
-        log_probs = F.logsigmoid(z) + F.logsigmoid(-z)  # log p(1) + log p(0), Ross et al.'s sum over classes
+        log_probs = step.binary.log_probs(logits).sum(1)  # log p(0) + log p(1), Ross et al.'s sum over classes
         grads = torch.autograd.grad(log_probs.sum(), x, create_graph=True)[0]
         penalty = rrr_penalty(grads, region) * penalised
         self._add(penalty, penalised)

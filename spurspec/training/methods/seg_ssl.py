@@ -14,12 +14,15 @@ needs strong, varied perturbations", BMVC 2020). Per training step:
    take the ERM loss, as under `erm`.
 2. The teacher predicts P(region of a positive image) on each unlabelled image's weakly
    augmented view (the batch augmentation every training image gets). `pseudo_masks` turns that
-   into a target and a per-pixel weight under the image label's constraints: a negative image's
-   mask is all background; a positive image's mask holds at least its teacher's top
-   `ssl_min_share` of pixels, plus every pixel the teacher calls positive with confidence
-   `ssl_threshold`, but never more than `ssl_max_share` of the image (confident positives past
-   the cap are left out, not called background); pixels the teacher calls background with that
-   confidence are background; every other pixel is left out (weight 0).
+   into a target and a per-pixel weight from the teacher's confidence alone: a pixel the teacher
+   calls positive with confidence `ssl_threshold` is positive, one it calls background with that
+   confidence is background, every other pixel is left out (weight 0). The image label may only
+   veto: a negative image has no positive pixel (all background). It never forces a pixel to be
+   positive: before issue 24 a positive's teacher-top 0.5 % of pixels were positive whatever
+   the teacher's confidence, which turned the term into an image-label loss (a positive image
+   must hold positive pixels somewhere) that could learn the spurious feature
+   (docs/results/mask-budget.md measures both rules). A positive image the teacher is unsure
+   of therefore teaches nothing but its confident background.
 3. The student sees the unlabelled images strongly perturbed (`perturb`: contrast, brightness
    and Gaussian noise; photometric only, so the pseudo mask stays aligned with the image) and
    learns the pseudo mask with the ERM pixel loss (cross-entropy, plus Dice with `ce+dice`),
@@ -63,23 +66,16 @@ def rampup(epoch: int, rampup_epochs: int) -> float:
     return math.exp(-5.0 * (1.0 - epoch / rampup_epochs) ** 2)
 
 
-def pseudo_masks(prob: torch.Tensor, label: torch.Tensor, threshold: float, min_share: float,
-                 max_share: float) -> tuple[torch.Tensor, torch.Tensor]:
+def pseudo_masks(prob: torch.Tensor, label: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(target, weight), both (N, H, W) float {0, 1}, from teacher probabilities `prob` (N, H, W)
-    of images labelled `label` (N,), under the rules in the module docstring. Ties in the
-    teacher's ranking are broken by pixel order (a stable sort), so the result is deterministic."""
-    n, shape = prob[0].numel(), prob.shape
-    k_max = min(n - 1, max(1, math.floor(max_share * n)))
-    k_min = min(k_max, max(1, math.ceil(min_share * n)))
-    flat = prob.detach().float().flatten(1)
-    order = torch.argsort(flat, dim=1, descending=True, stable=True)
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=flat.device).expand_as(order))
-    positive = (rank < k_min) | ((flat >= threshold) & (rank < k_max))
-    weight = positive | ((flat <= 1 - threshold) & ~positive)
-    negative = (label.to(flat.device) < 0.5)[:, None]
-    positive = positive & ~negative
-    weight = weight | negative
-    return positive.float().view(shape), weight.float().view(shape)
+    of images labelled `label` (N,): positive where prob >= threshold on an image not labelled
+    negative, background where prob <= 1 - threshold or the image is negative, left out (weight
+    0) elsewhere. threshold > 0.5, so no pixel is both."""
+    flat = prob.detach().float()
+    veto = (label.to(flat.device) < 0.5)[:, None, None]
+    positive = (flat >= threshold) & ~veto
+    background = (flat <= 1 - threshold) | veto
+    return positive.float(), (positive | background).float()
 
 
 def perturb(image: torch.Tensor, rows: np.ndarray, epochs: np.ndarray, seed: int) -> torch.Tensor:
@@ -124,8 +120,7 @@ class SegSSL(Method):
         with step.autocast():
             logits = self.teacher(weak)
         head = step.head or PixelHead(2)
-        target, weight = pseudo_masks(head.prob(logits), batch["label"][at], self.cfg.ssl_threshold,
-                                      self.cfg.ssl_min_share, self.cfg.ssl_max_share)
+        target, weight = pseudo_masks(head.prob(logits), batch["label"][at], self.cfg.ssl_threshold)
         strong = perturb(weak.contiguous(), batch["row"][at].numpy(), batch["epoch"][at].numpy(), self.cfg.seed)
         image = image.index_copy(0, at.to(step.device), strong)
         # The pseudo mask as a class map: the positive class (1 of 2, 2 of 3) or background.

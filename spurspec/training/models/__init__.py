@@ -70,16 +70,31 @@ def check(name: str, pretrained: object) -> None:
                           f"models with them: {', '.join(with_weights)}")
 
 
-def build(name: str, in_channels: int, pixel: bool, out_channels: int = 1):
-    """The Net of a named setting for `in_channels` inputs: binary, or pixel with `out_channels`
-    logits per pixel (spurspec.training.models.heads.PixelHead.out_channels)."""
-    if out_channels != 1 and not pixel:
-        raise ConfigError(f"out_channels {out_channels}: a binary model has one logit")
+def input_normalisation(name: str, pixel: bool, normalisation: str, source: str | None,
+                        channels: int) -> dict[str, list[float]] | None:
+    """The mean and std a run's network normalises its input with, for its provenance; None for a
+    model without an ImageNet-shaped encoder (its input is the image in [-1, 1] as it is)."""
+    from spurspec.training.models.pretrained import input_stats
+
+    if not _imagenet(_recipe(MODELS.get(name), pixel)):
+        return None
+    mean, std = input_stats(normalisation, source, channels)
+    return {"mean": list(mean), "std": list(std)}
+
+
+def build(name: str, in_channels: int, pixel: bool, out_channels: int = 1, normalisation: str = "imagenet",
+          source: str | None = None):
+    """The Net of a named setting for `in_channels` inputs: binary with `out_channels` logits
+    (heads.BinaryHead.out_features: 1 or 2), or pixel with `out_channels` logits per pixel
+    (heads.PixelHead.out_channels). An ImageNet-shaped encoder's input stem normalises as
+    `normalisation` says for a dataset of ingest source `source` (pretrained.input_stats)."""
+    if out_channels not in (1, 2) and not pixel:
+        raise ConfigError(f"out_channels {out_channels}: a binary model has one logit or two")
     from spurspec.training.models import networks
 
     spec = MODELS.get(name)
     recipe = _recipe(spec, pixel)
-    stem = networks.ImageNetInput(in_channels) if _imagenet(recipe) else None
+    stem = networks.ImageNetInput(in_channels, normalisation, source) if _imagenet(recipe) else None
     encoder_channels = 3 if stem is not None else in_channels
     if recipe[0] == "seresnext50":
         encoder = networks.seresnext50_encoder(encoder_channels)

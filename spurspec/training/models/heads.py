@@ -1,5 +1,8 @@
-"""Pixel heads: what a pixel model's output means, defined once for training, validation and
-prediction. Two classes (background / region of a positive image) is one logit per pixel with
+"""Heads: what a model's output means, defined once for training, validation, prediction,
+probes and methods. Binary heads (`BinaryHead`): one logit with binary cross-entropy (spurspec's),
+or two logits with softmax cross-entropy (the study's ResNet-50), and the image score a binary
+model is ranked by: P(label 1), or the raw logit of class 1 as the study's evaluation ranked.
+Pixel heads (`PixelHead`): Two classes (background / region of a positive image) is one logit per pixel with
 a sigmoid, the chest-film case whose negatives have no mask. Three classes (background / region
 of a negative image / region of a positive image) is the study's ISIC head: benign lesions have
 masks too, so a model that lumped them with malignant ones would learn "where is the lesion"
@@ -19,6 +22,9 @@ if TYPE_CHECKING:
 
 # Values of the `head` setting: resolved per dataset by `classes_for`.
 HEADS = ("auto", "two-class", "three-class")
+# Values of `binary_head` and `binary_score` (BinaryHead).
+BINARY_HEADS = ("one-logit", "two-logit")
+BINARY_SCORES = ("probability", "logit")
 
 
 def classes_for(setting: str, negative_regions: bool) -> int:
@@ -106,3 +112,78 @@ class PixelHead:
         if weight is not None:
             loss = loss * weight
         return loss.flatten(1).mean(1)
+
+
+@dataclass(frozen=True)
+class BinaryHead:
+    """An image-label model's output. `logits`: one-logit (B,) with binary cross-entropy, or
+    two-logit (B, 2) with softmax cross-entropy (the study's). `score`: probability = P(label 1)
+    (the sigmoid, or the softmax's class 1); logit = the raw logit of class 1 (the study's
+    evaluation). With two logits the two rank differently: softmax P(1) = sigmoid(z1 - z0)
+    ranks by the difference, the study by z1 alone. A logit score is unbounded, so anything
+    that needs a probability (a 0.5 cut, JTT's errors) reads `prob`, never `score`."""
+
+    logits: str = "one-logit"
+    score_by: str = "probability"
+
+    @property
+    def out_features(self) -> int:
+        return 2 if self.logits == "two-logit" else 1
+
+    def loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """(B,) fp32 cross-entropy of the label: binary on one logit, softmax on two."""
+        import torch.nn.functional as F
+
+        logits = logits.float()
+        if self.out_features == 1:
+            return F.binary_cross_entropy_with_logits(logits, label.float(), reduction="none")
+        return F.cross_entropy(logits, label.long(), reduction="none")
+
+    def log_odds(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B,) log P(1) / P(0): the logit, or z1 - z0."""
+        logits = logits.float()
+        return logits if self.out_features == 1 else logits[:, 1] - logits[:, 0]
+
+    def prob(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B,) P(label 1)."""
+        import torch
+
+        return torch.sigmoid(self.log_odds(logits))
+
+    def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, 2) log P(0), log P(1)."""
+        import torch
+        import torch.nn.functional as F
+
+        z = self.log_odds(logits)
+        return torch.stack([F.logsigmoid(-z), F.logsigmoid(z)], dim=1)
+
+    def evidence(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B,) the unsaturated quantity the score ranks by, for gradients (Grad-CAM, integrated
+        gradients): the class-1 logit under `logit`, else the log-odds (the probability's logit)."""
+        if self.score_by == "logit" and self.out_features == 2:
+            return logits.float()[:, 1]
+        return self.log_odds(logits)
+
+    def score(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B,) the image score the run is ranked by."""
+        return self.evidence(logits) if self.score_by == "logit" else self.prob(logits)
+
+    def evidence_weight(self, weight: torch.Tensor) -> torch.Tensor:
+        """(C,) the linear head's weights (out_features, C) of `evidence`: its class activation map
+        is this vector against the last features."""
+        if self.out_features == 1:
+            return weight[0]
+        return weight[1] if self.score_by == "logit" else weight[1] - weight[0]
+
+    def set_log_odds(self, linear: torch.nn.Linear, weight: torch.Tensor, bias: float) -> None:
+        """Make the linear head's log-odds weight . x + bias (DFR's refit): with two logits class 0's
+        logit is 0 and class 1's is the log-odds, so both scores rank as the refit does."""
+        import torch
+
+        with torch.no_grad():
+            w = torch.as_tensor(weight, dtype=linear.weight.dtype, device=linear.weight.device)
+            linear.weight.zero_()
+            linear.bias.zero_()
+            linear.weight[-1].copy_(w)
+            linear.bias[-1] = float(bias)

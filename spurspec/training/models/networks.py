@@ -18,17 +18,18 @@ from spurspec.training.models import pretrained
 
 class ImageNetInput(nn.Module):
     """Fixed input stem of the ImageNet-shaped models. spurspec's images arrive in [-1, 1]; the
-    weights expect (image01 - mean) / std on 3 channels, so a grey image is replicated. Always on
+    weights expect (image01 - mean) / std on 3 channels, so a grey image is replicated. The mean
+    and std are pretrained.input_stats' for the run's `normalisation` setting and dataset source. Always on
     for these models (not only with --pretrained imagenet), so a checkpoint, predict and Grad-CAM
     never need to know how the encoder was initialised; it has no state, so state dicts are unchanged."""
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, in_channels: int, normalisation: str = pretrained.IMAGENET, source: str | None = None) -> None:
         super().__init__()
         if in_channels not in (1, 3):
             raise ConfigError(f"{in_channels}-channel images: ImageNet-shaped models take 1 (grey) or 3 (RGB) channels")
         self.replicate = in_channels == 1
-        mean = torch.tensor(pretrained.GREY_MEAN if self.replicate else pretrained.RGB_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(pretrained.GREY_STD if self.replicate else pretrained.RGB_STD).view(1, 3, 1, 1)
+        stats = pretrained.input_stats(normalisation, source, in_channels)
+        mean, std = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in stats)
         # ((x + 1) / 2 - mean) / std as one multiply-add.
         self.register_buffer("scale", 0.5 / std, persistent=False)
         self.register_buffer("shift", (0.5 - mean) / std, persistent=False)
@@ -135,8 +136,9 @@ def unet_decoder(encoder_channels: list[int], decoder_channels: tuple[int, ...],
 
 
 class Net(nn.Module):
-    """Stem + encoder + head. Binary: logits (B,). Pixel: logits (B, H, W) at the input size, or
-    (B, out_channels, H, W) for a head with several logits per pixel (spurspec.training.models.heads)."""
+    """Stem + encoder + head. Binary: logits (B,), or (B, 2) with two logits. Pixel: logits (B, H, W)
+    at the input size, or (B, out_channels, H, W) for a head with several logits per pixel
+    (spurspec.training.models.heads)."""
 
     def __init__(self, encoder: Encoder, pixel: bool, decoder_channels: tuple[int, ...],
                  stem: nn.Module | None = None, decoder_style: str = "monai", out_channels: int = 1) -> None:
@@ -147,15 +149,16 @@ class Net(nn.Module):
         if pixel:
             self.decoder, self.head = unet_decoder(encoder.channels, decoder_channels, decoder_style, out_channels)
             self.embedding_channels = decoder_channels[-1]  # of the pixel embeddings `on_embeddings` hands over
-        else:
-            self.head = nn.Linear(encoder.channels[-1], 1)
+        else:  # one logit (sigmoid) or two (softmax, the study's): heads.BinaryHead
+            self.head = nn.Linear(encoder.channels[-1], out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.encoder(self.stem(x))
         if self.pixel:
             logits = self.head(self.decoder(features, len(features) - 1))
             return logits[:, 0] if self.out_channels == 1 else logits
-        return self.head(self.pool(features[-1]))[:, 0]
+        logits = self.head(self.pool(features[-1]))
+        return logits[:, 0] if self.out_channels == 1 else logits
 
     @staticmethod
     def pool(features: torch.Tensor) -> torch.Tensor:

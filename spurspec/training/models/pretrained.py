@@ -1,6 +1,7 @@
 """The standard ImageNet weights behind `--pretrained imagenet`: where each file is published, the
 name it has in torch's cache (`torch.hub.get_dir()/checkpoints`, i.e. $TORCH_HOME/hub/checkpoints),
-how its tensor names map to spurspec's encoders, and the input normalisation the weights expect.
+how its tensor names map to spurspec's encoders, and the input normalisation of the ImageNet-shaped
+models (the weights' own, or the study's per dataset).
 Reads the cached file; fetches it there through torch.hub (hash-checked) only when it is missing,
 so runs after the first are offline. Writes nothing else."""
 
@@ -22,6 +23,24 @@ IMAGENET = "imagenet"  # the value of --pretrained that asks for these weights
 # red channel's values on every channel, as the study did (mean 0.485, std 0.229).
 RGB_MEAN, RGB_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 GREY_MEAN, GREY_STD = (0.485,) * 3, (0.229,) * 3
+# The study's ISIC loader normalised with ISIC's own per-channel statistics, not ImageNet's.
+ISIC_MEAN, ISIC_STD = (0.6046, 0.6081, 0.6079), (0.1858, 0.1864, 0.1963)
+# Values of the `normalisation` setting: `imagenet` everywhere, or `study`: ISIC's statistics on
+# ISIC (a dataset whose ingest source is "isic"), the same as `imagenet` elsewhere (chest films
+# keep 0.485 / 0.229, the study's training value).
+NORMALISATIONS = (IMAGENET, "study")
+
+
+def input_stats(normalisation: str, source: str | None, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) on 3 channels of the [0, 1] image for a dataset from ingest source `source`:
+    the one answer training, evaluation, probes and predictions all build their input stem from."""
+    if normalisation not in NORMALISATIONS:
+        raise ConfigError(f"normalisation {normalisation!r} is not one of: {', '.join(NORMALISATIONS)}")
+    if channels == 1:
+        return GREY_MEAN, GREY_STD
+    if normalisation == "study" and source == "isic":
+        return ISIC_MEAN, ISIC_STD
+    return RGB_MEAN, RGB_STD
 
 
 @dataclass(frozen=True)
