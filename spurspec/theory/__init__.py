@@ -34,7 +34,7 @@ class TheoryConfig:
     p_ys: tuple[str, ...] = ("0.45,0.05,0.05,0.45",)
     overlap: bool = False  # also compute the model with S placed regardless of Y
     # The abnormality fills 56% of a positive image, the regime where both measures fall from
-    # r = 1 on (see the README: with small abnormalities they first rise, then fall).
+    # r = 1 on (docs/theory.md: with small abnormalities they first rise, then fall).
     y_shape: tuple[int, ...] = (24, 24)
     s_shape: tuple[int, ...] = (4, 8)
     mu_y: float = 1.0  # mean shift of abnormal pixels
