@@ -160,12 +160,38 @@ def default_workers(device: torch.device) -> int:
     return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
+class EpochBatches(Sampler):
+    """The batches of a training epoch (an EpochSampler's items, in order), leaving out a last
+    batch of one image: BatchNorm cannot train on a single image whose deepest feature map is
+    1 x 1 (a binary model at 32 px: torch raises), and one image's batch statistics are noise.
+    Every rank holds the same number of items, so every rank leaves out the same step."""
+
+    def __init__(self, sampler: EpochSampler, batch_size: int) -> None:
+        self.sampler, self.batch_size = sampler, batch_size
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.sampler), self.batch_size)
+        return full + (rest > 1)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        batch: list[tuple[int, int]] = []
+        for item in self.sampler:
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if len(batch) > 1:
+            yield batch
+
+
 def loader(dataset: RowsDataset, sampler, batch_size: int, workers: int, device: torch.device) -> torch.utils.data.DataLoader:
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-        pin_memory=device.type == "cuda", persistent_workers=False, drop_last=False,
-        prefetch_factor=4 if workers > 0 else None,
-    )
+    """Batches of `sampler`'s items: a training epoch (EpochSampler) through EpochBatches, any
+    other rows (validation, prediction) every one of them."""
+    common = dict(num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=False,
+                  prefetch_factor=4 if workers > 0 else None)
+    if isinstance(sampler, EpochSampler):
+        return torch.utils.data.DataLoader(dataset, batch_sampler=EpochBatches(sampler, batch_size), **common)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False, **common)
 
 
 def keep_negatives_once(rows: np.ndarray, labels: np.ndarray, keep: float, seed: int) -> np.ndarray:
