@@ -83,7 +83,8 @@ class Rich(Silent):
         if not getattr(self, "_explained", False) and row["val_dice"] == row["val_dice"]:
             self._explained = True  # once per run, before the first epoch line with a Dice
             self.say("val_dice@0.5: Dice of the pixels where P(positive region) > 0.5, averaged over val images "
-                     "(those with a target, or all with --dice study); it can stay near 0 while val_auroc is high "
+                     "(those with a target; with --dice study, every image but those with nothing predicted and nothing "
+                     "to find, as the study averaged); it can stay near 0 while val_auroc is high "
                      "when the map ranks images well but has not passed 0.5 (docs/training.md: Reading val_dice)")
         fmt = lambda v: "   -  " if v is None or v != v else f"{v:.4f}"  # noqa: E731 (NaN -> dash)
         left = max(getattr(self, "_epochs", 0) - row["epoch"] - 1, 0) * row["epoch_seconds"]
