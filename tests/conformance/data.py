@@ -1,6 +1,7 @@
 """Small fixed dataset directories for the conformance tests: given masks and labels, written
 through DatasetWriter as an ingest would (a `name` of "isic" makes the trainer treat it as ISIC).
-Images are the masks made bright on a dark background; every row is in one split unless told."""
+Images are the masks made bright on a dark background; every row is in one split unless told.
+`Fixed` is a model that outputs given logits, for the rows that score fixed outputs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import torch
 
 from spurspec.artefacts.dataset import DatasetWriter
 
@@ -32,3 +34,14 @@ def write(out: Path, masks: np.ndarray, labels: list[int], name: str = "tiny",
         })
         w.finish(manifest, spurious=["chest_tube"], info={"name": name}, settings={}, inputs={})
     return out
+
+
+class Fixed(torch.nn.Module):
+    """A "model" whose output is the given logits, whatever the input."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("logits", logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits[: len(x)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from conformance.data import Fixed
 from spurspec.config import build
 from spurspec.metrics.auroc import auroc
 from spurspec.training import loop, models
@@ -31,17 +32,6 @@ def study_loss(z: np.ndarray, y: np.ndarray) -> np.ndarray:
 def study_score(z: np.ndarray) -> np.ndarray:
     """The study's evaluation: the raw class-1 logit."""
     return z[:, 1]
-
-
-class Fixed(torch.nn.Module):
-    """A "model" whose output is the given logits, whatever the input."""
-
-    def __init__(self, logits: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("logits", logits)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.logits[: len(x)]
 
 
 def preset_head() -> BinaryHead:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from conformance.data import Fixed
 from spurspec.config import build
 from spurspec.training import loop, trainer
 from spurspec.training.config import TrainConfig
@@ -32,17 +33,6 @@ def study_dice(pred_map: np.ndarray, target_map: np.ndarray, positive: int) -> f
     pred, target = pred_map == positive, target_map == positive
     denom = int(pred.sum() + target.sum())
     return float("nan") if denom == 0 else 2.0 * int((pred & target).sum()) / denom
-
-
-class Fixed(torch.nn.Module):
-    """A "model" whose output is the given logits, whatever the input."""
-
-    def __init__(self, logits: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("logits", logits)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.logits[: len(x)]
 
 
 def validate(logits: torch.Tensor, target: np.ndarray, labels: list[int], classes: int, dice_mode: str) -> float:
