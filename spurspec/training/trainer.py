@@ -250,6 +250,8 @@ def _prepare_data(cfg: TrainConfig, gran: granularity.Granularity, dist: distrib
     mask budget, check both classes are present where training and selection need them, then
     let the method read what it needs beyond that; refuses the method when the data cannot serve it."""
     ds = Dataset.open(cfg.dataset)
+    if gran.pixel:
+        models.check_pixel_size(ds.size, ds.root)
     labels = np.asarray(ds.manifest.column("label").to_numpy(zero_copy_only=False)).astype(np.int64)
     rows = _split_rows(ds)
     targets = dist.rank0_first(lambda main: granularity.prepare(

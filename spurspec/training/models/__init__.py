@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spurspec.errors import ConfigError
+from spurspec.errors import ConfigError, InputError
 from spurspec.registry import Registry
 
 
@@ -56,6 +56,22 @@ def has_imagenet(name: str) -> bool:
     """Whether `--pretrained imagenet` applies: every encoder of the setting has ImageNet weights."""
     spec = MODELS.get(name)
     return all(_imagenet(_recipe(spec, pixel)) for pixel in (False, True))
+
+
+# Every encoder halves the image five times, and the U-Net decoder joins each upsampled map with
+# the encoder's map of that level: a side that is not a multiple of 2**5 leaves the two of
+# different sizes (torch stops with a RuntimeError mid-step), so pixel models need it.
+PIXEL_SIZE_MULTIPLE = 32
+
+
+def check_pixel_size(size: int, where: object) -> None:
+    """Refuse images a pixel model's U-Net cannot take, naming the sizes that work."""
+    step = PIXEL_SIZE_MULTIPLE
+    if size % step:
+        below, above = max(step, size // step * step), (size // step + 1) * step
+        raise InputError(f"{where}: images of {size} px cannot train a pixel model: its U-Net halves the image "
+                         f"5 times, so the size must be a multiple of {step} (e.g. {below} or {above}); "
+                         f"re-ingest with --size {above}")
 
 
 def check(name: str, pretrained: object) -> None:
