@@ -182,6 +182,8 @@ class Dataset:
     def open(cls, root: Path) -> Dataset:
         root = Path(root)
         layout = DatasetLayout(root)
+        if not root.exists():
+            raise ArtefactError(f"{root}: does not exist; give the directory `spurspec ingest` wrote")
         if not layout.manifest.exists():
             raise ArtefactError(f"{root}: not a spurspec dataset (no manifest.parquet); run `spurspec ingest` first")
         manifest = schemas.check(io.read_table(layout.manifest, "manifest"), schemas.manifest_schema([]), layout.manifest)
@@ -255,7 +257,9 @@ def up_to_date(out: Path, stage: str, settings: dict[str, Any], inputs: dict[str
     out = Path(out)
     if force or not out.exists() or not any(out.iterdir()):
         return False
-    state = freshness.check(DatasetLayout(out).provenance(stage), settings, inputs, where=out, what=WHAT)
+    # `out` is where the dataset lives, not how it was made: a moved dataset is still up to date.
+    state = freshness.check(DatasetLayout(out).provenance(stage), settings, inputs, where=out, what=WHAT,
+                            locations=("out",))
     if state.fresh:
         return True
     if not DatasetLayout(out).manifest.exists():

@@ -78,13 +78,18 @@ class Freshness:
 
 
 def check(record: Path, settings: Mapping[str, Any], inputs: Mapping[str, str], *, where: Path | str, what: str,
-          paths: Mapping[str, Path] | None = None) -> Freshness:
+          paths: Mapping[str, Path] | None = None, locations: tuple[str, ...] = ()) -> Freshness:
     """Compare the provenance file `record` with these settings and input fingerprints.
     `where` and `what` name the output in messages ("runs/r1", "metrics"); `paths` names the
-    file behind an input fingerprint, so a message says which file changed."""
+    file behind an input fingerprint, so a message says which file changed. `locations`: settings
+    that say where the output or its inputs live (an ingest's `out`, evaluate's `run`); not
+    compared, so an output moved with its inputs stays fresh (their content is in `inputs`), also
+    against records of older spurspec versions that still hold them."""
     old = _read(Path(record))
     if isinstance(old, str):
         return Freshness(MISSING, str(where), what, (old,))
+    old = {**old, "settings": {k: v for k, v in (old.get("settings") or {}).items() if k not in locations}}
+    settings = {k: v for k, v in settings.items() if k not in locations}
     changes = _changes(old, settings, inputs, paths or {})
     return Freshness(STALE if changes else FRESH, str(where), what, tuple(changes))
 

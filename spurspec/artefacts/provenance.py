@@ -48,15 +48,18 @@ def versions() -> dict[str, str]:
     return out
 
 
-def record(stage: str, settings: dict[str, Any], inputs: dict[str, str]) -> dict[str, Any]:
+def record(stage: str, settings: dict[str, Any], inputs: dict[str, str], **facts: Any) -> dict[str, Any]:
+    """`facts`: what the stage found rather than was told (e.g. a run's completion); freshness
+    compares settings and inputs only."""
     return {
         "stage": stage,
         "argv": list(sys.argv),
         "settings": settings,
         "inputs": inputs,
         "versions": versions(),
+        **facts,
     }
 
 
-def write(path: Path, stage: str, settings: dict[str, Any], inputs: dict[str, str]) -> None:
-    io.write_json(path, record(stage, settings, inputs))
+def write(path: Path, stage: str, settings: dict[str, Any], inputs: dict[str, str], **facts: Any) -> None:
+    io.write_json(path, record(stage, settings, inputs, **facts))

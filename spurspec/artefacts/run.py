@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,10 +19,38 @@ import numpy as np
 import pyarrow as pa
 
 from spurspec.artefacts import io, schemas
+from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import DatasetLayout, RunLayout
-from spurspec.errors import ArtefactError, ConfigError
+from spurspec.errors import ArtefactError, ConfigError, InputError
 
 C = TypeVar("C")
+TRAIN_STAGE = "train"  # the provenance file train writes: RUN/provenance/train.json
+
+
+@dataclass(frozen=True)
+class Completion:
+    """How far a run got: `finished` (its `done` marker: planned epochs reached, or stopped early by
+    its patience rule) and the epochs its train_log holds of the planned ones."""
+
+    finished: bool
+    epochs: int
+    planned: int
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.finished and self.epochs < self.planned
+
+    def describe(self) -> str:
+        """e.g. "finished (5 of 5 epochs)", "finished: early stop after 3 of 5 epochs",
+        "unfinished: 1 of 5 epochs"."""
+        if self.stopped_early:
+            return f"finished: early stop after {self.epochs} of {self.planned} epochs"
+        return f"{'finished' if self.finished else 'unfinished'}: {self.epochs} of {self.planned} epochs"
+
+    def as_record(self) -> dict[str, Any]:
+        """What provenance files keep (train at its end, evaluate for the model it scored)."""
+        return {"finished": self.finished, "epochs": self.epochs, "planned": self.planned,
+                "stopped_early": self.stopped_early}
 
 
 @dataclass(frozen=True)
@@ -58,7 +87,8 @@ class RunRecord:
         its default, the behaviour the run was trained with, never a preset's newer value."""
         from spurspec.config import build
 
-        values = dict(self.config)
+        # Where the run and its dataset are now, not where they were written from (relocatable).
+        values = {**self.config, "out": str(self.root), "dataset": str(self.dataset)}
         preset = values.pop("preset", None)
         try:
             settings = build(cls, values, where=str(self.layout.config))
@@ -66,14 +96,60 @@ class RunRecord:
         except (ConfigError, TypeError) as exc:
             raise ArtefactError(f"{exc}; re-run `spurspec train` or use a matching spurspec") from None
 
-    @property
+    @cached_property
     def dataset(self) -> Path:
-        """The dataset directory: an absolute path as written; a relative one as given to
-        `train` (from the directory it ran in), else relative to the run directory."""
+        """The dataset directory. A run records it relative to itself (dataset_link), so a run
+        moved with its dataset still finds it; runs of spurspec before 0.9 recorded it as given
+        to `train` (absolute, or relative to where train ran), read as such when the run-relative
+        reading finds no dataset. The first reading that holds a manifest; else the run-relative one."""
         path = Path(self.config["dataset"])
-        if path.is_absolute() or path.exists() or not (self.root / path).exists():
-            return path
-        return self.root / path
+        readings = [path] if path.is_absolute() else [self.root / path, path]
+        found = next((p for p in readings if DatasetLayout(p).manifest.exists()), None)
+        return found if found is not None else readings[0]
+
+    @property
+    def dataset_fingerprint(self) -> str | None:
+        """The content identity of the dataset the run trained on (RUN/provenance/train.json,
+        written when training starts); None for a run without that record."""
+        try:
+            value = io.read_json(self.layout.provenance(TRAIN_STAGE)).get("inputs", {}).get("dataset")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
+
+    def open_dataset(self, moved_to: Path | None = None) -> Dataset:
+        """The run's dataset, opened. `moved_to`: where the user says it now lives; accepted only
+        when its content is the one the run trained on. A dataset that is not where the run says
+        is exit 3 with the fix: the flag that points the run at its new place."""
+        if moved_to is not None:
+            return self._check_same_dataset(Dataset.open(moved_to))
+        if not DatasetLayout(self.dataset).manifest.exists():
+            raise ArtefactError(
+                f"{self.root}: its dataset is not at {self.config['dataset']} (recorded relative to the run); if the "
+                "dataset moved, pass its new place: `spurspec train DATASET --out RUN --resume`, or --dataset DATASET "
+                "to evaluate and probe")
+        return Dataset.open(self.dataset)
+
+    def relink(self, dataset: Path) -> bool:
+        """Record `dataset` (checked by open_dataset to be the run's own) as the run's dataset, so
+        every later stage finds it at its new place; False when the run already leads there."""
+        link = dataset_link(self.root, dataset)
+        if link == self.config["dataset"]:
+            return False
+        from spurspec.config import dumps_toml
+
+        io.write_text(self.layout.config, dumps_toml({**self.config, "dataset": link}))
+        return True
+
+    def _check_same_dataset(self, ds: Dataset) -> Dataset:
+        recorded = self.dataset_fingerprint
+        if recorded is None and ds.root.resolve() != self.dataset.resolve():
+            raise ConfigError(f"{self.root}: trained on {self.config['dataset']} before spurspec recorded datasets by "
+                              f"content, so {ds.root} cannot be checked to be the same; give the original path")
+        if recorded is not None and ds.fingerprint() != recorded:
+            raise InputError(f"{ds.root}: not the dataset {self.root} was trained on (its manifest differs: "
+                             f"{ds.fingerprint()[:19]} vs {recorded[:19]})")
+        return ds
 
     @cached_property
     def dataset_info(self) -> dict[str, Any]:
@@ -122,6 +198,18 @@ class RunRecord:
             raise ArtefactError(f"{path}: checkpoint not found; has the run finished an epoch? (`spurspec train --resume`)")
         return path
 
+    @cached_property
+    def completion(self) -> Completion:
+        """Whether the run reached its end (the `done` marker train writes last) and how many of
+        its planned epochs its train_log holds; an unreadable log counts no epochs."""
+        epochs = 0
+        if self.layout.train_log.exists():
+            try:
+                epochs = io.read_table(self.layout.train_log, "train log").num_rows
+            except ArtefactError:
+                epochs = 0
+        return Completion(self.layout.done.exists(), epochs, int(self.config.get("epochs", 0)))
+
     @property
     def evaluated(self) -> bool:
         return self.layout.metrics.exists()
@@ -149,6 +237,23 @@ class RunRecord:
         """The saliency maps `evaluate` kept ({} when it kept none)."""
         path = self.layout.prob_maps
         return read_saliency(path) if path.exists() else {}
+
+    @cached_property
+    def scored_completion(self) -> Completion:
+        """How far the run had trained when `evaluate` scored it (the `completion` fact of
+        RUN/provenance/evaluate.json); for an evaluation without that fact (made before it was
+        recorded, or unreadable), the run's completion now."""
+        try:
+            fact = io.read_json(self.layout.provenance("evaluate")).get("completion")
+            return Completion(bool(fact["finished"]), int(fact["epochs"]), int(fact["planned"]))
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            return self.completion
+
+
+def dataset_link(run: Path, dataset: Path) -> str:
+    """How a run records its dataset: the path from the run directory to the dataset (POSIX,
+    symbolic links kept as written), so the two can move together."""
+    return Path(os.path.relpath(Path(dataset).absolute(), Path(run).absolute())).as_posix()
 
 
 def write_saliency(path: Path, saliency: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:

@@ -29,6 +29,7 @@ def command(
     max_images: Annotated[int | None, typer.Option(help="Attribution: at most this many images per image set (default {default:max_images}).")] = None,
     threads: Annotated[int | None, typer.Option(help="Compute threads (default: OMP_NUM_THREADS if set, else the cores this process may use).")] = None,
     device: Annotated[str | None, typer.Option(help="Inference device, e.g. cpu or cuda:0.")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="The run's dataset at its new place, if it moved (must hold the same images).")] = None,
     config: ConfigFile = None,
     force: Annotated[bool, typer.Option("--force", help="Redo probes whose tables are up to date or were made with other settings.")] = False,
 ) -> None:
@@ -40,7 +41,7 @@ def command(
     overrides = {"run": run, "insert": tuple(insert) if insert else None, "placement": placement, "remove": remove or None,
                  "attribution": attribution or None, "attribute": attribute, "overlay_scale": overlay_scale, "margin": margin,
                  "summary": summary, "bootstrap": bootstrap, "seed": seed, "ig_steps": ig_steps,
-                 "max_images": max_images, "threads": threads, "device": device}
+                 "max_images": max_images, "threads": threads, "device": device, "dataset": dataset}
     cfg = resolve(ProbeConfig, config, overrides)
     res = probe(cfg, force=force)
     for name, table in res.tables.items():

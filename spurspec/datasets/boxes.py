@@ -103,7 +103,7 @@ def derive_boxes(cfg: DeriveBoxesConfig, force: bool = False) -> DeriveBoxesResu
 
 def _derive(cfg: DeriveBoxesConfig, ds: Dataset, force: bool) -> DeriveBoxesResult:
     grids = tuple(sorted(set(cfg.grids)))
-    settings = {**to_dict(cfg), "grids": list(grids), "dataset": str(Path(cfg.dataset).resolve())}
+    settings = {**to_dict(cfg), "grids": list(grids)}
     layout = ds.layout
     inputs = {
         "manifest": ds.fingerprint(),
@@ -112,8 +112,9 @@ def _derive(cfg: DeriveBoxesConfig, ds: Dataset, force: bool) -> DeriveBoxesResu
     result = DeriveBoxesResult(dataset=Path(cfg.dataset), up_to_date=False, n_images=ds.manifest.num_rows,
                                grids=list(grids))
     if not force and _outputs_exist(ds, grids):
+        # The dataset directory is where the output lives, not a setting: a moved dataset stays fresh.
         state = freshness.check(layout.provenance(STAGE), settings, inputs, where=cfg.dataset, what=WHAT,
-                                paths={"manifest": layout.manifest, "mask_rle": layout.mask_rle})
+                                paths={"manifest": layout.manifest, "mask_rle": layout.mask_rle}, locations=("dataset",))
         if state.fresh:
             result.up_to_date = True
             return result

@@ -36,6 +36,7 @@ from spurspec.training.models import summaries
 @dataclass(frozen=True)
 class ProbeConfig:
     run: Path | None = None  # an evaluated training run
+    dataset: Path | None = None  # the run's dataset at its new place when it moved (checked by content)
     insert: tuple[str, ...] = ()  # features to paint in: tube, vignette, ink, or an RGBA FILE.png
     # Where: away keeps the feature clear of the abnormality, so a model that reads the
     # abnormality is not moved by covering it; random and fixed are the other rules.
@@ -173,7 +174,9 @@ class RunInputs:
 def open_run(record: RunRecord, cfg: ProbeConfig) -> RunInputs:
     """The run's dataset, checkpoint, summarising function and validation threshold (evaluate's)."""
     metrics = record.metrics  # exit 3 naming `spurspec evaluate` if the run was not evaluated
-    ds = Dataset.open(record.dataset)
+    ds = record.open_dataset(moved_to=cfg.dataset)
+    if cfg.dataset is not None:
+        record.relink(ds.root)
     summary = headline_summary(record, cfg.summary)
     scored = set(record.predictions(["checkpoint"]).column("checkpoint").drop_null().to_pylist())
     if len(scored) > 1:

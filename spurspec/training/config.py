@@ -159,9 +159,12 @@ def pretrained_source(cfg: TrainConfig) -> str | Path | None:
     return None if cfg.pretrained is None or str(cfg.pretrained) == NO_WEIGHTS else cfg.pretrained
 
 
-# Settings that name files: `--resume` compares them as resolved paths, so `runs/a` and
-# `/home/me/runs/a` (or `./runs/a`) are the same run and the same dataset.
-PATH_SETTINGS = ("dataset", "out", "pretrained")
+# Where the run and its dataset live: not part of a run's identity (`--resume` compares the
+# dataset's content instead), so a run directory can be copied elsewhere and resumed there.
+LOCATIONS = ("out", "dataset")
+# Settings that name files: `--resume` compares them as resolved paths, so `w.pt` and
+# `/home/me/w.pt` (or `./w.pt`) are the same weights.
+PATH_SETTINGS = ("pretrained",)
 
 
 def same_setting(key: str, old: Any, new: Any) -> bool:

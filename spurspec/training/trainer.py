@@ -23,7 +23,7 @@ from spurspec import runtime
 from spurspec.artefacts import io, locks, provenance, schemas
 from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import RunLayout
-from spurspec.artefacts.run import RunRecord
+from spurspec.artefacts.run import TRAIN_STAGE, Completion, RunRecord, dataset_link
 from spurspec.config import check_seed, dumps_toml, to_dict
 from spurspec.datasets.boxes import MODES as BOX_MODES
 from spurspec.errors import ConfigError, ExistsError, InputError
@@ -34,6 +34,7 @@ from spurspec.training.config import (
     BALANCES,
     DICES,
     KEEP_NEGATIVES,
+    LOCATIONS,
     LOSSES,
     REGIONS,
     RESUMABLE_CHANGES,
@@ -50,7 +51,7 @@ from spurspec.training.models import summaries, weights
 from spurspec.training.models.heads import BINARY_HEADS, BINARY_SCORES, HEADS, BinaryHead, PixelHead
 from spurspec.training.models.pretrained import NORMALISATIONS
 
-STAGE = "train"
+STAGE = TRAIN_STAGE  # RUN/provenance/train.json; the run record reads it too
 
 
 @dataclass
@@ -137,10 +138,13 @@ def _check_run_dir(cfg: TrainConfig, layout: RunLayout, resume: bool, force: boo
         if not layout.config.exists():
             raise ExistsError(f"{root}: exists but is not a spurspec run (no config.toml); nothing to resume")
         old, new = to_dict(saved_config(layout)), to_dict(cfg)
-        changed = [k for k, v in new.items() if k not in RESUMABLE_CHANGES and not same_setting(k, old[k], v)]
+        # Where the run and its dataset live is not their identity: the dataset is compared by content.
+        changed = [k for k, v in new.items()
+                   if k not in (*RESUMABLE_CHANGES, *LOCATIONS) and not same_setting(k, old[k], v)]
         if changed:
             diffs = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed)
             raise ConfigError(f"{root}: --resume with different settings ({diffs}); use a new --out or --force")
+        RunRecord.open(root).open_dataset(moved_to=Path(cfg.dataset))
         if layout.done.exists():
             return "done"
         return "resume" if layout.checkpoint("last").exists() else "fresh"
@@ -219,13 +223,16 @@ def _train(cfg, resume, force, show, dist: distributed.Dist, device: torch.devic
     state = _check_run_dir(cfg, layout, resume, force)
     result = TrainResult(out=layout.root, select_metric=metric, rank=dist.rank)
     if state == "done":
+        if dist.main:
+            _relink(cfg, layout, report, resumed=False)
         result.up_to_date, result.finished = True, True
         return result
     data_, own = _prepare_data(cfg, gran, dist, lambda t: (result.notes.append(t), report.say(t)))
     # The model (and any pretrained weights it fetches) before the run directory: a failed
     # download or a bad weights file leaves nothing that blocks the corrected rerun.
     model = _model(cfg, gran, data_, dist, report, fresh=state != "resume")
-    _start_run_dir(cfg, layout, state, data_.budget if data_.budget is not None else own.budget, dist)
+    _start_run_dir(cfg, layout, state, data_.budget if data_.budget is not None else own.budget, dist,
+                   data_.ds.fingerprint(), report)
     run = _build(cfg, gran, metric, layout, dist, device, report, data_, own, model)
     progress_ = _resume(run) if state == "resume" else _State()
     if state != "resume":
@@ -240,7 +247,7 @@ def _train(cfg, resume, force, show, dist: distributed.Dist, device: torch.devic
     if stopped_early:
         report.say(f"early stop: no {metric} improvement for {cfg.patience} epochs")
     run.method.end(_stage(run))
-    _finish(run)
+    _finish(run, progress_)
     result.finished = True
     return result
 
@@ -314,15 +321,39 @@ def effective_augment(augment: str, ds: Dataset) -> str:
 
 
 def _start_run_dir(cfg: TrainConfig, layout: RunLayout, state: str, budget_table: pa.Table | None,
-                   dist: distributed.Dist) -> None:
+                   dist: distributed.Dist, fingerprint: str, report) -> None:
     """Every input has been checked: only now is the run directory replaced or written."""
     if state == "replace" and dist.main:
         shutil.rmtree(layout.root)
     dist.barrier()
+    if dist.main and state == "resume":
+        _relink(cfg, layout, report, resumed=True)
     if dist.main and state != "resume":
-        io.write_text(layout.config, dumps_toml(to_dict(replace(cfg, epochs_this_run=None))))
+        io.write_text(layout.config, dumps_toml(recorded_settings(cfg)))
         if budget_table is not None:
             io.write_table(layout.mask_budget, budget_table, schemas.MASK_BUDGET)
+        # What the run trains on, by content, from its first epoch: --resume and the stages after
+        # it accept the dataset at a new place only when its content is this one.
+        provenance.write(layout.provenance(STAGE), STAGE, recorded_settings(cfg), {"dataset": fingerprint},
+                         completion=Completion(False, 0, cfg.epochs).as_record())
+
+
+def recorded_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """The settings a run records (config.toml, provenance): paths relative to the run directory,
+    so the run can move (with its dataset, or pointed at the dataset's new place on --resume)."""
+    return {**to_dict(replace(cfg, epochs_this_run=None)), "out": ".", "dataset": dataset_link(cfg.out, cfg.dataset)}
+
+
+def _relink(cfg: TrainConfig, layout: RunLayout, report, resumed: bool) -> None:
+    """A run records its dataset's new place (same content, checked by _check_run_dir); a resumed
+    one also the settings a resume may change (epochs, patience), so a later --resume and
+    `evaluate`'s completion read the current plan."""
+    record = RunRecord.open(layout.root)
+    if record.relink(Path(cfg.dataset)):
+        report.say(f"{layout.root}: dataset now read from {cfg.dataset} (same content); the run records its new place")
+    text = dumps_toml(recorded_settings(cfg))
+    if resumed and text != layout.config.read_text(encoding="utf-8"):
+        io.write_text(layout.config, text)
 
 
 def _model(cfg: TrainConfig, gran, data_: RunData, dist: distributed.Dist, report, fresh: bool) -> torch.nn.Module:
@@ -479,7 +510,7 @@ def _record_epoch(run: _Run, state: _State, row: dict[str, Any]) -> bool:
     return is_best
 
 
-def _finish(run: _Run) -> None:
+def _finish(run: _Run, state: _State) -> None:
     """Rank 0: provenance, then the `done` marker last (its presence means the run is complete)."""
     if not run.dist.main:
         return
@@ -488,13 +519,14 @@ def _finish(run: _Run) -> None:
     boxes_prov = ds.layout.provenance("derive-boxes")
     if run.gran.needs_boxes and boxes_prov.exists():
         inputs["derive-boxes"] = provenance.file_digest(boxes_prov)
-    settings = {**to_dict(replace(run.cfg, epochs_this_run=None)), "select_metric": run.metric,
+    settings = {**recorded_settings(run.cfg), "select_metric": run.metric,
                 "world_size": run.dist.world, "balance_in_effect": run.data.balance,
                 "augment_in_effect": run.data.augment, "normalisation_in_effect": models.input_normalisation(
                     run.cfg.model, run.gran.pixel, run.cfg.normalisation, ds.info.get("name"), ds.channels),
                 "pixel_classes": run.step.head.classes if run.step.head else None,
                 "unlabelled_train_images": len(_unlabelled_items(run)), **run.method.record()}
-    provenance.write(run.layout.provenance(STAGE), STAGE, settings, inputs)
+    completion = Completion(True, len(state.log), run.cfg.epochs)
+    provenance.write(run.layout.provenance(STAGE), STAGE, settings, inputs, completion=completion.as_record())
     io.write_text(run.layout.done, "")
 
 
