@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from spurspec.artefacts import io, schemas
+from spurspec.artefacts import io, provenance, schemas
 from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import DatasetLayout, RunLayout
 from spurspec.errors import ArtefactError, ConfigError, InputError
@@ -99,22 +99,36 @@ class RunRecord:
     @cached_property
     def dataset(self) -> Path:
         """The dataset directory. A run records it relative to itself (dataset_link), so a run
-        moved with its dataset still finds it; runs of spurspec before 0.9 recorded it as given
-        to `train` (absolute, or relative to where train ran), read as such when the run-relative
-        reading finds no dataset. The first reading that holds a manifest; else the run-relative one."""
+        moved with its dataset finds it; a run moved alone finds it where it was when training
+        started (train.json's `dataset_at`) if the content there is still the run's; runs of
+        older spurspec recorded it as given to `train` (absolute, or relative to where train ran).
+        The first reading that holds the run's dataset; else the run-relative one."""
         path = Path(self.config["dataset"])
-        readings = [path] if path.is_absolute() else [self.root / path, path]
-        found = next((p for p in readings if DatasetLayout(p).manifest.exists()), None)
-        return found if found is not None else readings[0]
+        first = path if path.is_absolute() else self.root / path
+        if DatasetLayout(first).manifest.exists():
+            return first
+        at = self._train_record.get("dataset_at")
+        for other in ([Path(at)] if isinstance(at, str) else []) + ([] if path.is_absolute() else [path]):
+            manifest = DatasetLayout(other).manifest
+            if manifest.exists() and self.dataset_fingerprint in (None, provenance.file_digest(manifest)):
+                return other
+        return first
+
+    @cached_property
+    def _train_record(self) -> dict[str, Any]:
+        """RUN/provenance/train.json ({} when absent or unreadable)."""
+        try:
+            record = io.read_json(self.layout.provenance(TRAIN_STAGE))
+        except (OSError, ValueError):
+            return {}
+        return record if isinstance(record, dict) else {}
 
     @property
     def dataset_fingerprint(self) -> str | None:
         """The content identity of the dataset the run trained on (RUN/provenance/train.json,
         written when training starts); None for a run without that record."""
-        try:
-            value = io.read_json(self.layout.provenance(TRAIN_STAGE)).get("inputs", {}).get("dataset")
-        except (OSError, ValueError, AttributeError):
-            return None
+        inputs = self._train_record.get("inputs")
+        value = inputs.get("dataset") if isinstance(inputs, dict) else None
         return value if isinstance(value, str) else None
 
     def open_dataset(self, moved_to: Path | None = None) -> Dataset:

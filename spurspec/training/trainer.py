@@ -335,7 +335,13 @@ def _start_run_dir(cfg: TrainConfig, layout: RunLayout, state: str, budget_table
         # What the run trains on, by content, from its first epoch: --resume and the stages after
         # it accept the dataset at a new place only when its content is this one.
         provenance.write(layout.provenance(STAGE), STAGE, recorded_settings(cfg), {"dataset": fingerprint},
-                         completion=Completion(False, 0, cfg.epochs).as_record())
+                         completion=Completion(False, 0, cfg.epochs).as_record(), dataset_at=_dataset_at(cfg))
+
+
+def _dataset_at(cfg: TrainConfig) -> str:
+    """Where the dataset was when the run started: a run copied elsewhere alone still finds it
+    there (RunRecord.dataset checks the content first)."""
+    return str(Path(cfg.dataset).absolute())
 
 
 def recorded_settings(cfg: TrainConfig) -> dict[str, Any]:
@@ -526,7 +532,8 @@ def _finish(run: _Run, state: _State) -> None:
                 "pixel_classes": run.step.head.classes if run.step.head else None,
                 "unlabelled_train_images": len(_unlabelled_items(run)), **run.method.record()}
     completion = Completion(True, len(state.log), run.cfg.epochs)
-    provenance.write(run.layout.provenance(STAGE), STAGE, settings, inputs, completion=completion.as_record())
+    provenance.write(run.layout.provenance(STAGE), STAGE, settings, inputs, completion=completion.as_record(),
+                     dataset_at=_dataset_at(run.cfg))
     io.write_text(run.layout.done, "")
 
 

@@ -330,7 +330,7 @@ CASES: list[tuple[str, int, str, Callable[[Path, Path], list]]] = [
     ("isic annotation label 'yes'", 2, "bias.csv line 3: label must be 0 or 1, found 'yes'", lambda b, t: _isic(b, t, edit_row=lambda rows: rows[1].__setitem__(9, "yes"))),
     ("isic root without images", 2, "no ISIC2018_Task1-2_Training_Input/ folder", lambda b, t: ["ingest", "isic", t, "--out", t / "out", "--artefacts", b / "isic" / "bias.csv"]),
     # derive-boxes on damaged datasets
-    ("derive-boxes on a missing dataset", 3, "nothing: not a spurspec dataset", lambda b, t: ["derive-boxes", t / "nothing"]),
+    ("derive-boxes on a missing dataset", 3, "nothing: does not exist", lambda b, t: ["derive-boxes", t / "nothing"]),
     ("derive-boxes --grid 0", 2, "grid sizes must be between 1 and", lambda b, t: ["derive-boxes", b / "ds", "--grid", 0]),
     ("derive-boxes --margin -1", 2, "margin must be >= 0", lambda b, t: ["derive-boxes", b / "ds", "--margin", -1]),
     ("derive-boxes --mode bogus (usage)", 2, "Invalid value for '--mode'", lambda b, t: ["derive-boxes", b / "ds", "--mode", "bogus"]),

@@ -77,28 +77,32 @@ def test_report_from_inside_the_folder_finds_a_dataset_given_relative(cli, tmp_p
     assert "could not be opened" not in res.stdout + res.stderr
 
 
-def test_only_the_run_moved_resumes_when_pointed_at_its_dataset(cli, whole, tmp_path):
+def test_run_and_dataset_moved_apart_resume_when_pointed_at_the_dataset(cli, whole, tmp_path):
     paused = _paused(cli, tmp_path / "a")
     moved = RunLayout(tmp_path / "b" / "deeper" / "run")
     shutil.copytree(paused.root, moved.root)
+    (tmp_path / "a" / "ds").rename(tmp_path / "c")
     res = cli(["evaluate", moved.root, "--bootstrap", "20"], expect=3)
     assert res.stderr.count("error:") == 1 and "pass its new place" in res.stderr
-    res = cli(["train", tmp_path / "a" / "ds", "--out", moved.root, "--resume"])
+    res = cli(["train", tmp_path / "c", "--out", moved.root, "--resume"])
     assert "records its new place" in res.stdout
-    assert tomllib.loads(moved.config.read_text())["dataset"] == "../../../a/ds"
+    assert tomllib.loads(moved.config.read_text())["dataset"] == "../../../c"
     _same_weights(whole, moved)
     cli(["evaluate", moved.root, "--bootstrap", "20"])
 
 
-def test_a_finished_run_moved_alone_is_pointed_at_its_dataset_by_evaluate_and_probe(cli, whole, tmp_path):
+def test_a_finished_run_moved_alone_finds_its_dataset_or_is_pointed_at_it(cli, whole, tmp_path):
     cli(["evaluate", whole.root, "--bootstrap", "20"])
     moved = RunLayout(tmp_path / "elsewhere" / "run")
     shutil.copytree(whole.root, moved.root)
     dataset = whole.root.parent / "ds"
-    res = cli(["evaluate", moved.root, "--dataset", dataset, "--bootstrap", "20"])
+    # where the dataset was when training started, its content unchanged: found there
+    res = cli(["evaluate", moved.root, "--bootstrap", "20"])
     assert "up to date" in res.stdout  # the same checkpoint and dataset content: nothing to redo
+    res = cli(["evaluate", moved.root, "--dataset", dataset, "--bootstrap", "20"])
+    assert "up to date" in res.stdout
     assert (moved.root / tomllib.loads(moved.config.read_text())["dataset"]).resolve() == dataset.resolve()
-    cli(["probe", moved.root, "--insert", "tube", "--bootstrap", "20"])  # the link evaluate recorded
+    cli(["probe", moved.root, "--insert", "tube", "--bootstrap", "20"])
 
 
 def test_a_different_dataset_is_refused_and_nothing_changes(cli, tmp_path):
