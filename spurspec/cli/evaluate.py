@@ -18,7 +18,7 @@ SETTINGS = "spurspec.evaluation.evaluate:EvaluateConfig"  # its defaults fill {d
 def command(
     run: Annotated[Path | None, typer.Argument(help="Training run directory (from `spurspec train`).")] = None,
     predictions: Annotated[Path | None, typer.Option(help="Predictions made elsewhere: Parquet or CSV with image_id, score[, summary][, split].")] = None,
-    dataset: Annotated[Path | None, typer.Option(help="Dataset directory the --predictions refer to.")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="Dataset directory the --predictions refer to; with RUN, the run's dataset at its new place if it moved (same images).")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory for --predictions metrics.")] = None,
     split: Annotated[str | None, typer.Option(help=f"Split to score: {', '.join(SPLITS)} (default {{default:split}}); the threshold always comes from val.")] = None,
     checkpoint: Annotated[str | None, typer.Option(help=f"Checkpoint of a run to score: {' | '.join(CHECKPOINTS)} (default {{default:checkpoint}}).")] = None,

@@ -34,7 +34,8 @@ def command(
     spurious_col: Annotated[list[str] | None, typer.Option(help="0/1 spurious-attribute column (empty = unknown); repeat for several.")] = None,
     patient_col: Annotated[str | None, typer.Option(help="Column with patient ids: a patient's images stay in one split.")] = None,
     split_col: Annotated[str | None, typer.Option(help="Column with train/val/test; without it splits are drawn (seeded).")] = None,
-    root: Annotated[Path | None, typer.Option(help="Folder relative paths resolve against (default: the table's folder).")] = None,
+    root: Annotated[Path | None, typer.Option(help="Folder relative paths resolve against (default: the table's folder); given, a path that resolves outside it is refused.")] = None,
+    allow_outside_root: Annotated[bool, typer.Option(help="With --root: also read table paths that resolve outside it.")] = False,
     size: TrainingSize = None,
     mask_resize: MaskResize = None,
     channels: Annotated[int | None, typer.Option(help="1 = grey, 3 = RGB (default {default:channels}).")] = None,
@@ -59,6 +60,7 @@ def command(
         "patient_col": patient_col,
         "split_col": split_col,
         "root": root,
+        "allow_outside_root": allow_outside_root or None,  # unset flag: the TOML value (or the default) stands
         "size": size,
         "mask_resize": mask_resize.value if mask_resize else None,
         "channels": channels,

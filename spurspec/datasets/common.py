@@ -7,6 +7,7 @@ assign_splits, write_dataset. Reads the listed files; writes through DatasetWrit
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -24,6 +25,7 @@ from spurspec.config import check_seed
 from spurspec.datasets.splits import split_groups
 from spurspec.errors import ConfigError, InputError
 from spurspec.imaging import readers, rle
+from spurspec.imaging.limits import input_fault
 from spurspec.imaging.resize import AREA, MASK_RESIZES, resize_image, resize_mask
 
 
@@ -107,12 +109,27 @@ def check_mask_resize(mode: str) -> None:
 # Settings added after datasets were first made, each with the value that gives the output made
 # before it existed: provenance records one only when set otherwise, so re-running an ingest made
 # before it (with the default) still finds its dataset up to date.
-ADDED_SETTINGS = {"mask_resize": AREA}
+ADDED_SETTINGS = {"mask_resize": AREA, "allow_outside_root": False}
 
 
 def recorded_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """`settings` as an ingest's provenance records them (ADDED_SETTINGS at their default left out)."""
     return {k: v for k, v in settings.items() if k not in ADDED_SETTINGS or ADDED_SETTINGS[k] != v}
+
+
+@contextlib.contextmanager
+def reading_inputs() -> Iterator[None]:
+    """Around finding, listing and fingerprinting a source's input files (nothing inside writes):
+    an OSError that says an input is unusable as it stands (limits.INPUT_FAULTS: a symbolic link
+    loop, no permission) is bad input, exit 2, one line naming the path. Any other OSError (an
+    I/O error) stays the system's refusal, exit 1, as do the output's (a full disk)."""
+    try:
+        yield
+    except OSError as exc:
+        fault = input_fault(exc)
+        if fault is None:
+            raise
+        raise fault from None
 
 
 def locked_ingest(out: Path, run: Callable[[], IngestResult]) -> IngestResult:

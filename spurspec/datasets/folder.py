@@ -30,6 +30,7 @@ from spurspec.datasets.common import (
 )
 from spurspec.errors import ConfigError, InputError
 from spurspec.imaging import readers
+from spurspec.imaging.limits import input_fault
 from spurspec.imaging.resize import AREA
 
 # Column names are used as identifiers (never spliced into SQL, but also echoed and stored):
@@ -49,6 +50,7 @@ class Config:
     patient_col: str | None = None  # keeps a patient's images in one split
     split_col: str | None = None  # train/val/test given by the table instead of drawn
     root: Path | None = None  # relative paths resolve here; default: the table's folder
+    allow_outside_root: bool = False  # with root: also read table paths that resolve outside it
     size: int = 256  # training size (square)
     mask_resize: str = AREA  # masks to the training size: area (>= half a cell) or max (any pixel)
     channels: int = 1  # 1 = grey (RGB converted by luma), 3 = RGB (grey repeated)
@@ -107,7 +109,33 @@ def _id_of(path_text: str) -> str:
     return path_text
 
 
-def _items(cfg: Config, table: pa.Table, root: Path, rejects: Rejects) -> list[Item]:
+def _confine(path: Path, inside: Path | None, where: str) -> None:
+    """With --root (`inside`, resolved), a table's path must resolve inside it, symbolic links
+    followed: a table alone cannot send the ingest to ../../elsewhere.png. A loop of links is
+    named as one."""
+    if inside is None:
+        return
+    try:
+        real = path.resolve()
+    except RuntimeError:  # Python 3.11's word for a loop of symbolic links
+        raise InputError(f"{where}: {path}: symbolic link loop") from None
+    except OSError as exc:
+        raise (input_fault(exc, f"{where}: {path}") or InputError(f"{where}: {path}: {exc.strerror}")) from None
+    if not real.is_relative_to(inside):
+        raise InputError(f"{where}: {path} resolves to {real}, outside --root {inside}; "
+                         "pass --allow-outside-root to read it")
+
+
+def _present(path: Path) -> bool:
+    """Whether `path` is a file to fingerprint. One this user cannot reach (a folder without
+    permission) is not: its row is rejected by name when it is decoded, like a missing file."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _items(cfg: Config, table: pa.Table, root: Path, inside: Path | None, rejects: Rejects) -> list[Item]:
     data = table.to_pydict()
     items: list[Item] = []
     seen: dict[str, str] = {}
@@ -129,6 +157,9 @@ def _items(cfg: Config, table: pa.Table, root: Path, rejects: Rejects) -> list[I
                 raise InputError(f"{where}: {cfg.split_col} must be one of {', '.join(SPLITS)}, found {split!r}")
             mask = text(col(cfg.mask_col, i))
             rle_text = text(col(cfg.rle_col, i))
+            for name in (image, mask):
+                if name is not None:
+                    _confine(root / name, inside, where)
         except InputError as exc:
             rejects.reject(where, str(exc).removeprefix(f"{where}: "))
             continue
@@ -190,10 +221,11 @@ def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) ->
         cfg.table,
     )
     root = Path(cfg.root) if cfg.root is not None else Path(cfg.table).resolve().parent
+    inside = root.resolve() if cfg.root is not None and not cfg.allow_outside_root else None
     rejects = Rejects(cfg.skip_bad)
-    items = _items(cfg, table, root, rejects)
+    items = _items(cfg, table, root, inside, rejects)
     files = [it.image for it in items] + [it.mask for it in items if it.mask is not None]
-    existing = [p for p in files if p.is_file()]
+    existing = [p for p in files if _present(p)]
     settings = recorded_settings({**to_dict(cfg), "root": str(root.resolve())})
     inputs = {"table": provenance.file_digest(cfg.table), "files": provenance.tree_digest(existing)}
     if up_to_date(cfg.out, "ingest", settings, inputs, force):

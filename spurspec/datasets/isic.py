@@ -5,6 +5,8 @@ reproduce the trap sets (train = train - val, since the published val files are 
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from spurspec.datasets.common import (
     check_mask_resize,
     locked_ingest,
     parse_binary,
+    reading_inputs,
     recorded_settings,
     write_dataset,
 )
@@ -133,17 +136,23 @@ def _images(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     img_dir = root / IMAGES_DIR
     if not img_dir.is_dir():
         raise InputError(f"{root}: no {IMAGES_DIR}/ folder; expected the ISIC 2018 Task 1-2 training images there")
-    images = {p.stem: p for p in sorted(img_dir.glob("ISIC_*.jpg"))}
+    images = {p.stem: p for p in _files(img_dir, "ISIC_*.jpg")}
     if not images:
         raise InputError(f"{img_dir}: no ISIC_*.jpg images")
     masks: dict[str, Path] = {}
     mask_dir = root / MASKS_DIR
     if mask_dir.is_dir():
-        for p in sorted(mask_dir.glob("ISIC_*.png")):
+        for p in _files(mask_dir, "ISIC_*.png"):
             for suffix in MASK_SUFFIXES:
                 if p.name.endswith(suffix):
                     masks.setdefault(p.name[: -len(suffix)], p)
     return images, masks
+
+
+def _files(folder: Path, pattern: str) -> list[Path]:
+    """`folder`'s entries named like `pattern`, sorted, as glob finds them; but a folder this user
+    cannot read raises (bad input, named, under reading_inputs) where glob finds nothing."""
+    return sorted(folder / name for name in fnmatch.filter(os.listdir(folder), pattern))
 
 
 def _labels(cfg: Config, images: dict[str, Path], rejects: Rejects, notes: list[str]) -> dict[str, _Label]:
@@ -230,17 +239,18 @@ def ingest(cfg: Config, force: bool = False, progress: Callable[[int], None] | N
 
 def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) -> IngestResult:
     root = Path(cfg.root)
-    images, masks = _images(root)
-    inputs = {"files": provenance.tree_digest([*images.values(), *masks.values()])}
-    for name in ("artefacts", "lesion_groups"):
-        if getattr(cfg, name) is not None:
-            inputs[name] = provenance.file_digest(getattr(cfg, name)) if Path(getattr(cfg, name)).is_file() else "missing"
-    if cfg.trap_sets is not None:
-        for split in SPLITS:
-            p = Path(cfg.trap_sets) / f"isic_annotated_{split}{cfg.trap_seed}.csv"
-            inputs[f"trap_{split}"] = provenance.file_digest(p) if p.is_file() else "missing"
-    if (root / TASK3_CSV).is_file() and cfg.artefacts is None:
-        inputs["task3"] = provenance.file_digest(root / TASK3_CSV)
+    with reading_inputs():  # a symbolic link loop or an unreadable file or folder: bad input, named
+        images, masks = _images(root)
+        inputs = {"files": provenance.tree_digest([*images.values(), *masks.values()])}
+        for name in ("artefacts", "lesion_groups"):
+            if getattr(cfg, name) is not None:
+                inputs[name] = provenance.file_digest(getattr(cfg, name)) if Path(getattr(cfg, name)).is_file() else "missing"
+        if cfg.trap_sets is not None:
+            for split in SPLITS:
+                p = Path(cfg.trap_sets) / f"isic_annotated_{split}{cfg.trap_seed}.csv"
+                inputs[f"trap_{split}"] = provenance.file_digest(p) if p.is_file() else "missing"
+        if (root / TASK3_CSV).is_file() and cfg.artefacts is None:
+            inputs["task3"] = provenance.file_digest(root / TASK3_CSV)
     settings = recorded_settings(to_dict(cfg))
     if up_to_date(cfg.out, "ingest", settings, inputs, force):
         return IngestResult(cfg.out, 0, 0, True, [])

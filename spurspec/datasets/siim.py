@@ -30,6 +30,7 @@ from spurspec.datasets.common import (
     count_table,
     decode_all,
     locked_ingest,
+    reading_inputs,
     recorded_settings,
 )
 from spurspec.datasets.splits import split_groups, stratified_subset
@@ -228,7 +229,8 @@ def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) ->
     if not root.is_dir():
         raise InputError(f"{cfg.root}: SIIM folder not found")
     siim_inputs.forget_folders()  # real_path's cache: workers fork after this, with it empty
-    labels_path, dicoms, inputs = _inputs(root, cfg)
+    with reading_inputs():  # a symbolic link loop or an unreadable folder: bad input, named
+        labels_path, dicoms, inputs = _inputs(root, cfg)
     settings = _settings(cfg, root, labels_path)
     if up_to_date(cfg.out, STAGE, settings, inputs, force):
         return IngestResult(out=Path(cfg.out), n_images=0, n_rejected=0, up_to_date=True, counts=[])

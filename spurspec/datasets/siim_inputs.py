@@ -63,14 +63,13 @@ def find_dicoms(root: Path, labels: Path) -> list[Path]:
 
 
 def _dcm_files(folder: str) -> Iterator[str]:
-    """Files named *.dcm under `folder`, as rglob finds them (symlinked folders are not entered;
-    unreadable ones are skipped), but from the directory entries' types: no stat per file, which
-    12,000 DICOMs would pay before any is decoded."""
-    try:
-        with os.scandir(folder) as it:
-            entries = list(it)
-    except OSError:
-        return
+    """Files named *.dcm under `folder`, as rglob finds them (symlinked folders are not entered),
+    but from the directory entries' types: no stat per file, which 12,000 DICOMs would pay before
+    any is decoded. A folder this user cannot read, or a *.dcm that is a symbolic link loop, is
+    not skipped, which would silently leave its images out: the OSError is the caller's
+    (siim's `reading_inputs`: bad input, named)."""
+    with os.scandir(folder) as it:
+        entries = list(it)
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
             yield from _dcm_files(entry.path)

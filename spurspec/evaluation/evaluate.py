@@ -2,10 +2,12 @@
 take predictions made elsewhere, and compute every metric with bootstrap intervals.
 Run:     reads RUN/config.toml, checkpoints, the dataset; writes RUN/predictions.parquet,
          RUN/saliency.npz, RUN/metrics.parquet, RUN/provenance/evaluate.json.
-Outside: reads a Parquet/CSV of image_id, score[, summary][, split]; writes EvalLayout files."""
+Outside: reads a Parquet/CSV of image_id, score[, summary][, split] (evaluation.outside);
+         writes EvalLayout files."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,11 @@ from spurspec.artefacts.dataset import Dataset
 from spurspec.artefacts.layout import EvalLayout
 from spurspec.artefacts.run import RunRecord, write_saliency
 from spurspec.config import check_seed, to_dict
-from spurspec.datasets import tables
 from spurspec.errors import ConfigError, InputError
+from spurspec.evaluation.outside import read_outside
 from spurspec.metrics.compute import MetricSettings, compute_metrics
 from spurspec.metrics.thresholds import parse_rule
 from spurspec.training.config import CHECKPOINTS, TrainConfig
-from spurspec.training.models.summaries import IMAGE_SCORE
 
 WHAT = "metrics"  # what freshness messages call this stage's output
 
@@ -72,8 +73,9 @@ def check(cfg: EvaluateConfig) -> None:
     check_seed(cfg.seed)
     if cfg.n_saliency < 0:
         raise ConfigError(f"n_saliency must be >= 0, got {cfg.n_saliency}")
-    if cfg.run is not None and (cfg.predictions or cfg.dataset or cfg.out):
-        raise ConfigError("give either RUN, or --predictions with --dataset and --out, not both")
+    if cfg.run is not None and (cfg.predictions or cfg.out):
+        raise ConfigError("give either RUN (and --dataset if its dataset moved), or --predictions with --dataset and "
+                          "--out, not both")
     if cfg.run is None and not (cfg.predictions and cfg.dataset and cfg.out):
         raise ConfigError("give a RUN directory, or --predictions FILE --dataset DATASET --out DIR")
 
@@ -94,7 +96,9 @@ def _fresh(metrics: Path, prov: Path, settings: dict, inputs: dict, force: bool,
     metrics need --force; a half-finished evaluate (no provenance) is simply redone."""
     if force or not metrics.exists():
         return False
-    state = freshness.check(prov, settings, inputs, where=metrics.parent, what=WHAT, paths=paths)
+    # Where the run, its dataset or the outside files live is not what is scored (their content is).
+    state = freshness.check(prov, settings, inputs, where=metrics.parent, what=WHAT, paths=paths,
+                            locations=("run", "dataset", "predictions", "out"))
     if state.stale:
         raise state.error()
     return state.fresh
@@ -109,13 +113,17 @@ def _evaluate_run(cfg: EvaluateConfig, force: bool) -> EvaluateResult:
 
 def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateResult:
     layout = record.layout
-    dataset = Dataset.open(record.dataset)
+    dataset = record.open_dataset(moved_to=cfg.dataset)
+    if cfg.dataset is not None:
+        record.relink(dataset.root)
     ckpt = record.checkpoint(cfg.checkpoint)
     inputs = {"checkpoint": provenance.file_digest(ckpt), "dataset": dataset.fingerprint()}
     settings = _recorded(cfg)
     paths = {"checkpoint": ckpt, "dataset": dataset.layout.manifest}
     if _fresh(layout.metrics, layout.provenance("evaluate"), settings, inputs, force, paths):
-        return EvaluateResult(layout.root, io.read_table(layout.metrics, "metrics"), up_to_date=True)
+        _update_completion(layout.provenance("evaluate"), record)
+        return EvaluateResult(layout.root, io.read_table(layout.metrics, "metrics"), up_to_date=True,
+                              notes=_completion_notes(record, cfg))
 
     from spurspec import runtime
     from spurspec.training.predict import predict_split  # torch loads only when a run is scored
@@ -124,7 +132,7 @@ def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateR
 
     main = predict_split(layout.root, cfg.split, cfg.checkpoint, cfg.device, cfg.n_saliency)
     tables = [main.predictions]
-    notes = _score_notes(record)
+    notes = _completion_notes(record, cfg) + _score_notes(record)
     if cfg.split != "val":
         tables.append(predict_split(layout.root, "val", cfg.checkpoint, cfg.device, 0).predictions)
     else:
@@ -136,8 +144,30 @@ def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateR
     preds = _roles(predictions, cfg.split, has_split=True)
     metrics = compute_metrics(dataset.layout.manifest, preds, dataset.spurious, _settings(cfg), where=str(layout.predictions))
     io.write_table(layout.metrics, metrics, schemas.METRICS)
-    provenance.write(layout.provenance("evaluate"), "evaluate", settings, inputs)
+    # What was scored: a fact beside the settings (report marks and counts runs by it).
+    provenance.write(layout.provenance("evaluate"), "evaluate", settings, inputs,
+                     completion=record.completion.as_record())
     return EvaluateResult(layout.root, metrics, notes=notes)
+
+
+def _completion_notes(record: RunRecord, cfg: EvaluateConfig) -> list[str]:
+    """An unfinished run is scored as it stands (its best checkpoint so far): say so, and how to
+    finish it; after more training its checkpoint changes, so evaluate needs --force again."""
+    done = record.completion
+    if done.finished:
+        return []
+    return [f"{record.root}: {done.describe()}; scored its {cfg.checkpoint} checkpoint so far (continue with "
+            f"`spurspec train {os.path.normpath(record.dataset)} --out {record.root} --resume`, then `spurspec evaluate "
+            f"{record.root} --force`)"]
+
+
+def _update_completion(path: Path, record: RunRecord) -> None:
+    """An up-to-date evaluation's completion fact, brought up to date: the same best checkpoint
+    (its digest is an input) can be the best of a run that has trained on, or finished, since."""
+    data = io.read_json(path)
+    now = record.completion.as_record()
+    if data.get("completion") != now:
+        io.write_json(path, {**data, "completion": now})
 
 
 def _score_notes(record: RunRecord) -> list[str]:
@@ -191,8 +221,7 @@ def _score_outside(cfg: EvaluateConfig, dataset: Dataset, path: Path, force: boo
     paths = {"predictions": path, "dataset": dataset.layout.manifest}
     if _fresh(layout.metrics, layout.provenance("evaluate"), settings, inputs, force, paths):
         return EvaluateResult(layout.root, io.read_table(layout.metrics, "metrics"), up_to_date=True)
-    predictions, has_split = read_outside(path)
-    notes = []
+    predictions, has_split, notes = read_outside(path)
     no_val = None
     if has_split:
         preds = _roles(predictions, cfg.split, has_split=True)
@@ -207,51 +236,3 @@ def _score_outside(cfg: EvaluateConfig, dataset: Dataset, path: Path, force: boo
     io.write_table(layout.metrics, metrics, schemas.METRICS)
     provenance.write(layout.provenance("evaluate"), "evaluate", settings, inputs)
     return EvaluateResult(layout.root, metrics, notes=notes)
-
-
-def read_outside(path: Path) -> tuple[pa.Table, bool]:
-    """A user's predictions as a PREDICTIONS table, and whether it carried a split column."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path)
-        elif suffix in (".csv", ".gz"):
-            from pyarrow import csv
-
-            types = {"image_id": pa.string(), "summary": pa.string(), "split": pa.string()}
-            text = tables.read_text(path, "predictions")  # bounded, also when gzip-compressed
-            table = csv.read_csv(pa.BufferReader(text.encode("utf-8")), convert_options=csv.ConvertOptions(column_types=types))
-        else:
-            raise InputError(f"{path}: predictions must be a .parquet or .csv file")
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: unreadable predictions: {' '.join(str(exc).split())}") from None
-    tables.unique_columns(table.column_names, path)
-    missing = [c for c in ("image_id", "score") if c not in table.column_names]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (need image_id, score[, summary][, split])")
-    try:
-        score = table.column("score").cast(pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise InputError(f"{path}: column score is not numeric") from None
-    bad = pc.or_kleene(pc.is_null(score), pc.invert(pc.is_finite(score)))
-    if pc.any(bad).as_py():
-        row = pc.index(bad, True).as_py()
-        raise InputError(f"{path}: row {row + 1}: score is missing or not finite")
-    ids = table.column("image_id").cast(pa.string())
-    if pc.any(pc.is_null(ids)).as_py():
-        raise InputError(f"{path}: row {pc.index(pc.is_null(ids), True).as_py() + 1}: image_id is empty")
-    n = table.num_rows
-    has_split = "split" in table.column_names
-    out = {
-        "image_id": ids,
-        "split": table.column("split").cast(pa.string()) if has_split else pa.nulls(n, pa.string()),
-        "summary": (table.column("summary").cast(pa.string()).fill_null(IMAGE_SCORE)
-                    if "summary" in table.column_names else pa.array([IMAGE_SCORE] * n, pa.string())),
-        "score": score,
-    }
-    for f in schemas.PREDICTIONS:
-        if f.name not in out:
-            out[f.name] = table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(n, f.type)
-    return io.conform(pa.table(out), schemas.PREDICTIONS), has_split

@@ -19,7 +19,7 @@ from PIL import Image
 from pydicom.errors import InvalidDicomError
 
 from spurspec.errors import InputError
-from spurspec.imaging.limits import check_pixels, why
+from spurspec.imaging.limits import check_pixels, input_fault, why
 from spurspec.imaging.resize import resize_image
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
@@ -91,6 +91,8 @@ def read_header(path: Path) -> pydicom.Dataset:
         raise InputError(f"{path}: not a DICOM file (no DICM preamble)") from None
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
+    except OSError as exc:  # a symbolic link loop, no permission: named as such
+        raise (input_fault(exc, path) or InputError(f"{path}: unreadable DICOM ({why(exc)})")) from None
     # pydicom raises many exception types on truncated or corrupt element streams.
     except Exception as exc:
         raise InputError(f"{path}: unreadable DICOM ({why(exc)})") from None

@@ -7,6 +7,8 @@ byte of it is decoded (a 100 kB PNG can claim 30000 x 30000)."""
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from spurspec.errors import InputError
 from spurspec.imaging import limits, rle
-from spurspec.imaging.limits import check_pixels, why
+from spurspec.imaging.limits import check_pixels, input_fault, why
 
 PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -45,8 +47,16 @@ def kind_of(path: Path) -> str:
 
 
 def _exists(path: Path) -> None:
-    if not path.is_file():
+    """A regular file this process may read, or an InputError saying which it is not: a loop of
+    symbolic links and a file or folder without permission are named as such, not as missing."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise (input_fault(exc, path) or InputError(f"{path}: file not found")) from None
+    if not stat.S_ISREG(mode):
         raise InputError(f"{path}: file not found")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: permission denied")
 
 
 def read_image(path: Path, draft_size: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
