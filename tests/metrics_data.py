@@ -61,7 +61,8 @@ def shortcut_scores(manifest: pa.Table, seed: int = 0, weight: float = 1.5) -> n
 def fake_run(root: Path, dataset: Path, manifest: pa.Table, granularity: str, seed: int, shortcut: float,
              summaries=("image",), n_saliency: int = 3) -> Path:
     """A run directory as train + evaluate leave it, with made-up but well-formed predictions:
-    config.toml, predictions.parquet, metrics.parquet (computed by the real evaluate) and saliency.npz."""
+    config.toml, predictions.parquet, metrics.parquet (computed by the real evaluate), saliency.npz
+    and the `done` marker of a finished training run."""
     import pyarrow.parquet as pq
 
     from spurspec.artefacts.run import write_saliency
@@ -82,4 +83,5 @@ def fake_run(root: Path, dataset: Path, manifest: pa.Table, granularity: str, se
     rng = np.random.default_rng(seed)
     test = [i for i, sp in zip(ids, manifest.column("split").to_pylist(), strict=True) if sp == "test"][:n_saliency]
     write_saliency(root / "saliency.npz", {i: (rng.integers(0, 255, (8, 8), dtype=np.uint8), rng.random((8, 8)).astype(np.float32)) for i in test})
+    (root / "done").write_text("")  # RunLayout.done: training finished (report counts finished runs)
     return root

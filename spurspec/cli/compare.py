@@ -19,6 +19,13 @@ def _fmt(v: float | None, signed: bool = False) -> str:
     return f"{v:+.3f}" if signed else f"{v:.3f}"
 
 
+def _replicate(row: dict, unfinished: dict[str, str]) -> str:
+    """A pair's replicate, marked where either run is unfinished (counted with --include-unfinished)."""
+    marks = [f"{who} {unfinished[row[key]]}" for key, who in (("run", "run"), ("reference_run", "reference"))
+             if row[key] in unfinished]
+    return ", ".join([row["replicate"], *marks])
+
+
 def command(
     runs: Annotated[list[Path], typer.Argument(help="Evaluated runs, or directories holding them; the first run's group is the reference.")],
     reference: Annotated[str | None, typer.Option(help="Reference group, as the report names groups (e.g. binary, 'seg masks=50') (default: the first run's).")] = None,
@@ -26,23 +33,26 @@ def command(
     bootstrap: Annotated[int | None, typer.Option(help="Paired bootstrap replicates (default {default:bootstrap}).")] = None,
     seed: Annotated[int | None, typer.Option(help="Bootstrap seed (default {default:seed}).")] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the comparison table to this Parquet file.")] = None,
+    keep: Annotated[list[Path] | None, typer.Option("--keep", help="Of runs with the same group and replicate (seed, trap set), the one to count; repeat for each such set (otherwise they are refused).")] = None,
+    include_unfinished: Annotated[bool, typer.Option("--include-unfinished", help="Pair runs evaluated before their training finished (marked); without it they are left out.")] = False,
 ) -> None:
     """Paired differences of every AUROC metric between runs scored on the same test images."""
     from spurspec.config import resolve
     from spurspec.report.compare import CompareConfig, compare
 
     cfg = resolve(CompareConfig, None, {"runs": tuple(runs), "reference": reference, "summary": summary,
-                                        "bootstrap": bootstrap, "seed": seed, "out": out_file})
+                                        "bootstrap": bootstrap, "seed": seed, "out": out_file,
+                                        "keep": tuple(keep) if keep else None, "include_unfinished": include_unfinished or None})
     res = compare(cfg)
     shown = [r for r in res.rows if r["metric"] in ("auroc", "robust_auroc", "worst_subgroup_auroc")]
     print_rows(f"paired differences (b - a), {cfg.bootstrap} paired patient-bootstrap replicates", [
-        {"group": r["group"], "vs": r["reference_group"], "replicate": r["replicate"],
+        {"group": r["group"], "vs": r["reference_group"], "replicate": _replicate(r, res.unfinished),
          "metric": r["metric"] + (f" ({r['attribute']})" if r["attribute"] else ""),
          "a": _fmt(r["a"]), "b": _fmt(r["b"]), "b - a [95% CI]": f"{_fmt(r['diff'], True)} [{_fmt(r['ci_low'], True)}, {_fmt(r['ci_high'], True)}]",
          "p": _fmt(r["p_value"]), "DeLong p": _fmt(r["delong_p"])} for r in shown])
     print_rows("mean ± sd of the paired difference over replicates", [
         {"group": g["group"], "metric": g["metric"] + (f" ({g['attribute']})" if g["attribute"] else ""),
-         "replicates": g["replicates"],
+         "replicates": f"{g['replicates']}" + (f" ({g['unfinished']} unfinished)" if g["unfinished"] else ""),
          "b - a": f"{_fmt(g['mean_diff'], True)}" + (f" ± {g['sd_diff']:.3f}" if g["sd_diff"] is not None else "")}
         for g in res.groups if g["metric"] in ("auroc", "robust_auroc")])
     for note in res.notes:

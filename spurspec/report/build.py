@@ -22,7 +22,15 @@ from spurspec.metrics.auroc import auroc, roc_points
 from spurspec.metrics.cells import CELL_NAMES, cell_of, robust_mask
 from spurspec.probes.stage import probe_files, read_tables
 from spurspec.report import curves, figures, findings
-from spurspec.report.runs import Run, combined, find_runs, group_key, reference_for, replicate_word
+from spurspec.report.runs import (
+    Run,
+    combined,
+    find_runs,
+    group_key,
+    reference_for,
+    replicate_word,
+    select,
+)
 from spurspec.report.writers import Block, markdown, to_html
 from spurspec.training.config import TrainConfig
 from spurspec.training.data import granularity as granularities
@@ -45,6 +53,10 @@ class ReportConfig:
     seed: int = 0
     # A robust cell with fewer test images than this is flagged: its AUROC moves a lot with a few images.
     min_cell: int = 20
+    # Of runs sharing a group and replicate, the one to count (the others are left out); without
+    # it such runs are refused: two trainings of one setting are not two replicates.
+    keep: tuple[Path, ...] = ()
+    include_unfinished: bool = False  # count runs scored before their training finished (marked)
 
 
 @dataclass
@@ -54,6 +66,7 @@ class ReportResult:
     figures: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     up_to_date: bool = False
+    n_left_out: int = 0  # unfinished runs listed but not counted
 
 
 @dataclass
@@ -68,11 +81,18 @@ class _Context:
     layout: ReportLayout
     notes: list[str]
     made: list[Path] = field(default_factory=list)
+    left_out: list[Run] = field(default_factory=list)  # unfinished runs listed in the table of every run only
 
     def figure(self, name: str) -> Path:
         path = self.layout.figure(name)
         self.made.append(path)
         return path
+
+    def label(self, group: str) -> str:
+        """A group as tables and figures name it: marked when it counts unfinished runs
+        (--include-unfinished), e.g. 'seg (1 unfinished)'."""
+        k = sum(1 for r in self.runs if r.group == group and r.mark)
+        return f"{group} ({k} unfinished)" if k else group
 
 
 def check(cfg: ReportConfig) -> None:
@@ -140,26 +160,40 @@ def build_report(cfg: ReportConfig, force: bool = False) -> ReportResult:
         return _build_locked(cfg, force)
 
 
-def _build_locked(cfg: ReportConfig, force: bool) -> ReportResult:
-    runs, notes = find_runs(list(cfg.runs))
-    final = ReportLayout(Path(cfg.out))
+def _recorded(cfg: ReportConfig) -> dict:
+    """The settings a report records; `keep` and `include_unfinished` only when set, so a report
+    made before they existed stays up to date."""
     settings = to_dict(cfg)
-    metrics = {str(run.root): RunLayout(run.root).metrics for run in runs}
+    for key in ("keep", "include_unfinished"):
+        if not settings[key]:
+            settings.pop(key)
+    return settings
+
+
+def _build_locked(cfg: ReportConfig, force: bool) -> ReportResult:
+    found, notes = find_runs(list(cfg.runs))
+    chosen = select(found, cfg.keep, cfg.include_unfinished)
+    runs, notes = chosen.runs, notes + chosen.notes
+    listed = runs + chosen.left_out
+    final = ReportLayout(Path(cfg.out))
+    settings = _recorded(cfg)
+    metrics = {str(run.root): RunLayout(run.root).metrics for run in listed}
     inputs = {name: provenance.file_digest(path) for name, path in metrics.items()}
     # A run probed since the report was made makes it stale (keys exist only for probed runs).
-    inputs.update({str(p): provenance.file_digest(p) for run in runs for p in probe_files(run.record)})
+    inputs.update({str(p): provenance.file_digest(p) for run in listed for p in probe_files(run.record)})
     if final.root.exists() and any(final.root.iterdir()):
         if not final.markdown.exists():
             raise ExistsError(f"{final.root}: exists and is not a spurspec report; refusing to replace it")
         if not force:
             state = freshness.check(final.provenance, settings, inputs, where=final.root, what=WHAT, paths=metrics)
             if state.fresh:
-                return ReportResult(final.root, len(runs), notes=notes, up_to_date=True)
+                return ReportResult(final.root, len(runs), notes=notes, up_to_date=True, n_left_out=len(chosen.left_out))
             raise state.error()
     with io.staging_dir(final.root) as staging:
-        made, notes = _write(cfg, runs, notes, ReportLayout(staging))
+        made, notes = _write(cfg, runs, chosen.left_out, notes, ReportLayout(staging))
         provenance.write(ReportLayout(staging).provenance, "report", settings, inputs)
-    return ReportResult(final.root, len(runs), [final.root / p.relative_to(staging) for p in made], notes)
+    return ReportResult(final.root, len(runs), [final.root / p.relative_to(staging) for p in made], notes,
+                        n_left_out=len(chosen.left_out))
 
 
 def _headline_rows(runs: list[Run], attribute: str, wanted: str) -> list[dict]:
@@ -176,11 +210,12 @@ def _headline_rows(runs: list[Run], attribute: str, wanted: str) -> list[dict]:
     return rows
 
 
-def _write(cfg: ReportConfig, runs: list[Run], notes: list[str], layout: ReportLayout) -> tuple[list[Path], list[str]]:
+def _write(cfg: ReportConfig, runs: list[Run], left_out: list[Run], notes: list[str],
+           layout: ReportLayout) -> tuple[list[Path], list[str]]:
     attribute = _pick_attribute(runs, cfg.attribute)
     ctx = _Context(cfg, runs, _headline_rows(runs, attribute, cfg.summary),
-                   sorted({r.group for r in runs}, key=group_key), attribute, layout, notes)
-    io.write_table(layout.table, combined(runs))
+                   sorted({r.group for r in runs}, key=group_key), attribute, layout, notes, left_out=left_out)
+    io.write_table(layout.table, combined(runs, left_out))
     # One set of paired bootstraps against the reference group, read by the findings and the remedies.
     pairs = findings.paired_to_reference(ctx.runs, ctx.attribute, ctx.cfg, _study_metric(ctx))
     blocks = [*_intro(ctx), *findings.data_section(ctx.runs, ctx.attribute, ctx.cfg.min_cell),
@@ -198,12 +233,26 @@ def _write(cfg: ReportConfig, runs: list[Run], notes: list[str], layout: ReportL
 def _intro(ctx: _Context) -> list[Block]:
     a = ctx.attribute
     return [Block("h1", ctx.cfg.title),
-            Block("p", f"{len(ctx.runs)} evaluated run(s) in {len(ctx.groups)} group(s); headline attribute: {a}; "
+            Block("p", f"{len(ctx.runs)} evaluated run(s) in {len(ctx.groups)} group(s){_unfinished_words(ctx)}; "
+                       f"headline attribute: {a}; "
                        f"pixel models scored by the '{ctx.cfg.summary}' summarising function{_binary_scores(ctx.runs)}. "
                        "Robust AUROC is computed on "
                        f"{{label=1, {a}=0}} ∪ {{label=0, {a}=1}}, the cells where the spurious feature "
                        "points the wrong way: below 0.5 means the model reads the spurious feature. Intervals are 95% "
                        "patient-level bootstrap intervals.")]
+
+
+def _unfinished_words(ctx: _Context) -> str:
+    """What the intro says about runs scored before their training finished."""
+    words = []
+    if ctx.left_out:
+        words.append(f"{len(ctx.left_out)} unfinished run(s) left out of means, pairs and figures (listed under "
+                     "Every run; --include-unfinished counts them)")
+    counted = sum(1 for r in ctx.runs if r.mark)
+    if counted:
+        words.append(f"{counted} of them unfinished: counted, as --include-unfinished asks, and marked "
+                     "'unfinished' wherever they appear")
+    return "".join(f" ({w})" for w in words)
 
 
 # How a binary run's image score reads in the report (TrainConfig.binary_score).
@@ -224,7 +273,8 @@ def _binary_scores(runs: list[Run]) -> str:
 def _headline(ctx: _Context) -> list[Block]:
     fig = ctx.figure("headline")
     reference = reference_for(ctx.runs)[1]
-    figures.headline(fig, ctx.rows, ctx.groups, reference, ctx.attribute, _study_metric(ctx)[0])
+    figures.headline(fig, ctx.rows, ctx.groups, reference, ctx.attribute, _study_metric(ctx)[0],
+                     labels=[ctx.label(g) for g in ctx.groups])
     stars = "; stars: the study's published robust AUROC, for reference" if reference else ""
     return [Block("h2", "Robust vs overall AUROC by granularity"),
             Block("figure", f"Dots: runs with their 95% CI; bars: mean over runs{stars}.", figure=fig, role="headline")]
@@ -249,7 +299,7 @@ def _reference(ctx: _Context) -> list[Block]:
     rows = []
     for g in ctx.groups:
         ours = [r[comparable] for r in ctx.rows if r["group"] == g and r[comparable] is not None]
-        rows.append((g, _mean_sd(ours), str(len(ours)), _fmt(reference.get(g))))
+        rows.append((ctx.label(g), _mean_sd(ours), str(len(ours)), _fmt(reference.get(g))))
     rows += [(g, "not run", "0", _fmt(v)) for g, v in reference.items() if g not in ctx.groups]
     word = replicate_word(ctx.runs)
     return [Block("h2", "Reference: the study's published robust AUROC beside ours"),
@@ -267,7 +317,7 @@ def _seed_table(ctx: _Context) -> list[Block]:
 
     word = replicate_word(ctx.runs)
     overall = "trap-test AUROC (the study's robust AUROC)" if word != "seeds" else "overall AUROC"
-    rows = tuple((g, str(sum(1 for r in ctx.rows if r["group"] == g)), over_seeds(g, "overall"),
+    rows = tuple((ctx.label(g), str(sum(1 for r in ctx.rows if r["group"] == g)), over_seeds(g, "overall"),
                   over_seeds(g, "robust"), over_seeds(g, "worst")) for g in ctx.groups)
     return [Block("h2", f"Mean ± sd over {word}"),
             Block("table", headers=("group", word, overall, f"robust AUROC ({a})", f"worst subgroup ({a})"),
@@ -282,6 +332,8 @@ def _remedies_section(ctx: _Context, pairs: findings.Pairs | None) -> list[Block
         return []
     key, name = _study_metric(ctx)
     arms = curves.remedy_arms(ctx.rows)
+    for arm in arms:
+        arm.label = ctx.label(arm.group)
     # The findings' pairs are against binary ERM exactly when the runs have its group ("binary").
     deltas = pairs.rows if pairs is not None and pairs.reference == "binary" else {}
     ref_values = [r[key] for a in arms if a.group == "binary" for r in a.rows if r[key] is not None]
@@ -313,7 +365,7 @@ def _remedies_section(ctx: _Context, pairs: findings.Pairs | None) -> list[Block
 def _remedy_row(arm: curves.RemedyArm, key: str, deltas: dict[str, list[dict]]) -> tuple[str, ...]:
     """One arm's table row: needs, arm, runs, mean ± sd and each run, worst subgroup, Δ per run and mean ± sd."""
     values = [r[key] for r in arm.rows if r[key] is not None]
-    runs = "; ".join(f"{r['run'].replicate}: {_fmt(r[key])} [{_fmt(r[f'{key}_lo'])}, {_fmt(r[f'{key}_hi'])}]"
+    runs = "; ".join(f"{r['run'].replicate_label}: {_fmt(r[key])} [{_fmt(r[f'{key}_lo'])}, {_fmt(r[f'{key}_hi'])}]"
                      for r in arm.rows)
     diffs = deltas.get(arm.group, [])
     if arm.group == "binary":
@@ -322,17 +374,35 @@ def _remedy_row(arm: curves.RemedyArm, key: str, deltas: dict[str, list[dict]]) 
         per = "; ".join(f"{d['replicate']}: {d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" for d in diffs) or "—"
         mean = _mean_sd([d["diff"] for d in diffs], signed=True)
     worst = _mean_sd([r["worst"] for r in arm.rows if r["worst"] is not None])
-    return (arm.need_label, arm.group, str(len(arm.rows)), _mean_sd(values), runs, worst, per, mean)
+    return (arm.need_label, arm.label or arm.group, str(len(arm.rows)), _mean_sd(values), runs, worst, per, mean)
 
 
 def _every_run(ctx: _Context) -> list[Block]:
+    """Every run found, the unfinished ones left out of the rest of the report included, marked."""
+    left = [{**r, "left_out": True} for r in _headline_rows(ctx.left_out, ctx.attribute, ctx.cfg.summary)]
+    shown = sorted(ctx.rows + left, key=lambda r: (group_key(r["group"]), r["seed"], str(r["run"].root)))
     rows = tuple((r["run"].root.name, r["group"], r["run"].replicate, r["summary"],
                   f"{_fmt(r['overall'])} [{_fmt(r['overall_lo'])}, {_fmt(r['overall_hi'])}]",
                   f"{_fmt(r['robust'])} [{_fmt(r['robust_lo'])}, {_fmt(r['robust_hi'])}]",
-                  r["robust_reason"] or "") for r in ctx.rows)
+                  _run_note(r)) for r in shown)
     return [Block("h2", "Every run"),
             Block("table", headers=("run", "group", "replicate", "summary", "overall AUROC [95% CI]",
                                     "robust AUROC [95% CI]", "note"), rows=rows)]
+
+
+def _run_note(row: dict) -> str:
+    """The note column: how far an unfinished run had trained (and whether it is counted), and
+    why its robust AUROC is missing, if it is."""
+    mark = row["run"].mark
+    if mark and row.get("left_out"):
+        mark += "; left out of means"
+    return "; ".join(p for p in (mark, row["robust_reason"] or "") if p)
+
+
+def _counted_unfinished(ctx: _Context) -> str:
+    """A caption's words for a figure that names no group or run: which of its runs are unfinished."""
+    marked = [f"{r.root.name} ({r.mark})" for r in ctx.runs if r.mark]
+    return f"; counted although unfinished (--include-unfinished): {', '.join(marked)}" if marked else ""
 
 
 def _specificity_section(ctx: _Context) -> list[Block]:
@@ -346,7 +416,7 @@ def _specificity_section(ctx: _Context) -> list[Block]:
             Block("p", "The study's coarse-mask sweep: r is the number of regions a training target distinguishes "
                        "(1 for an image label, K² for a K×K grid, every pixel for a mask; boxes have no fixed r and are "
                        "left out). Line: mean over runs; band: mean of the runs' 95% intervals; dots: runs."),
-            Block("figure", f"{name} against spatial specificity r", figure=fig)]
+            Block("figure", f"{name} against spatial specificity r{_counted_unfinished(ctx)}", figure=fig)]
 
 
 def _budget_section(ctx: _Context) -> list[Block]:
@@ -369,7 +439,7 @@ def _by_attribute(ctx: _Context) -> list[Block]:
     attributes = _attributes(ctx.runs)
     if len(attributes) < 2:
         return []
-    rows = [(g, *(_mean_sd(_values(ctx.runs, g, "robust_auroc", a, ctx.cfg.summary)) for a in attributes))
+    rows = [(ctx.label(g), *(_mean_sd(_values(ctx.runs, g, "robust_auroc", a, ctx.cfg.summary)) for a in attributes))
             for g in ctx.groups]
     text = ("One column per annotated spurious feature (mean ± sd over runs, the headline summarising function): "
             "the features that overlap the abnormality most tend to show the largest gaps.")
@@ -404,6 +474,7 @@ def _summary_section(ctx: _Context) -> list[Block]:
     per_summary, names = _by_summary(ctx.runs, ctx.attribute)
     if not names:
         return []
+    per_summary = {ctx.label(g): v for g, v in per_summary.items()}
     fig = ctx.figure("by_summary")
     figures.by_summary(fig, per_summary, names, ctx.attribute)
     return [Block("h2", "Robust AUROC by summarising function"),
@@ -460,7 +531,8 @@ def _roc_curves(rows: list[dict], groups: list[str], attribute: str) -> tuple[li
             notes.append(f"{run.root}: robust cells lack a class; no ROC curve for {g}")
             continue
         fpr, tpr = roc_points(s, y[keep])
-        curves.append((f"{g} s{run.seed}", fpr, tpr, auroc(s, y[keep])))
+        mark = f", {run.mark}" if run.mark else ""
+        curves.append((f"{g} s{run.seed}{mark}", fpr, tpr, auroc(s, y[keep])))
     return curves, notes
 
 
@@ -487,7 +559,7 @@ def _saliency_panels(rows: list[dict], groups: list[str], n: int, attribute: str
         run = next(x for x in rows if x["group"] == g)["run"]
         sal = run.record.saliency()
         if sal:
-            maps.append((f"{g} ({run.replicate})", run, sal))
+            maps.append((f"{g} ({run.replicate_label})", run, sal))
     if not maps:
         return []
     shared = sorted(set.intersection(*(set(m) for _, _, m in maps)))
@@ -564,7 +636,7 @@ def _shift_figure(ctx: _Context, name: str, kind: str, per_run: list) -> list[Bl
     points = [{"group": run.group, **_point(_probe_value(tables.get(name, []), "median_shift"), "shift"),
                **_point(_probe_value(tables.get(name, []), flip), "flip")} for run, tables in per_run]
     fig = ctx.figure(f"probe_{name}")
-    figures.probe_shift(fig, points, ctx.groups, flip_label)
+    figures.probe_shift(fig, points, ctx.groups, flip_label, labels=[ctx.label(g) for g in ctx.groups])
     what = "painted into test images that lack it" if kind == "insert" else "removed from test images that have it"
     return [Block("figure", f"{name}: the feature {what}. Left: each run's median change of the test score "
                             f"(after - before, in the score's units{_binary_scores([r for r, _ in per_run])}); right: its {flip_label}; dots: runs with 95% CI, bars: mean over runs",
@@ -583,7 +655,8 @@ def _mass_figure(ctx: _Context, per_run: list) -> list[Block]:
                           for region in figures.MASS_COLORS}
                 area = [r["value"] for rows in tables for r in rows if r["images"] == images and r["map"] == map_
                         and r["metric"] == f"area_{images}" and r["value"] is not None]
-                bars.append({"group": g, "map": map_, "images": images, "area": statistics.mean(area) if area else None,
+                bars.append({"group": ctx.label(g), "map": map_, "images": images,
+                             "area": statistics.mean(area) if area else None,
                              **{k: (statistics.mean(v) if v else None) for k, v in shares.items()}})
                 if images not in sets:
                     sets.append(images)
@@ -608,7 +681,7 @@ def _probe_table(ctx: _Context, names: list[str], per_run: list) -> list[Block]:
         headers += ["IG mass in abnormality", "IG mass in spurious region", "IG pointing game"]
     rows = []
     for run, tables in per_run:
-        row = [run.root.name, run.group, run.replicate]
+        row = [run.root.name, run.group, run.replicate_label]
         for n in shifts:
             t = tables.get(n, [])
             flip = _FLIP.get(t[0]["kind"], ("", ""))[0] if t else ""

@@ -3,6 +3,8 @@ Runs are found and grouped as the report groups them (granularity, method, mask 
 first run's group is the reference unless another is named. Each other group's runs are paired
 with the reference group's run of the same replicate (trap set and seed), and every paired metric
 gets b - a with a paired patient-bootstrap interval, a p-value and, for plain AUROC, DeLong's p.
+Runs are counted as the report counts them (runs.select): one per group and replicate, finished
+ones only unless unfinished ones are asked for.
 Reads run records; writes the comparison table (Parquet) only when asked to."""
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pyarrow as pa
 from spurspec.artefacts import io, schemas
 from spurspec.errors import ConfigError
 from spurspec.evaluation import paired
-from spurspec.report.runs import find_runs
+from spurspec.report.runs import find_runs, select
 from spurspec.training.models import summaries
 
 
@@ -31,6 +33,8 @@ class CompareConfig:
     seed: int = 0
     confidence: float = 0.95
     out: Path | None = None  # a Parquet file for the table; unset = print only
+    keep: tuple[Path, ...] = ()  # of runs sharing a group and replicate, the one to count
+    include_unfinished: bool = False  # pair runs scored before their training finished (marked)
 
 
 @dataclass
@@ -38,6 +42,7 @@ class CompareResult:
     rows: list[dict[str, Any]]  # one per (pair, metric, attribute)
     groups: list[dict[str, Any]] = field(default_factory=list)  # mean ± sd of the differences per group
     notes: list[str] = field(default_factory=list)
+    unfinished: dict[str, str] = field(default_factory=dict)  # run directory -> its mark, for unfinished runs paired
 
 
 def check(cfg: CompareConfig) -> None:
@@ -52,13 +57,17 @@ def check(cfg: CompareConfig) -> None:
 
 def compare(cfg: CompareConfig) -> CompareResult:
     check(cfg)
-    runs, notes = find_runs(list(cfg.runs))
+    found, notes = find_runs(list(cfg.runs))
+    chosen = select(found, cfg.keep, cfg.include_unfinished)
+    runs, notes = chosen.runs, notes + chosen.notes
+    unfinished = f" ({len(chosen.left_out)} unfinished run(s) left out; --include-unfinished counts them)" if chosen.left_out else ""
     if len(runs) < 2:
-        raise ConfigError("compare needs at least two evaluated runs")
+        raise ConfigError(f"compare needs at least two evaluated runs{unfinished}")
     reference = cfg.reference or find_runs([cfg.runs[0]])[0][0].group
     ref_runs = {r.replicate: r for r in runs if r.group == reference}
     if not ref_runs:
-        raise ConfigError(f"no runs in reference group {reference!r}; groups: {', '.join(sorted({r.group for r in runs}))}")
+        raise ConfigError(f"no runs in reference group {reference!r}{unfinished}; "
+                          f"groups: {', '.join(sorted({r.group for r in runs}))}")
     rows = []
     for run in runs:
         if run.group == reference:
@@ -70,7 +79,8 @@ def compare(cfg: CompareConfig) -> CompareResult:
         rows += pair_rows(ref, run, cfg)
     if not rows:
         raise ConfigError(f"no pairs to compare: every other group lacks a run matching a {reference} run's replicate")
-    result = CompareResult(rows, group_summary(rows), notes)
+    marks = {str(r.root): r.mark for r in runs if r.mark}
+    result = CompareResult(rows, group_summary(rows, set(marks)), notes, marks)
     if cfg.out is not None:
         io.write_table(Path(cfg.out), pa.Table.from_pylist(rows, schema=_plain(schemas.COMPARISON)), schemas.COMPARISON)
     return result
@@ -94,14 +104,17 @@ def pair_rows(ref, run, cfg: CompareConfig) -> list[dict[str, Any]]:
     return out
 
 
-def group_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (group, metric, attribute): the mean ± sd over replicates of the paired difference."""
+def group_summary(rows: list[dict[str, Any]], unfinished: set[str] = frozenset()) -> list[dict[str, Any]]:
+    """Per (group, metric, attribute): the mean ± sd over replicates of the paired difference, and
+    how many of those replicates pair an unfinished run (a run directory in `unfinished`)."""
     keys = sorted({(r["group"], r["metric"], r["attribute"] or "") for r in rows})
     out = []
     for group, metric, attribute in keys:
-        diffs = [r["diff"] for r in rows if (r["group"], r["metric"], r["attribute"] or "") == (group, metric, attribute)
-                 and r["diff"] is not None]
+        mine = [r for r in rows if (r["group"], r["metric"], r["attribute"] or "") == (group, metric, attribute)
+                and r["diff"] is not None]
+        diffs = [r["diff"] for r in mine]
         out.append({"group": group, "metric": metric, "attribute": attribute or None, "replicates": len(diffs),
+                    "unfinished": sum(1 for r in mine if {r["run"], r["reference_run"]} & unfinished),
                     "mean_diff": statistics.mean(diffs) if diffs else None,
                     "sd_diff": statistics.stdev(diffs) if len(diffs) > 1 else None})
     return out

@@ -68,6 +68,7 @@ def budget_curves(rows: list[dict], metric: str) -> tuple[list[Curve], float | N
     kept; and the mean of the binary ERM runs as the reference level. No curves below two
     budgets in any line."""
     lines: dict[str, list] = {}
+    unfinished: dict[str, int] = {}  # per line, its runs scored before training finished
     binary = []
     for r in rows:
         run = r["run"]
@@ -81,7 +82,9 @@ def budget_curves(rows: list[dict], metric: str) -> tuple[list[Curve], float | N
         if kept is not None:
             label = f"{run.granularity} {run.method}" + (" (fewer images)" if run.train_fraction is not None else "")
             lines.setdefault(label, []).append((float(kept), r[metric], r[f"{metric}_lo"], r[f"{metric}_hi"]))
-    curves = [_curve(label, items) for label, items in sorted(lines.items()) if len({i[0] for i in items}) >= 2]
+            unfinished[label] = unfinished.get(label, 0) + bool(run.mark)
+    curves = [_curve(label + (f" ({unfinished[label]} unfinished)" if unfinished[label] else ""), items)
+              for label, items in sorted(lines.items()) if len({i[0] for i in items}) >= 2]
     return curves, (float(np.mean(binary)) if binary else None)
 
 
@@ -98,6 +101,7 @@ class RemedyArm:
     need: str  # a NEED_ORDER entry, or "unregistered method" for a method this spurspec lacks
     masks: int | None = None  # masks arms: training images whose mask it used
     rows: list[dict] = field(default_factory=list)
+    label: str = ""  # how tables and figures name the arm, if not by its group (e.g. 'seg (1 unfinished)')
 
     @property
     def need_label(self) -> str:

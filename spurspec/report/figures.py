@@ -30,10 +30,11 @@ def _legend_below(ax, ncol: int = 2) -> None:
 
 
 def headline(path: Path, rows: list[dict], groups: list[str], reference: dict[str, float], attribute: str,
-             study_metric: str = "robust") -> None:
+             study_metric: str = "robust", labels: list[str] | None = None) -> None:
     """Per group: each run's overall and robust AUROC with its 95% CI, the mean over runs as a
     bar, the study's published robust AUROC as a hollow star beside the metric the study meant
     by it (`study_metric`: robust cells, or overall AUROC on ISIC's trap test set), chance at 0.5.
+    `labels`: the groups as the axis names them (marked where they count unfinished runs).
     No title: the report's caption is the figure's one title."""
     fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(groups) + 2), 4.4))
     x = np.arange(len(groups))
@@ -56,7 +57,7 @@ def headline(path: Path, rows: list[dict], groups: list[str], reference: dict[st
         shift = -0.18 if study_metric == "overall" else 0.18
         ax.scatter([i + shift for i, _ in ref], [v for _, v in ref], marker="*", s=160, facecolors="none",
                    edgecolors="black", label="the study's robust AUROC (reference)", zorder=5)
-    ax.set_xticks(x, groups)
+    ax.set_xticks(x, labels or groups)
     ax.set_ylim(0, 1.02)
     _chance(ax)
     ax.set_xlabel("spatial specificity of the supervision")
@@ -259,7 +260,7 @@ def remedies(path: Path, arms: list, deltas: dict[str, list[dict]], reference: f
     pad = max(0.05, 0.1 * (high - low))  # zero and every interval in view, never clipped at a bar's base
     bottom.set_ylim(low - pad, high + pad)
     bottom.set_ylabel("paired difference to\nbinary ERM (95% CI)")
-    bottom.set_xticks(x, [arm.group for arm in arms], rotation=30, ha="right", fontsize=8)
+    bottom.set_xticks(x, [getattr(arm, "label", "") or arm.group for arm in arms], rotation=30, ha="right", fontsize=8)
     _save(fig, path)
 
 
@@ -276,9 +277,11 @@ def _need_blocks(ax, arms: list) -> None:
         start = end
 
 
-def probe_shift(path: Path, points: list[dict], groups: list[str], flip_label: str) -> None:
+def probe_shift(path: Path, points: list[dict], groups: list[str], flip_label: str,
+                labels: list[str] | None = None) -> None:
     """A probe that changes images: per group, each run's median score shift (after - before)
-    and its flip rate, each with its 95% CI, and the mean over runs as a bar; zero marked."""
+    and its flip rate, each with its 95% CI, and the mean over runs as a bar; zero marked.
+    `labels`: the groups as the axis names them."""
     fig, axes = plt.subplots(1, 2, figsize=(max(7.5, 2.4 * len(groups) + 3), 3.9))
     x = np.arange(len(groups))
     # Probabilities shift within [-1, 1]; a logit score (binary_score = logit) may shift further.
@@ -292,7 +295,7 @@ def probe_shift(path: Path, points: list[dict], groups: list[str], flip_label: s
             _dots(ax, gi, runs, key, "#dd5143")
         ax.bar(x, means, width=0.5, color="#dd5143", alpha=0.25)
         ax.axhline(0, color="grey", lw=1)
-        ax.set_xticks(x, groups)
+        ax.set_xticks(x, labels or groups)
         ax.set_ylim(*ylim)
         ax.set_ylabel(ylabel)
     _save(fig, path)

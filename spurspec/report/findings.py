@@ -43,7 +43,7 @@ def data_section(runs, attribute: str, min_cell: int) -> list[Block]:
     attr = np.asarray(man.column(attribute).fill_null(-1).to_pylist()) if attribute in man.column_names else -np.ones(len(label))
     sizes = ", ".join(f"{s} {int((split == s).sum())} ({int(((split == s) & (label == 1)).sum())} positive)"
                       for s in ("train", "val", "test"))
-    datasets = len({str(r.dataset) for r in runs})
+    datasets = len({r.dataset.resolve() for r in runs})  # one dataset, however each run names it
     text = (f"Trained on {ds.info.get('name', 'a')} data ({ds.size}×{ds.size} px"
             + (f"; the first of {datasets} datasets" if datasets > 1 else "") + f"): {sizes}. "
             f"P({attribute} | positive) / P({attribute} | negative) is {_rate(attr[split == 'train'], label[split == 'train'], 1)}"
@@ -106,15 +106,26 @@ def paired_to_reference(runs, attribute: str, cfg, study_metric: tuple[str, str]
     for group in pairs.groups:
         rows = []
         for run in (r for r in runs if r.group == group and r.replicate in ref_runs):
+            ref = ref_runs[run.replicate]
             try:
-                found = pair(ref_runs[run.replicate], run, compare_cfg)
+                found = pair(ref, run, compare_cfg)
             except SpurspecError as exc:
                 pairs.failed[group] = str(exc)
                 break
-            rows += [r for r in found if (r["metric"], r["attribute"]) == (metric, attr_key) and r["ci_low"] is not None]
+            shown = _replicate_label(ref, run)
+            rows += [{**r, "replicate": shown} for r in found
+                     if (r["metric"], r["attribute"]) == (metric, attr_key) and r["ci_low"] is not None]
         if rows:
             pairs.rows[group] = rows
     return pairs
+
+
+def _replicate_label(ref, run) -> str:
+    """A pair's replicate as sentences and tables name it, marked where either run is unfinished
+    (counted only with --include-unfinished)."""
+    if run.mark:
+        return run.replicate_label
+    return f"{run.replicate}, {ref.group} {ref.mark}" if ref.mark else run.replicate
 
 
 def findings_section(pairs: Pairs | None, cfg) -> list[Block]:
