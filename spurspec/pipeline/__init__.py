@@ -19,8 +19,8 @@ from spurspec.artefacts.layout import StudyLayout
 from spurspec.errors import ConfigError
 from spurspec.pipeline import plan as planning
 from spurspec.pipeline import spec as specs
+from spurspec.pipeline.checks import check_jobs
 from spurspec.pipeline.executors import EXECUTORS, sbatch_preview
-from spurspec.pipeline.jobs import validate
 from spurspec.pipeline.spec import STAGE_ORDER
 from spurspec.training.progress import duration
 
@@ -54,13 +54,14 @@ class PipelineResult:
 
 
 def prepare(opts: RunOptions) -> tuple[specs.PipelineSpec, list[planning.Job], Any, list[str]]:
-    """Everything that can fail before a job starts: the file, every stage's settings, inputs,
-    and the executor's needs."""
+    """Everything that can fail before a job starts, a dry run's too: the file, every job's
+    settings (checks.py; errors name the file and table), inputs, and the executor's needs.
+    Missing input paths are a dry run's warning: a study file is often previewed before its
+    data paths are set."""
     spec = specs.load(opts.pipeline, out=opts.out, overrides=opts.overrides)
     jobs = planning.plan(spec)
     _check_size(jobs, opts)
-    for job in jobs:
-        validate(job)
+    check_jobs(spec, jobs)
     notes: list[str] = []
     if spec.overrides:
         notes.append("with --set " + ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in spec.overrides.items()))
@@ -88,7 +89,8 @@ def _check_size(jobs: list[planning.Job], opts: RunOptions) -> None:
 
 def job_rows(jobs: list[planning.Job]) -> list[dict[str, Any]]:
     """The job table: jobs named by their settings, the hash-keyed directory name last."""
-    return [{"stage": j.stage, "what": j.label, "status": planning.status(j), "job": j.key} for j in jobs]
+    status = planning.statuses(jobs)
+    return [{"stage": j.stage, "what": j.label, "status": status[j.id], "job": j.key} for j in jobs]
 
 
 class _Progress:
@@ -165,7 +167,9 @@ def run_record(study: Path) -> dict[str, Any]:
 
 
 def _todo(jobs: list[planning.Job], stage: str, force: bool) -> list[planning.Job]:
-    return [j for j in jobs if j.stage == stage and (force or planning.status(j) != "done")]
+    mine = [j for j in jobs if j.stage == stage]
+    status = {} if force else planning.statuses(mine)
+    return [j for j in mine if force or status[j.id] != "done"]
 
 
 def _check_upstream_done(jobs: list[planning.Job], selected: list[planning.Job]) -> None:

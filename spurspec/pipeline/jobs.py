@@ -36,10 +36,11 @@ STAGE_RUNNERS: Registry[Stage] = Registry("pipeline stage")
 
 
 def _settings_of(module: str, cls: str) -> Callable[[Job], Any]:
-    """A stage whose job settings are exactly the fields of one config class (imported lazily)."""
+    """A stage whose job settings are exactly the fields of one config class (imported lazily).
+    Its errors name no job: checks.py names the pipeline file and table the settings came from."""
 
     def config(job: Job) -> Any:
-        return build(getattr(importlib.import_module(module), cls), job.settings, where=job.id)
+        return build(getattr(importlib.import_module(module), cls), job.settings)
 
     return config
 
@@ -58,7 +59,7 @@ def _ingest_config(job: Job) -> Any:
 
     settings = dict(job.settings)
     module = get_source(settings.pop("source"))
-    return build(module.Config, settings, where=job.id)
+    return build(module.Config, settings)
 
 
 def _ingest_check(job: Job, cfg: Any) -> None:
@@ -71,6 +72,17 @@ def _ingest_run(job: Job, cfg: Any, force: bool) -> None:
     from spurspec.datasets import get_source
 
     get_source(job.settings["source"]).ingest(cfg, force=force)
+
+
+def _train_check(job: Job, cfg: Any) -> None:
+    """Training's own check, and the mask budget's own rules (a count >= 0 or a fraction in (0, 1]),
+    which training applies only once the dataset is open to count its masks: here there is no
+    bound on the count yet, so only its form is checked."""
+    from spurspec.training.checks import check
+    from spurspec.training.data import budget
+
+    check(cfg)
+    budget.resolve_count(cfg.mask_budget, available=sys.maxsize)
 
 
 def _boxes_run(job: Job, cfg: Any, force: bool) -> None:
@@ -131,8 +143,7 @@ def _report_run(job: Job, cfg: Any, force: bool) -> None:
 STAGE_RUNNERS.add("ingest", Stage(_ingest_config, _ingest_check, _ingest_run))
 STAGE_RUNNERS.add("boxes", Stage(_settings_of("spurspec.datasets.boxes", "DeriveBoxesConfig"),
                                  _check_of("spurspec.datasets.boxes"), _boxes_run))
-STAGE_RUNNERS.add("train", Stage(_settings_of("spurspec.training", "TrainConfig"),
-                                 _check_of("spurspec.training.trainer"), _train_run))
+STAGE_RUNNERS.add("train", Stage(_settings_of("spurspec.training", "TrainConfig"), _train_check, _train_run))
 STAGE_RUNNERS.add("evaluate", Stage(_settings_of("spurspec.evaluation.evaluate", "EvaluateConfig"),
                                     _check_of("spurspec.evaluation.evaluate"), _evaluate_run))
 STAGE_RUNNERS.add("probe", Stage(_settings_of("spurspec.probes.stage", "ProbeConfig"),
@@ -141,11 +152,17 @@ STAGE_RUNNERS.add("report", Stage(_settings_of("spurspec.report.build", "ReportC
                                   _check_of("spurspec.report.build"), _report_run))
 
 
-def validate(job: Job) -> None:
-    """Build the job's config and check its values now, so a bad key or value fails before any
-    job starts, with the stage's own message."""
-    stage = STAGE_RUNNERS.get(job.stage)
-    stage.check(job, stage.config(job))
+def config_of(job: Job) -> Any:
+    """The job's config, built from its settings as the job builds it when it runs."""
+    return STAGE_RUNNERS.get(job.stage).config(job)
+
+
+def validate(job: Job, cfg: Any = None) -> Any:
+    """Check the job's config (built from its settings unless given) with its stage's own check,
+    so a bad key or value fails before any job starts, with the stage's own message; returns it."""
+    cfg = config_of(job) if cfg is None else cfg
+    STAGE_RUNNERS.get(job.stage).check(job, cfg)
+    return cfg
 
 
 def run_job(job: Job, force: bool = False) -> str:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from spurspec.artefacts.layout import DONE_MARKER, RunLayout, StudyLayout
 from spurspec.errors import ConfigError
-from spurspec.pipeline.spec import STAGE_ORDER, Arm, PipelineSpec
+from spurspec.pipeline.spec import STAGE_ORDER, Arm, PipelineSpec, named
 from spurspec.training.data import granularity
 
 # Dataset options that point at inputs which must exist before any job starts ([train]
@@ -33,6 +35,7 @@ class Job:
     deps: tuple[str, ...] = ()
     label: str = ""
     resources: dict[str, Any] = field(default_factory=dict)
+    table: str = ""  # the pipeline file's table its settings come from (datasets.NAME, train, ...), for messages
 
     @property
     def id(self) -> str:
@@ -48,8 +51,14 @@ def job_hash(stage: str, logical: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
+# What _slug keeps of ASCII text: str.isalnum's ASCII letters and digits, and "-._".
+_ASCII_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
 def _slug(*parts: object) -> str:
     text = "-".join(str(p) for p in parts if p is not None and p != "")
+    if text.isascii():  # the common case, at a regex's speed (a study may have 10,000 jobs)
+        return _ASCII_UNSAFE.sub("_", text)
     return "".join(c if c.isalnum() or c in "-._" else "_" for c in text)
 
 
@@ -57,7 +66,8 @@ def plan(spec: PipelineSpec) -> list[Job]:
     """Every job of the study, in stage order: ingest, boxes, train, evaluate, probe, report."""
     cells = train_cells(spec)
     # Parsing here also refuses a bad granularity (grid:0) with training's own message.
-    grans = {str(arm.granularity): granularity.parse(str(arm.granularity)) for _, arm, _ in cells}
+    with named(f"{spec.path} [train]"):
+        grans = {name: granularity.parse(name) for name in dict.fromkeys(str(arm.granularity) for _, arm, _ in cells)}
     ingest_of = _ingest_jobs(spec)
     boxes_of = _boxes_jobs(spec, ingest_of, grans)
     train_jobs = _train_jobs(spec, cells, ingest_of, boxes_of, grans)
@@ -80,7 +90,7 @@ def _ingest_jobs(spec: PipelineSpec) -> dict[str, Job]:
         key = _slug(ds.name, job_hash("ingest", {"source": ds.source, "options": ds.options}))
         out = study.job("ingest", key)
         jobs[ds.name] = Job("ingest", key, out, {"source": ds.source, **ds.options, "out": str(out)},
-                            label=f"{ds.name} ({ds.source})", resources=_resources(spec, "ingest"))
+                            label=f"{ds.name} ({ds.source})", resources=_resources(spec, "ingest"), table=f"datasets.{ds.name}")
     return jobs
 
 
@@ -99,7 +109,7 @@ def _boxes_jobs(spec: PipelineSpec, ingest_of: dict[str, Job], grans: dict[str, 
         if grids:
             settings["grids"] = sorted(set(settings.get("grids", [])) | set(grids))
         jobs[name] = Job("boxes", key, study.job("boxes", key), settings, deps=(ing.id,),
-                         label=f"{name} boxes", resources=_resources(spec, "boxes"))
+                         label=f"{name} boxes", resources=_resources(spec, "boxes"), table="boxes")
     return jobs
 
 
@@ -118,7 +128,7 @@ def _train_jobs(spec: PipelineSpec, cells: list[tuple[str, Arm, int | None]], in
                 boxes_of: dict[str, Job], grans: dict[str, granularity.Granularity]) -> list[Job]:
     """One training job per cell, keyed by its dataset, granularity, seed, mask budget and method
     (an arm's name only labels it), so both forms of a matrix give one job one key."""
-    study = StudyLayout(spec.out)
+    root, resources = StudyLayout(spec.out).stage_dir("train"), _resources(spec, "train")
     jobs = []
     for ds_name, arm, seed in cells:
         ing = ingest_of[ds_name]
@@ -131,25 +141,25 @@ def _train_jobs(spec: PipelineSpec, cells: list[tuple[str, Arm, int | None]], in
         key = _slug(ds_name, str(gran).replace(":", ""), f"s{seed}" if seed is not None else None,
                     f"b{budget}" if budget is not None else None,
                     f"f{arm.train_fraction}" if arm.train_fraction is not None else None, method, job_hash("train", logical))
-        deps = [ing.id] + ([boxes_of[ds_name].id] if grans[str(gran)].needs_boxes else [])
-        run_dir = study.job("train", key)
+        deps = (ing.id, boxes_of[ds_name].id) if grans[str(gran)].needs_boxes else (ing.id,)
+        run_dir = root / key
         settings = {**spec.train_options, **matrix, "dataset": ing.settings["out"], "out": str(run_dir)}
         label = (f"{ds_name} {gran} seed={seed}" + (f" budget={budget}" if budget is not None else "")
                  + (f" fraction={arm.train_fraction}" if arm.train_fraction is not None else "")
                  + (f" weight_decay={arm.weight_decay:g}" if arm.weight_decay is not None else "")
                  + (f" {method}" if method else "") + (f" ({arm.name})" if arm.name else ""))
-        jobs.append(Job("train", key, run_dir, settings, deps=tuple(deps), label=label, resources=_resources(spec, "train")))
+        jobs.append(Job("train", key, run_dir, settings, deps=deps, label=label, resources=resources, table="train"))
     return jobs
 
 
 def _evaluate_jobs(spec: PipelineSpec, train_jobs: list[Job]) -> list[Job]:
     """One evaluation per training run."""
-    study = StudyLayout(spec.out)
+    root, resources = StudyLayout(spec.out).stage_dir("evaluate"), _resources(spec, "evaluate")
     jobs = []
     for tj in train_jobs:
         key = _slug(tj.key, job_hash("evaluate", {"train": tj.key, "options": spec.evaluate}))
-        jobs.append(Job("evaluate", key, study.job("evaluate", key), {**spec.evaluate, "run": str(tj.dir)},
-                        deps=(tj.id,), label=tj.label, resources=_resources(spec, "evaluate")))
+        jobs.append(Job("evaluate", key, root / key, {**spec.evaluate, "run": str(tj.dir)},
+                        deps=(tj.id,), label=tj.label, resources=resources, table="evaluate"))
     return jobs
 
 
@@ -157,12 +167,12 @@ def _probe_jobs(spec: PipelineSpec, train_jobs: list[Job], eval_jobs: list[Job])
     """With a [probe] table, the reliance probes of each evaluated run (written into the run)."""
     if spec.probe is None:
         return []
-    study = StudyLayout(spec.out)
+    root, resources = StudyLayout(spec.out).stage_dir("probe"), _resources(spec, "probe")
     jobs = []
     for tj, ej in zip(train_jobs, eval_jobs, strict=True):
         key = _slug(tj.key, job_hash("probe", {"evaluate": ej.key, "options": spec.probe}))
-        jobs.append(Job("probe", key, study.job("probe", key), {**spec.probe, "run": str(tj.dir)},
-                        deps=(ej.id,), label=tj.label, resources=_resources(spec, "probe")))
+        jobs.append(Job("probe", key, root / key, {**spec.probe, "run": str(tj.dir)},
+                        deps=(ej.id,), label=tj.label, resources=resources, table="probe"))
     return jobs
 
 
@@ -176,7 +186,8 @@ def _report_job(spec: PipelineSpec, train_jobs: list[Job], eval_jobs: list[Job],
     # Its done marker lives in a job directory of its own, not inside the report it writes.
     return Job("report", key, study.report_job(key),
                {**spec.report, "runs": [str(t.dir) for t in train_jobs], "out": str(study.report)},
-               deps=tuple(j.id for j in [*eval_jobs, *probe_jobs]), label="report", resources=_resources(spec, "report"))
+               deps=tuple(j.id for j in [*eval_jobs, *probe_jobs]), label="report", resources=_resources(spec, "report"),
+               table="report")
 
 
 def status(job: Job) -> str:
@@ -186,6 +197,20 @@ def status(job: Job) -> str:
     if job.stage == "train" and RunLayout(job.dir).checkpoint("last").exists():
         return "resume"
     return "to do"
+
+
+def statuses(jobs: list[Job]) -> dict[str, str]:
+    """`status` of every job by id, asking the file system only about job directories that exist:
+    each folder that holds job directories is listed once, so a study's jobs that never started
+    (all 10,000 of a new one) cost no stat each."""
+    listed: dict[Path, set[str]] = {}
+    out = {}
+    for job in jobs:
+        parent = job.dir.parent
+        if parent not in listed:
+            listed[parent] = set(os.listdir(parent)) if parent.is_dir() else set()
+        out[job.id] = status(job) if job.dir.name in listed[parent] else "to do"
+    return out
 
 
 def check_inputs(spec: PipelineSpec) -> None:
@@ -205,7 +230,7 @@ def _weights_file(spec: PipelineSpec) -> str | Path | None:
     encoders start from ImageNet's weights (fetched by name, not a path) or from random ones."""
     from spurspec.config import build
     from spurspec.training.config import TrainConfig, pretrained_source
-    from spurspec.training.models.pretrained import IMAGENET
+    from spurspec.training.models.choices import IMAGENET
 
     source = pretrained_source(build(TrainConfig, spec.train_options, where=f"{spec.path} [train]"))
     return None if source is None or str(source) == IMAGENET else source

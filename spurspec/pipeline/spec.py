@@ -1,20 +1,23 @@
 """Reads a pipeline file (pipelines/*.toml): a study declared as data — datasets and their
 ingest options, box derivation, the training matrix (a product of axes, or datasets x seeds x a
 list of `[[train.arms]]`), evaluation, reliance probes, the report and executor resources — with
-any `--set KEY=VALUE` overrides applied to the parsed file. Validates every key against the
-stages' config dataclasses before any job runs."""
+any `--set KEY=VALUE` overrides applied to the parsed file. Checks the file's structure here;
+every stage's values are checked by the stages' own checks before any job runs (checks.py),
+their errors prefixed by `named` with the file and table the value came from."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from spurspec.config import read_toml
-from spurspec.errors import ConfigError
+from spurspec.errors import ConfigError, InputError
 
 SECTIONS = ("study", "datasets", "boxes", "train", "evaluate", "probe", "report", "resources", "slurm")
 # The stages in the order they run, each after the one before (their runners: jobs.STAGE_RUNNERS).
@@ -132,6 +135,16 @@ def apply_overrides(data: dict[str, Any], overrides: list[Override], where: str)
     return data
 
 
+@contextlib.contextmanager
+def named(where: str) -> Iterator[None]:
+    """A stage's own ConfigError or InputError, raised again (same class, same exit code) with
+    `where`, the pipeline file and table its value came from, in front: `study.toml [train]: ...`."""
+    try:
+        yield
+    except (ConfigError, InputError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+
+
 def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
@@ -203,6 +216,11 @@ def _train(data: dict[str, Any], path: Path,
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"{path} [train]: `{key}` must be a non-empty list")
             matrix[key] = values
+    # Whole numbers: a job's seed is set on a config built for another seed (checks.py), so it
+    # meets no type check of its own there.
+    bad = [s for s in matrix.get("seeds", []) if isinstance(s, bool) or not isinstance(s, int)]
+    if bad:
+        raise ConfigError(f"{path} [train]: `seeds` must be whole numbers, got {bad[0]!r}")
     arms = _arms(train.pop("arms"), path) if "arms" in train else ()
     beside = [key for key in ARM_AXES if key in matrix]
     if arms and beside:

@@ -140,7 +140,7 @@ def test_unknown_key_is_named_before_any_job(cli, tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text(TINY.format(epochs=1).replace("batch_size = 16", "batch_sise = 16"))
     result = cli(["run", path, "--out", tmp_path / "study"], expect=2)
-    assert "batch_sise" in result.stderr and "train/" in result.stderr
+    assert "batch_sise" in result.stderr and f"{path} [train]" in result.stderr
     assert not (tmp_path / "study").exists()
 
 
@@ -151,7 +151,7 @@ def test_set_overrides_the_file_before_any_check(cli, tmp_path):
     assert 'with --set train.granularities=["binary"], evaluate.bootstrap=20' in result.stdout
     assert "syn binary seed=0" in result.stdout and "grid:4" not in result.stdout and "boxes" not in result.stdout
     bad = cli(["run", _pipeline(tmp_path), "--out", study, "--set", "train.epochs=0"], expect=2)
-    assert bad.stderr == "error: epochs must be at least 1, got 0\n"
+    assert bad.stderr == f"error: {tmp_path / 'tiny.toml'} [train]: epochs must be at least 1, got 0\n"
     bad = cli(["run", _pipeline(tmp_path), "--out", study, "--set", "trian.epochs=2"], expect=2)
     assert bad.stderr.startswith("error: --set trian.epochs=2: unknown section [trian]") and bad.stderr.count("\n") == 1
     assert not study.exists()

@@ -3,6 +3,8 @@ settings, change only with what changed, and the matrix expands as declared."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from spurspec.errors import ConfigError
@@ -319,3 +321,66 @@ def test_mask_budget_study_keeps_its_jobs_with_arms():
     study = [j for j in jobs if "train_fraction" in j.settings]
     assert len(study) == 27 and {j.settings["train_fraction"] for j in study} == {0.05, 0.1, 0.2}
     assert all("-f0." in j.key and "mask_budget" not in j.settings for j in study)
+
+
+def _huge(tmp_path, seeds=1000):
+    """5 granularities x `seeds` seeds: 10,003 jobs at 1,000 seeds (ingest, boxes, 5,000 training
+    runs, 5,000 evaluations, the report)."""
+    path = tmp_path / "huge.toml"
+    path.write_text('[datasets.syn]\nsource = "synthetic"\nsize = 32\n\n[train]\n'
+                    f'granularities = ["binary", "bbox", "seg", "grid:4", "grid:8"]\nseeds = {list(range(seeds))}\n')
+    return path
+
+
+def test_a_10000_job_study_is_planned_and_checked_without_running_anything(tmp_path, monkeypatch):
+    """Every job is checked, each distinct config built once: the 10,003 jobs hold 9 configs apart
+    from their seeds and own directories (ingest, boxes, 5 training, evaluate, report)."""
+    from spurspec.pipeline import RunOptions, checks, prepare
+
+    built, build = [], checks.config_of
+    monkeypatch.setattr(checks, "config_of", lambda job: built.append(job.stage) or build(job))
+    spec, jobs, _, _ = prepare(RunOptions(pipeline=_huge(tmp_path), out=tmp_path / "study", dry_run=True))
+    assert len(jobs) == 10_003 and len({j.id for j in jobs}) == 10_003
+    assert {s: sum(j.stage == s for j in jobs) for s in ("ingest", "boxes", "train", "evaluate", "report")} == \
+        {"ingest": 1, "boxes": 1, "train": 5000, "evaluate": 5000, "report": 1}
+    assert sorted(built) == sorted(["ingest", "boxes", *["train"] * 5, "evaluate", "report"])
+    assert not (tmp_path / "study").exists()
+
+
+def test_every_seed_is_checked_though_configs_are_built_once(tmp_path):
+    from spurspec.pipeline.checks import check_jobs
+
+    path = _huge(tmp_path, seeds=3)
+    text = path.read_text()
+    for seeds, message in (("[0, 1, 4294967296]", "seed must be between 0 and 4294967295, got 4294967296"),
+                           ("[0, 1.5]", "`seeds` must be whole numbers, got 1.5"),
+                           ("[0, true]", "`seeds` must be whole numbers, got True")):
+        path.write_text(text.replace("[0, 1, 2]", seeds))
+        with pytest.raises(ConfigError, match=rf"huge.toml \[train\]: {re.escape(message)}"):
+            spec = specs.load(path)
+            check_jobs(spec, planning.plan(spec))
+
+
+def test_check_errors_name_the_file_and_table_of_an_arm_and_a_dataset(tmp_path):
+    from spurspec.errors import InputError
+    from spurspec.pipeline.checks import check_jobs
+
+    spec = _spec(tmp_path, ARMS.replace("mask_budget = 5", "mask_budget = 1.5"))
+    with pytest.raises(ConfigError, match=r"p.toml \[train\]: mask budget 1.5: a fraction must be in \(0, 1\]"):
+        check_jobs(spec, planning.plan(spec))
+    spec = _spec(tmp_path, BASE.replace("n = 40", "n = 40\nsize = 48"))
+    with pytest.raises(InputError, match=r"p.toml \[datasets.syn\]: images of 48 px cannot train a pixel model"):
+        check_jobs(spec, planning.plan(spec))
+
+
+def test_statuses_read_only_job_directories_that_exist(tmp_path):
+    jobs = planning.plan(_spec(tmp_path))
+    assert set(planning.statuses(jobs).values()) == {"to do"}
+    train = [j for j in jobs if j.stage == "train"]
+    train[0].dir.mkdir(parents=True)
+    train[0].done_marker.write_text("x")
+    (train[1].dir / "checkpoints").mkdir(parents=True)
+    (train[1].dir / "checkpoints" / "last.pt").write_bytes(b"")
+    statuses = planning.statuses(jobs)
+    assert statuses == {j.id: planning.status(j) for j in jobs}
+    assert [statuses[j.id] for j in train[:3]] == ["done", "resume", "to do"]

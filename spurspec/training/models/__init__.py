@@ -77,7 +77,7 @@ def check_pixel_size(size: int, where: object) -> None:
 def check(name: str, pretrained: object) -> None:
     """Refuse an unknown model and `--pretrained imagenet` for a model without ImageNet weights,
     before anything is written."""
-    from spurspec.training.models.pretrained import IMAGENET
+    from spurspec.training.models.choices import IMAGENET
 
     MODELS.get(name)
     if str(pretrained) == IMAGENET and not has_imagenet(name):

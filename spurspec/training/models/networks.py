@@ -14,6 +14,7 @@ from torch import nn
 
 from spurspec.errors import ConfigError
 from spurspec.training.models import pretrained
+from spurspec.training.models.choices import IMAGENET
 
 
 class ImageNetInput(nn.Module):
@@ -23,7 +24,7 @@ class ImageNetInput(nn.Module):
     for these models (not only with --pretrained imagenet), so a checkpoint, predict and Grad-CAM
     never need to know how the encoder was initialised; it has no state, so state dicts are unchanged."""
 
-    def __init__(self, in_channels: int, normalisation: str = pretrained.IMAGENET, source: str | None = None) -> None:
+    def __init__(self, in_channels: int, normalisation: str = IMAGENET, source: str | None = None) -> None:
         super().__init__()
         if in_channels not in (1, 3):
             raise ConfigError(f"{in_channels}-channel images: ImageNet-shaped models take 1 (grey) or 3 (RGB) channels")

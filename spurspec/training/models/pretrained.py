@@ -15,8 +15,7 @@ from pathlib import Path
 import torch
 
 from spurspec.errors import ArtefactError, ConfigError
-
-IMAGENET = "imagenet"  # the value of --pretrained that asks for these weights
+from spurspec.training.models.choices import NORMALISATIONS
 
 # Normalisation on the [0, 1] image. RGB: ImageNet's per-channel statistics (what every weights
 # file below was trained with). Grey images are replicated to 3 channels and normalised with the
@@ -25,10 +24,6 @@ RGB_MEAN, RGB_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 GREY_MEAN, GREY_STD = (0.485,) * 3, (0.229,) * 3
 # The study's ISIC loader normalised with ISIC's own per-channel statistics, not ImageNet's.
 ISIC_MEAN, ISIC_STD = (0.6046, 0.6081, 0.6079), (0.1858, 0.1864, 0.1963)
-# Values of the `normalisation` setting: `imagenet` everywhere, or `study`: ISIC's statistics on
-# ISIC (a dataset whose ingest source is "isic"), the same as `imagenet` elsewhere (chest films
-# keep 0.485 / 0.229, the study's training value).
-NORMALISATIONS = (IMAGENET, "study")
 
 
 def input_stats(normalisation: str, source: str | None, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -12,6 +12,7 @@ from spurspec.errors import ArtefactError, ConfigError, InputError
 from spurspec.training import models
 from spurspec.training.checkpoint import torch_load
 from spurspec.training.models import pretrained
+from spurspec.training.models.choices import IMAGENET
 from spurspec.training.models.networks import Net
 
 
@@ -20,7 +21,7 @@ def load_pretrained(model: Net, source: str | Path) -> int:
     tensor required) or a local state dict (weights_only: never runs code; keys may be the
     backbone's own or prefixed `encoder.net.`; the tensors that fit load). Returns the number of
     tensors loaded."""
-    if str(source) == pretrained.IMAGENET:
+    if str(source) == IMAGENET:
         name = model.encoder.imagenet
         if name is None:
             raise ConfigError("--pretrained imagenet: this model's encoder has no standard ImageNet weights "
