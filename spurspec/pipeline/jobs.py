@@ -15,7 +15,7 @@ from typing import Any
 from spurspec.artefacts import io
 from spurspec.artefacts.layout import RunLayout, StudyLayout
 from spurspec.config import build, dumps_toml
-from spurspec.errors import SpurspecError
+from spurspec.errors import ConfigError, SpurspecError
 from spurspec.pipeline.plan import Job
 from spurspec.registry import Registry
 
@@ -83,6 +83,10 @@ def _train_check(job: Job, cfg: Any) -> None:
 
     check(cfg)
     budget.resolve_count(cfg.mask_budget, available=sys.maxsize)
+    if cfg.epochs_this_run is not None:
+        # A paused run would be marked done and evaluated as if it had finished.
+        raise ConfigError("epochs_this_run pauses a run, and a pipeline trains each run to its end (a killed or "
+                          "requeued job resumes from its checkpoint on the next `spurspec run`): leave it out")
 
 
 def _boxes_run(job: Job, cfg: Any, force: bool) -> None:

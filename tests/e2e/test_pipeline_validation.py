@@ -38,6 +38,7 @@ BAD = {
     "bad_summary": ([('["binary"]', '["seg"]\nsummary = "top"')], "train", "unknown summarising function 'top'"),
     "negative_mask_budget": ([('["binary"]', '["seg"]\nmask_budgets = [-3]')], "train", "mask budget -3"),
     "bad_train_fraction": ([("epochs = 1", "epochs = 1\ntrain_fraction = 1.5")], "train", "train fraction 1.5"),
+    "epochs_this_run": ([("epochs = 1", "epochs = 2\nepochs_this_run = 1")], "train", "epochs_this_run pauses a run"),
     "negative_seed": ([("seeds = [0]", "seeds = [0, -1]")], "train", "seed must be between 0 and"),
     # a U-Net halves the image 5 times: 40 px images cannot train seg, as the dataset's size says
     "pixel_size": ([('["binary"]', '["seg"]'), ("size = 32", "size = 40")], "datasets.syn",
