@@ -270,14 +270,17 @@ def dataset_link(run: Path, dataset: Path) -> str:
     return Path(os.path.relpath(Path(dataset).absolute(), Path(run).absolute())).as_posix()
 
 
-def write_saliency(path: Path, saliency: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    """saliency.npz: image_ids (U), images (n, ...) uint8, maps (n, S, S) float32; no pickles."""
+def write_saliency(path: Path, saliency: dict[str, tuple[np.ndarray, np.ndarray]], kind: str | None = None) -> None:
+    """saliency.npz: image_ids (U), images (n, ...) uint8, maps (n, S, S) float32, and `kind`
+    (a 0-d string: what the maps are, e.g. probability or integrated_gradients) when given; no
+    pickles."""
     ids = sorted(saliency)
     images = np.stack([np.asarray(saliency[i][0], dtype=np.uint8) for i in ids]) if ids else np.zeros((0, 1, 1), np.uint8)
     maps = np.stack([np.asarray(saliency[i][1], dtype=np.float32) for i in ids]) if ids else np.zeros((0, 1, 1), np.float32)
+    extra = {} if kind is None else {"kind": np.array(kind, dtype=str)}
     with io.atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, image_ids=np.array(ids, dtype=str), images=images, maps=maps)
+            np.savez_compressed(fh, image_ids=np.array(ids, dtype=str), images=images, maps=maps, **extra)
 
 
 def read_saliency(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -287,4 +290,17 @@ def read_saliency(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             ids, images, maps = data["image_ids"], data["images"], data["maps"]
             return {str(i): (images[k], maps[k]) for k, i in enumerate(ids)}
     except (OSError, ValueError, KeyError) as exc:
+        raise ArtefactError(f"{path}: unreadable saliency maps ({exc}); re-run `spurspec evaluate --force`") from None
+
+
+def read_saliency_kind(path: Path) -> str | None:
+    """What a saliency.npz's maps are (write_saliency's `kind`); None for a file written before
+    the kind was recorded (then a binary run's maps are Grad-CAM, a pixel run's probabilities) or
+    for no file."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return str(data["kind"]) if "kind" in data.files else None
+    except (OSError, ValueError) as exc:
         raise ArtefactError(f"{path}: unreadable saliency maps ({exc}); re-run `spurspec evaluate --force`") from None

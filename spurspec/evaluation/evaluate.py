@@ -140,7 +140,7 @@ def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateR
     predictions = pa.concat_tables([schemas.check(t, schemas.PREDICTIONS) for t in tables], promote_options="default")
     _forget(layout)
     io.write_table(layout.predictions, predictions, schemas.PREDICTIONS)
-    write_saliency(layout.prob_maps, main.saliency)
+    write_saliency(layout.prob_maps, main.saliency, main.saliency_kind)
     preds = _roles(predictions, cfg.split, has_split=True)
     metrics = compute_metrics(dataset.layout.manifest, preds, dataset.spurious, _settings(cfg), where=str(layout.predictions))
     io.write_table(layout.metrics, metrics, schemas.METRICS)

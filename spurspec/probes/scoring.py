@@ -3,10 +3,10 @@ The model is loaded as `evaluate` loads it (spurspec.training.predict) and image
 same conversion as every scored image (spurspec.training.data.rows.RowsDataset), so a probe's clean
 scores are evaluate's scores. Maps: the probability map P(positive region) of a pixel model,
 Grad-CAM of a binary model (predict.grad_cam, MONAI's), and for both the positive part of the
-integrated gradients (Captum) of the image score: a binary model's score evidence (its logit, or
-with two logits the class-1 logit or the log-odds, heads.BinaryHead.evidence: it ranks images as
-the score does and does not saturate) or a pixel model's summarised probability map.
-Reads a run (config, checkpoint, dataset); writes nothing."""
+integrated gradients (models.attribution, Captum's) of the image score: a binary model's score
+evidence (its logit, or with two logits the class-1 logit or the log-odds,
+heads.BinaryHead.evidence: it ranks images as the score does and does not saturate) or a pixel
+model's summarised probability map. Reads a run (config, checkpoint, dataset); writes nothing."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch
 
 from spurspec.training import predict
 from spurspec.training.data import rows as data
-from spurspec.training.models import summaries
+from spurspec.training.models import attribution, summaries
 
 MAPS_BINARY = ("gradcam", "integrated_gradients")
 MAPS_PIXEL = ("probability", "integrated_gradients")
@@ -91,7 +91,8 @@ class Scorer:
             cams = predict.grad_cam(self.run.model, dataset, rows, self.run.device, self.run.binary)
             return np.stack([cams[r] for r in rows])
         if kind == "integrated_gradients":
-            return self._integrated_gradients(x, ig_steps)
+            # Unsmoothed: the attribution probe counts the evidence's mass, not a drawing of it.
+            return attribution.integrated_gradients(self._score_of, x, ig_steps)
         raise ValueError(f"unknown map kind {kind!r}")
 
     def _score_of(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,13 +102,3 @@ class Scorer:
             return self.run.binary.evidence(logits)
         return summaries.get(self.summary)(self.run.head.prob(logits))
 
-    def _integrated_gradients(self, x: torch.Tensor, steps: int) -> np.ndarray:
-        """IG summed over channels, from an all-zero input (mid-grey after RowsDataset's scaling
-        to [-1, 1]) along the straight path to the image; its positive part, the evidence for the
-        positive class, as Grad-CAM keeps only positive evidence and a probability map is one."""
-        from captum.attr import IntegratedGradients
-
-        ig = IntegratedGradients(self._score_of)
-        with torch.enable_grad():
-            attr = ig.attribute(x, baselines=torch.zeros_like(x), n_steps=steps, internal_batch_size=len(x))
-        return attr.detach().sum(dim=1).clamp(min=0).float().cpu().numpy()

@@ -29,6 +29,13 @@ class Curve:
     low: list[float] = field(default_factory=list)  # mean over runs of the 95% CI's lower bound
     high: list[float] = field(default_factory=list)
     points: list[tuple[float, float]] = field(default_factory=list)  # every run's (x, y)
+    intervals: list[tuple[float | None, float | None]] = field(default_factory=list)  # each point's 95% CI
+
+    @property
+    def joined(self) -> bool:
+        """Whether a line and band may join the x values: only with one measured between the ends
+        (two points joined by a line imply a trend between them that nothing measured)."""
+        return len(self.x) > 2
 
 
 def _curve(label: str, items: list[tuple[float, float, float | None, float | None]]) -> Curve:
@@ -43,6 +50,7 @@ def _curve(label: str, items: list[tuple[float, float, float | None, float | Non
         curve.low.append(float(np.mean(lows)) if lows else float("nan"))
         curve.high.append(float(np.mean(highs)) if highs else float("nan"))
         curve.points += [(x, i[1]) for i in at]
+        curve.intervals += [(i[2], i[3]) for i in at]
     return curve
 
 

@@ -5,6 +5,7 @@ they need, and the reliance probes' score shifts and evidence mass."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -58,7 +59,8 @@ def headline(path: Path, rows: list[dict], groups: list[str], reference: dict[st
         ax.scatter([i + shift for i, _ in ref], [v for _, v in ref], marker="*", s=160, facecolors="none",
                    edgecolors="black", label="the study's robust AUROC (reference)", zorder=5)
     ax.set_xticks(x, labels or groups)
-    ax.set_ylim(0, 1.02)
+    _fit_auroc(ax, [*(r[k] for r in rows for m in ("overall", "robust") for k in (m, f"{m}_lo", f"{m}_hi")),
+                    *(v for _, v in ref)], bars=True)
     _chance(ax)
     ax.set_xlabel("spatial specificity of the supervision")
     ax.set_ylabel("AUROC (test, 95% patient-bootstrap CI)")
@@ -113,7 +115,7 @@ def by_summary(path: Path, data: dict[str, dict[str, list[tuple[float, float | N
                             label=label)
                 label = None
     ax.set_xticks(x, order)
-    ax.set_ylim(0, 1.02)
+    _fit_auroc(ax, [v for per in data.values() for runs in per.values() for run in runs for v in run])
     _chance(ax)
     ax.set_xlabel("summarising function (pixel map -> image score), from the top pixel to every pixel")
     ax.set_ylabel(f"robust AUROC ({attribute}), 95% CI")
@@ -121,39 +123,137 @@ def by_summary(path: Path, data: dict[str, dict[str, list[tuple[float, float | N
     _save(fig, path)
 
 
-CELL_COLORS = {"positives": "#dd5143", "negatives": "#4c72b0"}
+@dataclass
+class MapPanel:
+    """One image of the saliency figure: the image, a model's map over it (S, S) in [0, 1], the
+    image's robust cell (label, attribute value) or None, and the outlines where known."""
+
+    image_id: str
+    image: np.ndarray  # (S, S) or (C, S, S) uint8
+    heat: np.ndarray
+    cell: tuple[int, int] | None = None
+    mask: np.ndarray | None = None  # the abnormality
+    region: np.ndarray | None = None  # the spurious feature, where the dataset stores it
 
 
-def saliency(path: Path, panels: list[tuple[str, list[tuple[str, np.ndarray, np.ndarray, str, np.ndarray | None]]]]) -> None:
-    """One row per model, one column per robust-cell test image: the image in grey, the model's
-    map in one colour map (with its colour bar), the abnormality's outline, and the image's robust
-    cell above it."""
-    ncol = max(len(items) for _, items in panels)
-    fig, axes = plt.subplots(len(panels), ncol, figsize=(2.1 * ncol + 0.8, 2.2 * len(panels)), squeeze=False)
-    shown = None
-    for row, (label, items) in enumerate(panels):
-        for col in range(ncol):
-            ax = axes[row][col]
+@dataclass
+class MapRow:
+    """One model's row: its name, what its maps are (a MAP_SCALES key) and its images."""
+
+    label: str
+    kind: str
+    panels: list[MapPanel] = field(default_factory=list)
+
+
+# Each map kind's colour map and the words on its colour bar: a pixel model's probability is one
+# fixed scale for every image; an attribution is relative, each image scaled to its own top.
+MAP_SCALES = {
+    "probability": ("magma", "P(positive region)\n(fixed 0-1 scale)"),
+    "integrated_gradients": ("viridis", "integrated gradients,\nnormalised per image"),
+    "gradcam": ("viridis", "Grad-CAM,\nnormalised per image"),
+}
+CELL_COLORS = {1: "#c0392b", 0: "#2c5d99"}  # by label: a robust cell's title
+ABNORMALITY_COLOR, REGION_COLOR = "#00e5ff", "#ff2bd6"
+_MAP_FONT = 11  # points; the smallest words are 1 pt less: 15 px at the report's 110 dpi, 11 px at 700 px
+
+
+def cell_words(cell: tuple[int, int] | None, attribute: str) -> str:
+    """A robust cell in words: 'positive, chest tube absent', 'negative, chest tube present'."""
+    if cell is None:
+        return ""
+    feature = attribute.replace("_", " ")
+    return f"{'positive' if cell[0] else 'negative'}, {feature} {'present' if cell[1] else 'absent'}"
+
+
+def _overlay(heat: np.ndarray, cmap) -> np.ndarray:
+    """RGBA of a [0, 1] map whose opacity grows with its value, so the image shows where it is low."""
+    rgba = cmap(np.clip(heat, 0.0, 1.0))
+    rgba[..., 3] = 0.85 * np.clip(heat, 0.0, 1.0) ** 0.8
+    return rgba
+
+
+def _map_panel(ax, panel: MapPanel, cmap) -> None:
+    img = panel.image if panel.image.ndim == 2 else (
+        panel.image[0] if panel.image.shape[0] == 1 else np.moveaxis(panel.image, 0, -1))
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+    extent = (-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5)
+    ax.imshow(_overlay(np.asarray(panel.heat, dtype=float), cmap), extent=extent)
+    region = None
+    if panel.region is not None and np.asarray(panel.region).any():
+        from scipy.ndimage import binary_dilation
+
+        # Around the feature, not on it: a stroke a few pixels wide would hide the map under the line.
+        region = binary_dilation(np.asarray(panel.region, bool), iterations=max(1, round(2 * img.shape[0] / 64)))
+    for outline, color, style in ((panel.mask, ABNORMALITY_COLOR, "solid"), (region, REGION_COLOR, "dashed")):
+        if outline is not None and np.asarray(outline).any():
+            ax.contour(np.asarray(outline, dtype=float), levels=[0.5], colors=color, linewidths=1.1,
+                       linestyles=style, extent=extent, origin="upper")
+
+
+def saliency(path: Path, rows: list[MapRow], attribute: str) -> None:
+    """One row per model, one column per test image: the image in grey, the model's map over it
+    with its row's colour bar (MAP_SCALES), the abnormality and the spurious feature's region
+    outlined. When every row shows the same images, each robust cell is named in words once
+    over its columns and each image by its id; otherwise every image has both."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    ncol = max(len(r.panels) for r in rows)
+    same = all([p.image_id for p in r.panels] == [p.image_id for p in rows[0].panels] for r in rows)
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(1.75 * ncol + 2.2, 1.95 * len(rows) + 0.4), squeeze=False)
+    for k, row in enumerate(rows):
+        name, bar_label = MAP_SCALES.get(row.kind, ("viridis", row.kind))
+        for col, ax in enumerate(axes[k]):
             ax.set_xticks([])
             ax.set_yticks([])
-            if col >= len(items):
+            if col >= len(row.panels):
                 ax.axis("off")
                 continue
-            image_id, image, heat, cell, mask = items[col]
-            img = image if image.ndim == 2 else (image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1))
-            ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
-            extent = (-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5)
-            shown = ax.imshow(heat, cmap="magma", alpha=0.5, vmin=0.0, vmax=1.0, extent=extent)
-            if mask is not None and mask.any():
-                ax.contour(np.asarray(mask, dtype=float), levels=[0.5], colors="#00e5ff", linewidths=0.9,
-                           extent=extent, origin="upper")
-            ax.set_title(f"{cell}\n{image_id}", fontsize=6.5, color=CELL_COLORS.get(cell.split(" ")[0], "black"))
-            if col == 0:
-                ax.set_ylabel(label, fontsize=8)
-    if shown is not None:
-        bar = fig.colorbar(shown, ax=axes, fraction=0.02, pad=0.03)
-        bar.set_label("P(positive region), or Grad-CAM (binary)", fontsize=7)
+            panel = row.panels[col]
+            _map_panel(ax, panel, colormaps[name])
+            if k == 0 or not same:
+                words = "" if same else cell_words(panel.cell, attribute) + "\n"
+                ax.set_title(words + panel.image_id, fontsize=_MAP_FONT - 1, color=_cell_color(panel.cell))
+        axes[k][0].set_ylabel(row.label, fontsize=_MAP_FONT)
+        bar = fig.colorbar(ScalarMappable(Normalize(0, 1), colormaps[name]), ax=list(axes[k]), fraction=0.04, pad=0.02)
+        bar.set_label(bar_label, fontsize=_MAP_FONT - 1)
+        bar.ax.tick_params(labelsize=_MAP_FONT - 1)
+    if same:
+        _cell_headers(fig, axes[0], rows[0].panels, attribute)
+    _outline_legend(fig, axes, [p for r in rows for p in r.panels], attribute)
     _save(fig, path)
+
+
+def _cell_color(cell: tuple[int, int] | None) -> str:
+    return CELL_COLORS.get(cell[0], "black") if cell else "black"
+
+
+def _cell_headers(fig, top_axes, panels: list[MapPanel], attribute: str) -> None:
+    """Each run of consecutive columns of one robust cell named once, in words, above them."""
+    start = 0
+    for end in range(1, len(panels) + 1):
+        if end < len(panels) and panels[end].cell == panels[start].cell:
+            continue
+        left, right = top_axes[start].get_position(), top_axes[end - 1].get_position()
+        fig.text((left.x0 + right.x1) / 2, left.y1 + 0.045, cell_words(panels[start].cell, attribute),
+                 ha="center", va="bottom", fontsize=_MAP_FONT + 1, fontweight="bold",
+                 color=_cell_color(panels[start].cell))
+        start = end
+
+
+def _outline_legend(fig, axes, panels: list[MapPanel], attribute: str) -> None:
+    """What each outline marks, under the images, for the outlines the figure draws."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=color, lw=1.5, ls=style, label=label) for shown, color, style, label in (
+        (any(p.mask is not None and p.mask.any() for p in panels), ABNORMALITY_COLOR, "-", "abnormality (its mask)"),
+        (any(p.region is not None and p.region.any() for p in panels), REGION_COLOR, "--",
+         f"{attribute.replace('_', ' ')} (around the region the data stores)")) if shown]
+    if handles:
+        left, right = axes[-1][0].get_position(), axes[-1][-1].get_position()
+        fig.legend(handles=handles, loc="upper center", ncol=2, fontsize=_MAP_FONT - 1, frameon=False,
+                   bbox_to_anchor=((left.x0 + right.x1) / 2, left.y0 - 0.01))
 
 
 def _band(ax, curve, color) -> None:
@@ -166,6 +266,25 @@ def _band(ax, curve, color) -> None:
         ax.scatter(px, py, s=10, color=color, alpha=0.6, zorder=3)
 
 
+def _run_points(ax, curve, color) -> None:
+    """Each run of a curve as a marker with its 95% CI, runs at one x spread a little (log x),
+    nothing drawn between the x values."""
+    label = curve.label  # one legend entry per curve
+    for x in curve.x:
+        at = [(y, ci) for (px, y), ci in zip(curve.points, curve.intervals, strict=True) if px == x]
+        for j, (y, (lo, hi)) in enumerate(at):
+            spread = x * 2 ** ((j - (len(at) - 1) / 2) * 0.12)
+            err = None if lo is None or hi is None else [[max(0.0, y - lo)], [max(0.0, hi - y)]]
+            ax.errorbar(spread, y, yerr=err, fmt="o", color=color, ms=5, capsize=3, lw=1.2, label=label)
+            label = None
+
+
+def _curve_values(curves) -> list[float]:
+    """Every value a curve figure shows: runs, means and interval ends."""
+    return [v for c in curves for v in (*c.mean, *c.low, *c.high, *(y for _, y in c.points),
+                                         *(e for ci in c.intervals for e in ci))]
+
+
 def _log_ticks(ax, curves, base: float = 10) -> None:
     """A log x axis labelled at the data's own x values, as plain integers."""
     from matplotlib.ticker import NullLocator
@@ -174,6 +293,16 @@ def _log_ticks(ax, curves, base: float = 10) -> None:
     ax.set_xscale("log", base=base)
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticks(xs, [f"{x:,.0f}" for x in xs])
+
+
+def _fit_auroc(ax, values, bars: bool = False) -> None:
+    """An AUROC axis that fits what the figure shows (`values`: points and interval ends) and
+    chance (0.5) with a margin, instead of the whole 0-1: points in 0.94-1.0 stay apart. With
+    `bars` the axis starts at 0: a bar's height is read from its base."""
+    shown = [float(v) for v in values if v is not None and np.isfinite(v)] + [0.5] + ([0.0] if bars else [])
+    low, high = min(shown), max(shown)
+    pad = max(0.02, 0.06 * (high - low))
+    ax.set_ylim(0.0 if bars else max(-0.03, low - pad), min(1.03, high + pad))
 
 
 def _chance(ax, robust: bool = True) -> None:
@@ -185,11 +314,13 @@ def _chance(ax, robust: bool = True) -> None:
 
 
 def specificity(path: Path, curve, attribute: str, ylabel: str) -> None:
-    """The study's coarse-mask figure: robust AUROC against r (log scale) with its band."""
+    """The study's coarse-mask figure: robust AUROC against r (log scale); a line and band only
+    where runs at an r between the ends were trained (curves.Curve.joined), else each run with
+    its 95% CI."""
     fig, ax = plt.subplots(figsize=(5.6, 3.9))
-    _band(ax, curve, "#dd5143")
+    (_band if curve.joined else _run_points)(ax, curve, "#dd5143")
     _log_ticks(ax, [curve], base=2)
-    ax.set_ylim(0, 1.02)
+    _fit_auroc(ax, _curve_values([curve]))
     _chance(ax)
     ax.set_xlabel("spatial specificity r (regions labelled; 1 = image label, pixels = mask)")
     ax.set_ylabel(ylabel)
@@ -207,7 +338,7 @@ def budgets(path: Path, panels: list[tuple[str, list, float | None]]) -> None:
         if binary is not None:
             ax.axhline(binary, color="black", ls=":", lw=1.2, label="image labels (binary ERM)")
         _log_ticks(ax, curves)
-        ax.set_ylim(0, 1.02)
+        _fit_auroc(ax, [*_curve_values(curves), binary])
         _chance(ax, robust=not ylabel.startswith("overall"))
         ax.set_xlabel("training images with a mask")
         ax.set_ylabel(ylabel)
@@ -250,7 +381,8 @@ def remedies(path: Path, arms: list, deltas: dict[str, list[dict]], reference: f
         top.axhline(reference, color="black", ls=":", lw=1.2, label="image labels (binary ERM), mean")
         # Beside the axes, not below: the difference panel sits under them.
         top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    top.set_ylim(0, 1.02)
+    _fit_auroc(top, [*(r[k] for arm in arms for r in arm.rows for k in (key, f"{key}_lo", f"{key}_hi")), reference],
+               bars=True)
     _chance(top)
     top.set_ylabel(ylabel)
     _need_blocks(top, arms)

@@ -2,9 +2,11 @@
 weights_only, the dataset it trained on); returns image scores in the PREDICTIONS schema (long
 format: one row per image per summarising function for pixel models, summary IMAGE_SCORE for
 binary, scored as the run's `binary_score` says: P(label 1) or the raw class-1 logit) and saliency
-maps (probability maps, or Grad-CAM of the binary score for binary) of a few images from the
-robust cells. The network is built as training built it (models.build with the run's heads and
-input normalisation). Writes nothing."""
+maps of a few images from the robust cells: a pixel model's probability map P(positive region), a
+binary model's integrated gradients of its score evidence at the image's resolution, smoothed and
+normalised per image (models.attribution). The network is built as training built it
+(models.build with the run's heads and input normalisation). Grad-CAM (`grad_cam`) is here for the
+probes. Writes nothing."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from spurspec.training import distributed, models
 from spurspec.training.config import CHECKPOINTS, TrainConfig
 from spurspec.training.data import granularity
 from spurspec.training.data import rows as data
-from spurspec.training.models import summaries
+from spurspec.training.models import attribution, summaries
 from spurspec.training.models.heads import BinaryHead, PixelHead, dataset_classes
 
 
@@ -34,11 +36,16 @@ class PredictOutput:
     predictions: pa.Table  # PREDICTIONS schema
     # image_id -> (image (S,S) or (C,S,S) uint8, map (S,S) float32 in [0, 1])
     saliency: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # What the maps are, as the probes name map kinds: "probability" (P(positive region), a
+    # fixed 0-1 scale) or "integrated_gradients" (normalised per image).
+    saliency_kind: str = "probability"
 
 
 def robust_rows(ds: Dataset, rows: np.ndarray, n: int) -> np.ndarray:
-    """Up to n rows from the robust cells of the first spurious attribute (cells.ROBUST_CELLS),
-    taking the cells in turn, in row order; positives when the dataset has no attribute."""
+    """Up to n rows from the robust cells of the first spurious attribute (cells.ROBUST_CELLS):
+    positives without the feature and negatives with it, taking the cells in turn (so each gets
+    half where both can), each in row order, so every run of a dataset keeps the same images;
+    positives when the dataset has no attribute."""
     labels = np.asarray(ds.manifest.column("label").to_numpy(zero_copy_only=False))
     if not ds.spurious:
         return rows[labels[rows] == 1][:n]
@@ -111,8 +118,22 @@ def _score(run: _Loaded, dataset: data.RowsDataset, rows: np.ndarray, show: set[
                 scores[n] += fn(prob).double().cpu().tolist()
             maps.update({r: prob[i].cpu().numpy().astype(np.float32) for i, r in enumerate(batch_rows) if r in show})
     if not run.gran.pixel and show:
-        maps = grad_cam(run.model, dataset, sorted(show), run.device, run.binary)
+        maps = _ig_maps(run, dataset, sorted(show))
     return scores, order, maps
+
+
+def _ig_maps(run: _Loaded, dataset: data.RowsDataset, rows: list[int]) -> dict[int, np.ndarray]:
+    """A binary model's display maps (attribution.display_maps) of its score evidence, in batches."""
+    def evidence(x: torch.Tensor) -> torch.Tensor:
+        return run.binary.evidence(run.model(x).float())
+
+    out: dict[int, np.ndarray] = {}
+    step = max(1, run.cfg.batch_size)
+    for start in range(0, len(rows), step):
+        batch = rows[start:start + step]
+        x = torch.stack([dataset[r]["image"] for r in batch]).to(run.device)
+        out.update(zip(batch, attribution.display_maps(evidence, x), strict=True))
+    return out
 
 
 def _table(run: _Loaded, split: str, which: str, scores: dict[str, list[float]], order: list[int]) -> pa.Table:
@@ -150,7 +171,8 @@ def predict_split(run_dir: Path, split: str = "test", checkpoint: str = "best",
     for r in sorted(maps):
         img = np.asarray(images[r])
         saliency[ids[r]] = (img[0] if img.shape[0] == 1 else img, maps[r])
-    return PredictOutput(predictions=_table(run, split, checkpoint, scores, order), saliency=saliency)
+    kind = "probability" if run.gran.pixel else "integrated_gradients"
+    return PredictOutput(_table(run, split, checkpoint, scores, order), saliency, kind)
 
 
 class _Logit2d(torch.nn.Module):
