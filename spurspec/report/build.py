@@ -14,14 +14,22 @@ import numpy as np
 import pyarrow.compute as pc
 
 from spurspec.artefacts import freshness, io, locks, provenance
-from spurspec.artefacts.dataset import Dataset
+from spurspec.artefacts.dataset import Dataset, check_npy
 from spurspec.artefacts.layout import DatasetLayout, ReportLayout, RunLayout
+from spurspec.artefacts.run import read_saliency_kind
 from spurspec.config import to_dict
 from spurspec.errors import ConfigError, ExistsError, SpurspecError
 from spurspec.metrics.auroc import auroc, roc_points
-from spurspec.metrics.cells import CELL_NAMES, cell_of, robust_mask
+from spurspec.metrics.cells import (
+    MIN_CELL_IMAGES,
+    ROBUST_CELLS,
+    cell_of,
+    count_words,
+    robust_mask,
+    small_cell,
+)
 from spurspec.probes.stage import probe_files, read_tables
-from spurspec.report import curves, figures, findings
+from spurspec.report import answer, curves, examples, figures, findings
 from spurspec.report.runs import (
     Run,
     combined,
@@ -32,6 +40,7 @@ from spurspec.report.runs import (
     select,
 )
 from spurspec.report.writers import Block, markdown, to_html
+from spurspec.text import plural
 from spurspec.training.config import TrainConfig
 from spurspec.training.data import granularity as granularities
 from spurspec.training.models import summaries
@@ -51,8 +60,9 @@ class ReportConfig:
     # Paired patient-bootstrap replicates behind the findings' intervals (0 = no findings section).
     bootstrap: int = 1000
     seed: int = 0
-    # A robust cell with fewer test images than this is flagged: its AUROC moves a lot with a few images.
-    min_cell: int = 20
+    # The cell-size rule (metrics.cells.MIN_CELL_IMAGES, why it is 10 there): a robust AUROC on fewer
+    # test images than this of either class is "too few images to tell", never a bold finding.
+    min_cell: int = MIN_CELL_IMAGES
     # Of runs sharing a group and replicate, the one to count (the others are left out); without
     # it such runs are refused: two trainings of one setting are not two replicates.
     keep: tuple[Path, ...] = ()
@@ -206,8 +216,14 @@ def _headline_rows(runs: list[Run], attribute: str, wanted: str) -> list[dict]:
         rows.append({"group": run.group, "seed": run.seed, "summary": s, "run": run,
                      "overall": o and o["value"], "overall_lo": o and o["ci_low"], "overall_hi": o and o["ci_high"],
                      "robust": rb and rb["value"], "robust_lo": rb and rb["ci_low"], "robust_hi": rb and rb["ci_high"],
-                     "robust_reason": rb and rb["reason"], "worst": w and w["value"]})
+                     "robust_reason": rb and rb["reason"], "overall_reason": o and o["reason"],
+                     # (positives, negatives) behind each AUROC: the cell-size rule reads them
+                     "robust_n": _counts(rb), "overall_n": _counts(o), "worst": w and w["value"]})
     return rows
+
+
+def _counts(row: dict | None) -> tuple[int, int] | None:
+    return None if row is None or row["n_pos"] is None else (int(row["n_pos"]), int(row["n_neg"]))
 
 
 def _write(cfg: ReportConfig, runs: list[Run], left_out: list[Run], notes: list[str],
@@ -218,11 +234,14 @@ def _write(cfg: ReportConfig, runs: list[Run], left_out: list[Run], notes: list[
     io.write_table(layout.table, combined(runs, left_out))
     # One set of paired bootstraps against the reference group, read by the findings and the remedies.
     pairs = findings.paired_to_reference(ctx.runs, ctx.attribute, ctx.cfg, _study_metric(ctx))
-    blocks = [*_intro(ctx), *findings.data_section(ctx.runs, ctx.attribute, ctx.cfg.min_cell),
-              *findings.findings_section(pairs, ctx.cfg),
+    # The answer first (in words, then the paired findings, example images, data, how to read
+    # the numbers), then the tables and figures; the report's own settings last.
+    blocks = [*_opening(ctx), *findings.findings_section(pairs, _metric_counts(ctx), ctx.cfg.min_cell),
+              *_examples_section(ctx), *findings.data_section(ctx.runs, ctx.attribute, ctx.cfg.min_cell),
+              *findings.reading_section(ctx.cfg.min_cell, ctx.cfg.bootstrap),
               *_headline(ctx), *_reference(ctx), *_seed_table(ctx), *_remedies_section(ctx, pairs), *_every_run(ctx),
               *_specificity_section(ctx), *_budget_section(ctx), *_by_attribute(ctx), *_roc_section(ctx),
-              *_summary_section(ctx), *_saliency_section(ctx), *_probe_section(ctx)]
+              *_summary_section(ctx), *_saliency_section(ctx), *_probe_section(ctx), *_how_made(ctx)]
     if ctx.notes:
         blocks += [Block("h2", "Notes")] + [Block("p", n) for n in ctx.notes]
     io.write_text(layout.markdown, markdown(blocks, layout.root))
@@ -230,24 +249,57 @@ def _write(cfg: ReportConfig, runs: list[Run], left_out: list[Run], notes: list[
     return ctx.made, ctx.notes
 
 
-def _intro(ctx: _Context) -> list[Block]:
-    a = ctx.attribute
+def _opening(ctx: _Context) -> list[Block]:
+    """The title and the answer in words: each group's headline AUROC against chance."""
+    key, _ = _study_metric(ctx)
+    results = answer.group_results(ctx.rows, ctx.groups, [ctx.label(g) for g in ctx.groups], key, ctx.cfg.min_cell)
+    several = replicate_word(ctx.runs) if any(sum(r["group"] == g for r in ctx.rows) > 1 for g in ctx.groups) else None
     return [Block("h1", ctx.cfg.title),
-            Block("p", f"{len(ctx.runs)} evaluated run(s) in {len(ctx.groups)} group(s){_unfinished_words(ctx)}; "
-                       f"headline attribute: {a}; "
-                       f"pixel models scored by the '{ctx.cfg.summary}' summarising function{_binary_scores(ctx.runs)}. "
-                       "Robust AUROC is computed on "
-                       f"{{label=1, {a}=0}} ∪ {{label=0, {a}=1}}, the cells where the spurious feature "
-                       "points the wrong way: below 0.5 means the model reads the spurious feature. Intervals are 95% "
-                       "patient-level bootstrap intervals.")]
+            *answer.opening(results, ctx.attribute, key == "overall", several, ctx.cfg.min_cell)]
+
+
+def _metric_counts(ctx: _Context) -> dict[str, tuple[int, int]]:
+    """Run directory -> (positives, negatives) of the headline metric, for the cell-size rule."""
+    key, _ = _study_metric(ctx)
+    return {str(r["run"].root): r[f"{key}_n"] for r in ctx.rows if r[f"{key}_n"] is not None}
+
+
+def _examples_section(ctx: _Context) -> list[Block]:
+    """One test image of each robust cell, from the first run's dataset (examples.py)."""
+    found, notes = examples.pick(ctx.runs[0].dataset, ctx.attribute)
+    ctx.notes += notes
+    if not found:
+        return []
+    fig = ctx.figure("examples")
+    examples.draw(fig, found)
+    a = ctx.attribute
+    region = f" dashed orange, around it: the {a} region;" if any(e.feature is not None and e.feature.any() for e in found) else ""
+    return [Block("h2", "The images where the feature points the wrong way"),
+            Block("figure", f"One test image of each robust cell: a positive without {a} and a negative with {a}. "
+                            f"Cyan outline: the abnormality;{region} above each image, its cell and id.",
+                  figure=fig, role="examples")]
+
+
+def _how_made(ctx: _Context) -> list[Block]:
+    """The report's own settings and counts, for whoever reproduces it."""
+    a = ctx.attribute
+    others = [x for x in _attributes(ctx.runs) if x != a]
+    pick = f" (--attribute picks another: {', '.join(others)})" if others else ""
+    text = (f"{plural(len(ctx.runs), 'evaluated run')} in {plural(len(ctx.groups), 'group')}{_unfinished_words(ctx)}. "
+            f"Spurious attribute: {a}{pick}. "
+            f"Pixel models scored by the '{ctx.cfg.summary}' summarising function (--summary){_binary_scores(ctx.runs)}. "
+            f"Robust AUROC is computed on {{label=1, {a}=0}} ∪ {{label=0, {a}=1}}. Intervals are 95% patient-level "
+            f"bootstrap percentile intervals; paired differences use {plural(ctx.cfg.bootstrap, 'replicate')} "
+            f"(seed {ctx.cfg.seed}). Cell-size rule: fewer than {plural(ctx.cfg.min_cell, 'test image')} of a class.")
+    return [Block("h2", "How this report was made"), Block("p", text)]
 
 
 def _unfinished_words(ctx: _Context) -> str:
-    """What the intro says about runs scored before their training finished."""
+    """What the report says about runs scored before their training finished."""
     words = []
     if ctx.left_out:
-        words.append(f"{len(ctx.left_out)} unfinished run(s) left out of means, pairs and figures (listed under "
-                     "Every run; --include-unfinished counts them)")
+        words.append(f"{plural(len(ctx.left_out), 'unfinished run')} left out of means, pairs and figures (listed "
+                     "under Every run; --include-unfinished counts them)")
     counted = sum(1 for r in ctx.runs if r.mark)
     if counted:
         words.append(f"{counted} of them unfinished: counted, as --include-unfinished asks, and marked "
@@ -384,19 +436,21 @@ def _every_run(ctx: _Context) -> list[Block]:
     rows = tuple((r["run"].root.name, r["group"], r["run"].replicate, r["summary"],
                   f"{_fmt(r['overall'])} [{_fmt(r['overall_lo'])}, {_fmt(r['overall_hi'])}]",
                   f"{_fmt(r['robust'])} [{_fmt(r['robust_lo'])}, {_fmt(r['robust_hi'])}]",
-                  _run_note(r)) for r in shown)
+                  _run_note(r, ctx.cfg.min_cell)) for r in shown)
     return [Block("h2", "Every run"),
             Block("table", headers=("run", "group", "replicate", "summary", "overall AUROC [95% CI]",
                                     "robust AUROC [95% CI]", "note"), rows=rows)]
 
 
-def _run_note(row: dict) -> str:
-    """The note column: how far an unfinished run had trained (and whether it is counted), and
-    why its robust AUROC is missing, if it is."""
+def _run_note(row: dict, min_cell: int) -> str:
+    """The note column: how far an unfinished run had trained (and whether it is counted), why
+    its robust AUROC is missing, if it is, and whether it rests on too few images to tell."""
     mark = row["run"].mark
     if mark and row.get("left_out"):
         mark += "; left out of means"
-    return "; ".join(p for p in (mark, row["robust_reason"] or "") if p)
+    n = row["robust_n"]
+    small = f"too few images to tell ({count_words(*n)})" if n and small_cell(*n, min_cell) and row["robust"] is not None else ""
+    return "; ".join(p for p in (mark, row["robust_reason"] or "", small) if p)
 
 
 def _counted_unfinished(ctx: _Context) -> str:
@@ -415,7 +469,9 @@ def _specificity_section(ctx: _Context) -> list[Block]:
     return [Block("h2", "Robust AUROC against spatial specificity"),
             Block("p", "The study's coarse-mask sweep: r is the number of regions a training target distinguishes "
                        "(1 for an image label, K² for a K×K grid, every pixel for a mask; boxes have no fixed r and are "
-                       "left out). Line: mean over runs; band: mean of the runs' 95% intervals; dots: runs."),
+                       "left out). " + ("Line: mean over runs; band: mean of the runs' 95% intervals; dots: runs."
+                                        if curve.joined else "Each run with its 95% interval; no r between these "
+                                        "was trained, so no line joins them.")),
             Block("figure", f"{name} against spatial specificity r{_counted_unfinished(ctx)}", figure=fig)]
 
 
@@ -490,11 +546,16 @@ def _saliency_section(ctx: _Context) -> list[Block]:
         ctx.notes.append("no saliency.npz with images in these runs: no saliency panels")
         return []
     fig = ctx.figure("saliency")
-    figures.saliency(fig, panels)
+    figures.saliency(fig, panels, ctx.attribute)
+    feature = ctx.attribute.replace("_", " ")
     return [Block("h2", "Where each model looks"),
-            Block("figure", "Robust-cell test images (cell above each image) with each model's map: P(positive "
-                            "region) for pixel models, Grad-CAM for binary models; cyan outline: the abnormality's "
-                            "mask. One run per group: its first replicate, named on the left.", figure=fig)]
+            Block("figure", f"Test images where the {feature} points the wrong way, the same images in every row: "
+                            f"positives without the {feature} and negatives with it. Over each image, the model's map: "
+                            "P(positive region) for models that output a map (one fixed 0-1 scale); for image-label "
+                            "models, integrated gradients of the score, the pixels that push it towards positive "
+                            "(scaled per image: where the model looks, not how strongly). Outlines where the data "
+                            "stores them: the abnormality and the feature's region. One run per group: its first "
+                            "replicate, named on the left.", figure=fig)]
 
 
 def _values(runs: list[Run], group: str, metric: str, attribute: str, summary: str) -> list[float]:
@@ -551,9 +612,10 @@ def _by_summary(runs: list[Run], attribute: str) -> tuple[dict[str, dict[str, li
     return data, sorted(names)
 
 
-def _saliency_panels(rows: list[dict], groups: list[str], n: int, attribute: str) -> list:
-    """Per group, its first run's kept maps on the test images every group shares (else its own),
-    each with the image's robust cell and abnormality mask."""
+def _saliency_panels(rows: list[dict], groups: list[str], n: int, attribute: str) -> list[figures.MapRow]:
+    """Per group, its first run's kept maps on the test images every group kept (else its own):
+    positives without the feature beside negatives with it (saliency_ids), each with its robust
+    cell, abnormality mask and the feature's stored region."""
     maps = []
     for g in groups:
         run = next(x for x in rows if x["group"] == g)["run"]
@@ -563,34 +625,62 @@ def _saliency_panels(rows: list[dict], groups: list[str], n: int, attribute: str
     if not maps:
         return []
     shared = sorted(set.intersection(*(set(m) for _, _, m in maps)))
-    panels = []
+    out = []
     for label, run, sal in maps:
-        ids = [i for i in (shared or sorted(sal))[:n] if i in sal]
-        cells, masks = _cells_and_masks(run, ids, attribute)
-        panels.append((label, [(i, sal[i][0], sal[i][1], cells.get(i, ""), masks.get(i)) for i in ids]))
-    return panels
+        facts = _panel_facts(run, shared or sorted(sal), attribute)
+        # Images of no robust cell (a dataset without the attribute): the first n kept, as kept.
+        ids = saliency_ids({i: f[0] for i, f in facts.items()}, n) or (shared or sorted(sal))[:n]
+        panels = [figures.MapPanel(i, sal[i][0], sal[i][1], *facts.get(i, (None, None, None))) for i in ids]
+        if panels:  # none with n_saliency = 0
+            out.append(figures.MapRow(label, _map_kind(run), panels))
+    return out
 
 
-def _cells_and_masks(run: Run, ids: list[str], attribute: str) -> tuple[dict[str, str], dict[str, np.ndarray]]:
-    """image_id -> its robust cell's name and its abnormality mask, from the run's dataset."""
+def saliency_ids(cells: dict[str, tuple[int, int] | None], n: int) -> list[str]:
+    """Up to n image ids for the saliency figure, robust cell by robust cell (positives without
+    the feature, then negatives with it), half each where both cells have enough, each cell's ids
+    in sorted order: the same images for every run that kept them."""
+    per_cell = [sorted(i for i, c in cells.items() if c == cell) for cell in ROBUST_CELLS]
+    take = [min(len(ids), n // len(per_cell)) for ids in per_cell]
+    for k, ids in enumerate(per_cell):  # a cell short of its half leaves the rest to the other
+        take[k] = min(len(ids), take[k] + n - sum(take))
+    return [i for ids, t in zip(per_cell, take, strict=True) for i in ids[:t]]
+
+
+def _map_kind(run: Run) -> str:
+    """What a run's kept maps are: as saliency.npz records it, else (a file from before the
+    record) probabilities for a pixel model and Grad-CAM for an image-label one."""
+    kind = read_saliency_kind(run.record.layout.prob_maps)
+    return kind or ("probability" if granularities.parse(run.granularity).pixel else "gradcam")
+
+
+def _panel_facts(run: Run, ids: list[str], attribute: str) -> dict[str, tuple]:
+    """image_id -> (robust cell or None, abnormality mask, the feature's stored region or None),
+    from the run's dataset; {} when it cannot be read."""
     try:
         ds = Dataset.open(run.dataset)
     except SpurspecError:
-        return {}, {}
+        return {}
+    try:
+        regions = _regions(ds, attribute)
+    except SpurspecError:  # a damaged region file: no feature outlines, the rest of the figure stands
+        regions = None
     man = ds.manifest
     index = {i: k for k, i in enumerate(man.column("image_id").to_pylist())}
     labels = man.column("label").to_pylist()
     attr = man.column(attribute).to_pylist() if attribute in man.column_names else [None] * len(labels)
     masks = ds.masks()
-    cells, outlines = {}, {}
-    for i in ids:
-        k = index.get(i)
-        if k is None:
-            continue
-        cell = cell_of(labels[k], attr[k])
-        cells[i] = CELL_NAMES[cell].format(a=attribute) if cell else ""
-        outlines[i] = np.asarray(masks[k])
-    return cells, outlines
+    return {i: (cell_of(labels[k], attr[k]), np.asarray(masks[k]), None if regions is None else np.asarray(regions[k]))
+            for i, k in ((i, index.get(i)) for i in ids) if k is not None}
+
+
+def _regions(ds: Dataset, attribute: str) -> np.ndarray | None:
+    """The stored regions of `attribute`'s feature (spurious_masks.npy, synthetic data), or None."""
+    region = ds.info.get("spurious_region")
+    if not isinstance(region, dict) or region.get("attribute") != attribute or not ds.layout.spurious_masks.exists():
+        return None
+    check_npy(ds.layout.spurious_masks, "spurious masks", (ds.manifest.num_rows, ds.size, ds.size))
+    return np.load(ds.layout.spurious_masks, mmap_mode="r")
 
 
 # The flip a probe's change should cause in a model that reads the feature, by probe kind.

@@ -39,12 +39,13 @@ def markdown(blocks: list[Block], root: Path) -> str:
     return "\n".join(out)
 
 
-# Wide tables scroll inside their own box on a narrow screen instead of widening the page.
+# Wide tables scroll inside their own box on a narrow screen instead of widening the page. The
+# answer paragraph reads larger; findings are bold, except those too small to tell (p.too-few).
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:0.9em;display:block;max-width:100%;overflow-x:auto}
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}
 figure{margin:1.5em 0}img{max-width:100%;height:auto}figcaption{color:#555;font-size:0.9em}
-p.finding{font-weight:600}p.warning{color:#8a4b00}"""
+p.answer{font-size:1.15em;line-height:1.45}p.finding{font-weight:600}p.warning{color:#8a4b00}"""
 
 
 def _cls(b: Block) -> str:

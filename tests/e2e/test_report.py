@@ -58,12 +58,12 @@ def report(tmp_path_factory):
 @pytest.mark.e2e
 def test_report_files_and_tables(report):
     rep, stdout = report
-    assert "report of 6 run(s)" in stdout and "skipped" in stdout
+    assert "report of 6 runs" in stdout and "skipped" in stdout
     md = (rep / "report.md").read_text()
     assert "study (reference)" in md and "| seg | " in md and "0.820" in md and "0.460" in md
     assert "Robust AUROC by spurious attribute" in md and "| group | chest_tube | marker |" in md
     assert "ours is robust AUROC on the chest_tube cells" in md
-    for name in ("headline", "specificity", "roc_robust", "by_summary", "saliency"):
+    for name in ("examples", "headline", "specificity", "roc_robust", "by_summary", "saliency"):
         assert (rep / "figures" / f"{name}.png").exists()
         assert f"figures/{name}.png" in md
     results = pq.read_table(rep / "results.parquet")
@@ -81,7 +81,7 @@ def test_html_is_self_contained(report):
     text = (rep / "report.html").read_text()
     parser = _Images()
     parser.feed(text)
-    assert len(parser.srcs) == 5
+    assert len(parser.srcs) == 6  # examples, headline, specificity, ROC, summaries, saliency
     for src in parser.srcs:
         assert src.startswith("data:image/png;base64,")
         img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
@@ -89,6 +89,62 @@ def test_html_is_self_contained(report):
         assert img.format == "PNG"
     assert not [r for r in parser.refs if not r.startswith("data:")]
     assert not re.search(r"https?://", text)
+
+
+# Words of the report's own settings, which belong under "How this report was made", never first.
+_SETTINGS_WORDS = ("summarising", "summary", "headline", "attribute", "run(s)", "evaluated run", "group(s)",
+                   "--", "'mean'", "bootstrap", "replicate", "min_cell", "P(label 1)")
+
+
+@pytest.mark.e2e
+def test_the_first_paragraph_is_the_answer_in_words(report):
+    """Before any table or figure: each group's robust AUROC (mean over its seeds) with the span
+    of its seeds' 95% intervals, the verdict its interval supports against chance, and no
+    setting of the report."""
+    rep, _ = report
+    md = (rep / "report.md").read_text()
+    before = md.split("\n|", 1)[0].split("\n![", 1)[0]
+    first = before.split("# Test study\n\n", 1)[1].split("\n\n", 1)[0]
+    rows = [r for r in pq.read_table(rep / "results.parquet").to_pylist()
+            if r["metric"] == "robust_auroc" and r["attribute"] == "chest_tube" and r["summary"] in ("image", "mean")]
+    words = {"binary": "image labels", "bbox": "boxes", "seg": "masks"}
+    for group in ("binary", "bbox", "seg"):
+        mine = [r for r in rows if r["group"] == group]
+        assert len(mine) == 2
+        shown = (f"{statistics.mean(r['value'] for r in mine):.2f} [{min(r['ci_low'] for r in mine):.2f}, "
+                 f"{max(r['ci_high'] for r in mine):.2f}]")
+        assert shown in first and f"{words[group]} ({group})" in first, (group, shown, first)
+    assert "chance (0.5)" in first and "robust AUROC" in first
+    assert not [w for w in _SETTINGS_WORDS if w in first], first
+    # The first screen goes on with what the numbers are, then the paired findings; the settings come last.
+    assert before.index("Robust AUROC is AUROC on the test images where the chest tube (chest_tube) points") < \
+        before.index("## Findings")
+    assert md.index("## Reading the tables") < md.index("## Robust vs overall AUROC") < md.index("## How this report was made")
+    made = md.split("## How this report was made\n\n", 1)[1]
+    assert made.startswith("6 evaluated runs in 3 groups.") and "'mean' summarising function" in made
+
+
+def test_verdicts_follow_the_interval_against_chance():
+    from spurspec.report.answer import GroupResult, answer
+
+    def group(label, value, lo, hi, small=None):
+        return GroupResult(label, {"binary": "image labels", "bbox": "boxes", "seg": "masks"}[label],
+                           value, lo, hi, small)
+
+    text = answer([group("binary", 0.10, 0.04, 0.18), group("bbox", 0.99, 0.97, 1.0), group("seg", 1.0, 1.0, 1.0)],
+                  "chest_tube", "robust AUROC", trap=False)
+    assert text == ("Models trained on image labels (binary) read the chest tube: robust AUROC 0.10 [0.04, 0.18], far "
+                    "below chance (0.5). Models trained on boxes (bbox) and masks (seg) did not: 0.99 [0.97, 1.00] "
+                    "and 1.00 [1.00, 1.00], well above chance.")
+    text = answer([group("binary", 0.40, 0.30, 0.48), group("seg", 0.55, 0.45, 0.66), group("bbox", 0.62, 0.55, 0.70)],
+                  "chest_tube", "robust AUROC", trap=False)
+    assert "(binary) read the chest tube: robust AUROC 0.40 [0.30, 0.48], below chance (0.5)." in text
+    assert "(seg) scored near chance (0.5)" in text and "an interval that holds 0.5" in text
+    assert "(bbox) ranked most positives above negatives even on the images where the chest tube points the wrong" in text
+    text = answer([group("binary", 0.0, 0.0, 0.0, (1, 2)), group("seg", 1.0, 1.0, 1.0, (1, 2))],
+                  "chest_tube", "robust AUROC", trap=False)
+    assert "too few images to tell (3 robust test images: 1 positive, 2 negatives)" in text
+    assert "read" not in text and "chance" not in text
 
 
 # Injected into a copy of the report: after layout, record for each key element whether it is
