@@ -1,16 +1,18 @@
-"""Shared CLI pieces: the rich consoles (progress on stderr, results on stdout), a progress bar
-that library code drives through a plain callback, the options the ingest commands share, and
-the ingest count table. Reads and writes nothing."""
+"""Shared CLI pieces: the rich consoles (progress on stderr, results on stdout), tables that fit
+stdout's width, a progress bar that library code drives through a plain callback, the options the
+ingest commands share, and the ingest count table. Reads and writes nothing."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -52,7 +54,25 @@ def Seed(help: str) -> Any:  # noqa: N802
     """--seed, `help` saying what it seeds."""
     return Annotated[int | None, typer.Option("--seed", help=f"{help} (default {{default:seed}}).")]
 
-out = Console(soft_wrap=True)
+# A file or pipe is read later, by a person or a program, at no known width: it counts as 80
+# columns, as a terminal without COLUMNS does, unless COLUMNS says otherwise.
+PIPE_COLUMNS = 80
+
+
+class _Stdout(Console):
+    """The results console. Rich sizes a console from whichever of stdin, stdout and stderr is a
+    terminal, so `spurspec compare ... | cat` would be laid out for the terminal the pipe ends
+    in; here only stdout itself counts, and COLUMNS (read when printing, not at import) wins."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        columns = os.environ.get("COLUMNS", "")
+        if columns.isdigit() and int(columns) > 0:
+            return ConsoleDimensions(int(columns), super().size.height)
+        return super().size if self.is_terminal else ConsoleDimensions(PIPE_COLUMNS, 25)
+
+
+out = _Stdout(soft_wrap=True)
 err = Console(stderr=True)
 
 
@@ -89,16 +109,81 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
             bar.stop()
 
 
-def print_rows(title: str, rows: list[dict[str, Any]]) -> None:
-    """Print a list of same-keyed dicts as a table on stdout."""
+def print_rows(title: str, rows: list[dict[str, Any]], long: list[tuple[str, list[dict[str, Any]]]] | None = None) -> None:
+    """Print same-keyed dicts as a table on stdout, one column per key, where that fits the width
+    with no word cut (cells wrap at spaces); else `long`, the same values in fewer columns, as
+    titled tables (e.g. one row per metric and attribute); else, as the last resort, `key | value`
+    lines, a block per row. No layout hides a number behind "…"."""
     if not rows:
-        out.print(f"{title}: (empty)")
+        out.print(f"{escape(title)}: (empty)")
         return
-    table = Table(title=escape(title))
-    for key in rows[0]:
-        table.add_column(escape(str(key)), justify="right" if isinstance(rows[0][key], int | float) else "left")
+    out.print(escape(title))
+    if _print_table(rows):
+        return
+    if long is not None and all(_widths(block) is not None for _, block in long if block):
+        for subtitle, block in long:
+            if subtitle:
+                out.print(escape(subtitle))
+            _print_table(block)
+        return
+    _print_records(rows)
+
+
+def _text(v: Any) -> str:
+    return "" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def _frame(n_columns: int) -> int:
+    """A table's width beyond its cells' text: a border per column and one more, a space either
+    side of every cell."""
+    return 3 * n_columns + 1
+
+
+def _widths(rows: list[dict[str, Any]], header: bool = True) -> list[int] | None:
+    """Each column's text width so the table fits stdout: its widest cell where all do, else the
+    widest columns narrowed (their cells wrapped at spaces) but never below a column's longest
+    word; None when even the longest words do not fit."""
+    cells = ([[str(k) for k in rows[0]]] if header else []) + [[_text(v) for v in r.values()] for r in rows]
+    columns = list(zip(*cells, strict=True))
+    widest = [max(cell_len(line) for c in col for line in c.splitlines() or [""]) for col in columns]
+    least = [max((cell_len(w) for c in col for w in c.split()), default=0) for col in columns]
+    if sum(least) > out.width - _frame(len(columns)):
+        return None
+    widths = list(widest)
+    while sum(widths) > out.width - _frame(len(columns)):  # narrow the widest column that can still wrap
+        i = max((i for i, w in enumerate(widths) if w > least[i]), key=lambda i: widths[i])
+        widths[i] -= 1
+    return [max(w, 1) for w in widths]
+
+
+def _print_table(rows: list[dict[str, Any]]) -> bool:
+    """Print `rows` as one table laid out by `_widths`; False, printing nothing, where it cannot
+    fit. overflow="fold" is a safety net: a word wider than its column breaks, never ends in "…"."""
+    widths = _widths(rows)
+    if widths is None:
+        return False
+    table = Table()
+    for (key, value), width in zip(rows[0].items(), widths, strict=True):
+        table.add_column(escape(str(key)), width=width, overflow="fold",
+                         justify="right" if isinstance(value, int | float) else "left")
     for row in rows:
-        table.add_row(*("" if v is None else escape(f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row.values()))
+        table.add_row(*(escape(_text(v)) for v in row.values()))
+    out.print(table)
+    return True
+
+
+def _print_records(rows: list[dict[str, Any]]) -> None:
+    """One two-column table of `key | value`, a section per row: fits any width but a word (a
+    path) longer than the value column, which folds onto the next line."""
+    pairs = [{"key": k, "value": v} for row in rows for k, v in row.items()]
+    key_width = max(cell_len(str(k)) for k in rows[0])
+    widths = _widths(pairs, header=False) or [key_width, max(out.width - _frame(2) - key_width, 1)]
+    table = Table(show_header=False)
+    for width in widths:
+        table.add_column(width=width, overflow="fold")
+    for row in rows:
+        for n, (key, value) in enumerate(row.items(), 1):
+            table.add_row(escape(str(key)), escape(_text(value)), end_section=n == len(row))
     out.print(table)
 
 

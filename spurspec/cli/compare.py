@@ -26,6 +26,26 @@ def _replicate(row: dict, unfinished: dict[str, str]) -> str:
     return ", ".join([row["replicate"], *marks])
 
 
+def _metric(row: dict) -> str:
+    return row["metric"] + (f" ({row['attribute']})" if row["attribute"] else "")
+
+
+def _print_pairs(res, n_boot: int) -> None:
+    """One row per pair and metric; where that is too wide, one table per pair."""
+    from spurspec.evaluation.paired import format_p
+
+    shown = [r for r in res.rows if r["metric"] in ("auroc", "robust_auroc", "worst_subgroup_auroc")]
+    numbers = lambda r: {"metric": _metric(r), "a": _fmt(r["a"]), "b": _fmt(r["b"]),  # noqa: E731
+                         "b - a [95% CI]": f"{_fmt(r['diff'], True)} [{_fmt(r['ci_low'], True)}, {_fmt(r['ci_high'], True)}]",
+                         "p": format_p(r["p_value"], r["n_boot"]), "DeLong p": format_p(r["delong_p"])}
+    pairs: dict[str, list[dict]] = {}
+    for r in shown:
+        pairs.setdefault(f"{r['group']} vs {r['reference_group']}, {_replicate(r, res.unfinished)}", []).append(numbers(r))
+    print_rows(f"paired differences (b - a), {n_boot} paired patient-bootstrap replicates",
+               [{"group": r["group"], "vs": r["reference_group"], "replicate": _replicate(r, res.unfinished), **numbers(r)}
+                for r in shown], long=list(pairs.items()))
+
+
 def command(
     runs: Annotated[list[Path], typer.Argument(help="Evaluated runs, or directories holding them; the first run's group is the reference.")],
     reference: Annotated[str | None, typer.Option(help="Reference group, as the report names groups (e.g. binary, 'seg masks=50') (default: the first run's).")] = None,
@@ -44,14 +64,9 @@ def command(
                                         "bootstrap": bootstrap, "seed": seed, "out": out_file,
                                         "keep": tuple(keep) if keep else None, "include_unfinished": include_unfinished or None})
     res = compare(cfg)
-    shown = [r for r in res.rows if r["metric"] in ("auroc", "robust_auroc", "worst_subgroup_auroc")]
-    print_rows(f"paired differences (b - a), {cfg.bootstrap} paired patient-bootstrap replicates", [
-        {"group": r["group"], "vs": r["reference_group"], "replicate": _replicate(r, res.unfinished),
-         "metric": r["metric"] + (f" ({r['attribute']})" if r["attribute"] else ""),
-         "a": _fmt(r["a"]), "b": _fmt(r["b"]), "b - a [95% CI]": f"{_fmt(r['diff'], True)} [{_fmt(r['ci_low'], True)}, {_fmt(r['ci_high'], True)}]",
-         "p": _fmt(r["p_value"]), "DeLong p": _fmt(r["delong_p"])} for r in shown])
+    _print_pairs(res, cfg.bootstrap)
     print_rows("mean ± sd of the paired difference over replicates", [
-        {"group": g["group"], "metric": g["metric"] + (f" ({g['attribute']})" if g["attribute"] else ""),
+        {"group": g["group"], "metric": _metric(g),
          "replicates": f"{g['replicates']}" + (f" ({g['unfinished']} unfinished)" if g["unfinished"] else ""),
          "b - a": f"{_fmt(g['mean_diff'], True)}" + (f" ± {g['sd_diff']:.3f}" if g["sd_diff"] is not None else "")}
         for g in res.groups if g["metric"] in ("auroc", "robust_auroc")])

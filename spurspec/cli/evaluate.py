@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from spurspec.artefacts.schemas import SPLITS
-from spurspec.cli.common import out
+from spurspec.cli.common import out, print_rows
 from spurspec.training.config import CHECKPOINTS
 
 SETTINGS = "spurspec.evaluation.evaluate:EvaluateConfig"  # its defaults fill {default:FIELD} in help
@@ -55,24 +55,47 @@ def _cell(r: dict | None) -> str:
     return f"{r['value']:.3f}{ci}"
 
 
+# Marks a robust AUROC whose cells are below the cell-size rule (spurspec.metrics.cells.small_cell).
+SMALL = "*"
+
+
 def print_metrics(metrics, title: str) -> None:
-    """One row per summarising function: the key metrics as value [95% CI]; NULL reasons below."""
-    from rich.table import Table
+    """The key metrics as value [95% CI]: one row per summarising function where that fits the
+    width, else one row per summary, metric and attribute; a robust AUROC on too few images to
+    tell is marked, its counts below; then why any value is NULL."""
+    from spurspec.metrics.cells import small_cell
 
     rows = metrics.to_pylist()
     by = {(r["summary"], r["metric"], r["attribute"]): r for r in rows}
     attrs = sorted({r["attribute"] for r in rows if r["metric"] == "robust_auroc"})
-    columns = [("AUROC", "auroc", None)] + [(f"robust AUROC {a}", "robust_auroc", a) for a in attrs]
+    columns = [("AUROC", "auroc", None)] + [("robust AUROC", "robust_auroc", a) for a in attrs]
     columns += [("worst subgroup", "worst_subgroup_auroc", None), ("AUPRC", "auprc", None),
                 ("sensitivity", "sensitivity", None), ("specificity", "specificity", None)]
-    table = Table(title=title)
-    table.add_column("summary")
-    for name, _, _ in columns:
-        table.add_column(name, justify="right")
-    for summary in sorted({r["summary"] for r in rows}):
-        table.add_row(summary, *(_cell(by.get((summary, m, a))) for _, m, a in columns))
-    out.print(table)
-    shown = {(m, a) for _, m, a in columns}
+    small = [r for r in rows if r["metric"] == "robust_auroc" and r["value"] is not None and small_cell(r["n_pos"], r["n_neg"])]
+    marked = {(r["summary"], r["attribute"]) for r in small}
+
+    def cell(summary: str, metric: str, attribute: str | None) -> str:
+        return _cell(by.get((summary, metric, attribute))) + (f" {SMALL}" if (summary, attribute) in marked and metric == "robust_auroc" else "")
+
+    summaries = sorted({r["summary"] for r in rows})
+    wide = [{"summary": s, **{f"{name} {a}" if a else name: cell(s, m, a) for name, m, a in columns}} for s in summaries]
+    long = [{"summary": s, "metric": name, "attribute": a or "", "value [95% CI]": cell(s, m, a)}
+            for s in summaries for name, m, a in columns]
+    print_rows(title, wide, long=[("", long)])
+    _print_small(small)
+    _print_reasons(rows, {(m, a) for _, m, a in columns})
+
+
+def _print_small(small: list[dict]) -> None:
+    """The legend of the mark: per attribute, the robust test images its AUROC rests on."""
+    from spurspec.metrics.cells import MIN_CELL_IMAGES, count_words
+
+    for attribute, n_pos, n_neg in sorted({(r["attribute"], r["n_pos"], r["n_neg"]) for r in small}):
+        out.print(f"{SMALL} robust AUROC ({attribute}): too few images to tell, {count_words(n_pos, n_neg)} "
+                  f"(fewer than {MIN_CELL_IMAGES} of a class); read its interval, not its value")
+
+
+def _print_reasons(rows: list[dict], shown: set) -> None:
     reasons = {}
     for r in rows:
         if r["value"] is None and (r["metric"], r["attribute"]) in shown and r["reason"]:

@@ -67,6 +67,8 @@ def _cell(r: dict | None, signed: bool = False) -> str:
 
 
 def _print_shift(title: str, rows: list[dict]) -> None:
+    """Per image set (all, positives, negatives): the median score shift and flip rates; then AUROC
+    before and after, and the images left out."""
     by = {(r["images"], r["metric"]): r for r in rows}
     table = []
     for images in ("all", "positives", "negatives"):
@@ -84,12 +86,18 @@ def _print_shift(title: str, rows: list[dict]) -> None:
         out.print("left out: " + ", ".join(skipped))
 
 
+# The attribution table's measures: its column heading, and the metric of map m on image set s.
+_MASS = (("in abnormality", "mass_abnormality"), ("in spurious", "mass_spurious"), ("elsewhere", "mass_elsewhere"),
+         ("region's area", "area_{s}"), ("pointing", "pointing_{s}"))
+
+
 def _print_attribution(title: str, rows: list[dict]) -> None:
+    """One row per map and image set; where that is too wide, one row per map, image set and measure."""
     by = {(r["map"], r["images"], r["metric"]): r for r in rows}
     keys = sorted({(r["map"], r["images"]) for r in rows})
-    print_rows(title, [{"map": m, "images": s, "n": by[(m, s, "mass_abnormality")]["n_images"],
-                        "in abnormality": _cell(by.get((m, s, "mass_abnormality"))),
-                        "in spurious": _cell(by.get((m, s, "mass_spurious"))),
-                        "elsewhere": _cell(by.get((m, s, "mass_elsewhere"))),
-                        "region's area": _cell(by.get((m, s, f"area_{s}"))),
-                        "pointing": _cell(by.get((m, s, f"pointing_{s}")))} for m, s in keys])
+    n = {(m, s): by[(m, s, "mass_abnormality")]["n_images"] for m, s in keys}
+    print_rows(title, [{"map": m, "images": s, "n": n[(m, s)],
+                        **{name: _cell(by.get((m, s, metric.format(s=s)))) for name, metric in _MASS}} for m, s in keys],
+               long=[("", [{"map": m, "images": s, "n": n[(m, s)], "measure": name,
+                            "value [95% CI]": _cell(by.get((m, s, metric.format(s=s))))}
+                           for m, s in keys for name, metric in _MASS])])

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from spurspec.cli.common import ConfigFile, out
+from spurspec.text import plural
 
 SETTINGS = "spurspec.report.build:ReportConfig"  # its defaults fill {default:FIELD} in help
 
@@ -42,6 +43,6 @@ def command(
         return
     layout = ReportLayout(res.out)
     left = f" ({res.n_left_out} unfinished left out)" if res.n_left_out else ""
-    out.print(f"report of {res.n_runs} run(s){left}: {layout.html}, {layout.markdown}")
+    out.print(f"report of {plural(res.n_runs, 'run')}{left}: {layout.html}, {layout.markdown}")
     for f in res.figures:
         out.print(f"  figure {f}")

@@ -4,8 +4,9 @@ patient-level bootstrap interval and a two-sided p-value, and DeLong's test for 
 
 Paired means one set of resamples for both models: `bootstrap.replicates` draws patient counts
 from a generator seeded only by `seed` and the patients' label strata, which two aligned samples
-share, so replicate k of model A and replicate k of model B weigh the same patients. Reads run
-records (predictions and the dataset manifest); writes nothing."""
+share, so replicate k of model A and replicate k of model B weigh the same patients. A p-value
+prints through `format_p`, for the terminal and the report alike. Reads run records (predictions
+and the dataset manifest); writes nothing."""
 
 from __future__ import annotations
 
@@ -85,12 +86,16 @@ def check_same_images(a: Scored, b: Scored, where: str) -> None:
 
 
 def point_values(sample: bootstrap.Sample) -> dict[tuple[str, str | None], float]:
-    """Every paired metric at unit weights (NaN where undefined)."""
+    """Every paired metric at unit weights (NaN where undefined). With one spurious attribute
+    the worst subgroup over all attributes is that attribute's worst subgroup, the same subgroups
+    and the same number: it is left out rather than compared twice under two names."""
     ones = np.ones((1, int(sample.patient.max()) + 1 if len(sample.patient) else 0))
     ranked = bootstrap.subsets(sample)
     values = {key: weighted_auroc(r, ones) for key, r in ranked.items()}
     values[("auprc", None)] = weighted_average_precision(ranked[("auroc", None)], ones)
     bootstrap.add_worst(values, list(sample.attributes))
+    if len(sample.attributes) == 1:
+        del values[("worst_subgroup_auroc", None)]
     return {k: float(v[0]) for k, v in values.items()}
 
 
@@ -117,6 +122,26 @@ def differences(a: Scored, b: Scored, n_boot: int = 1000, seed: int = 0,
                 p = float(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))))
         out.append(Difference(key[0], key[1], va, vb, diff, lo, hi, p, n_ok))
     return out
+
+
+def p_floor(n_boot: int) -> float:
+    """The smallest p a paired bootstrap of `n_boot` replicates can tell from 0: its two-sided p is
+    2 x the share of replicates on the far side of 0, so it moves in steps of 2 / n_boot and a p
+    of 0 (no replicate crossed 0) means below 2 / n_boot, not zero."""
+    return min(1.0, 2 / n_boot)
+
+
+def format_p(p: float | None, n_boot: int | None = None) -> str:
+    """A p-value for people: two significant digits ("0.066", "0.5"); a bootstrap p below its
+    resolution as "< 2/B" (`p_floor`: "< 0.002" for 1,000 replicates); "—" where undefined.
+    Without `n_boot` (DeLong's p, from a formula) a tiny p keeps its digits ("3.1e-12")."""
+    if p is None or math.isnan(p):
+        return "—"
+    if n_boot and p < p_floor(n_boot):
+        digits = 1 - math.floor(math.log10(p_floor(n_boot)))  # two significant, rounded up: never claims more
+        return f"< {math.ceil(round(p_floor(n_boot) * 10**digits, 6)) / 10**digits:g}"
+    text = f"{p:.2g}"
+    return text if any(c in text for c in ".e") else f"{text}.0"
 
 
 def _defined(v: float) -> float | None:
