@@ -273,7 +273,7 @@ def _examples_section(ctx: _Context) -> list[Block]:
     fig = ctx.figure("examples")
     examples.draw(fig, found)
     a = ctx.attribute
-    region = f" dashed orange, around it: the {a} region;" if any(e.feature is not None and e.feature.any() for e in found) else ""
+    region = f" dashed magenta, around it: the {a} region;" if any(e.feature is not None and e.feature.any() for e in found) else ""
     return [Block("h2", "The images where the feature points the wrong way"),
             Block("figure", f"One test image of each robust cell: a positive without {a} and a negative with {a}. "
                             f"Cyan outline: the abnormality;{region} above each image, its cell and id.",

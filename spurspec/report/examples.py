@@ -19,9 +19,7 @@ from spurspec.artefacts import io  # noqa: E402
 from spurspec.artefacts.dataset import Dataset, check_npy  # noqa: E402
 from spurspec.errors import SpurspecError  # noqa: E402
 from spurspec.metrics.cells import CELL_WORDS, ROBUST_CELLS  # noqa: E402
-
-ABNORMALITY = "#00d5ff"  # cyan, as the saliency panels outline the abnormality
-FEATURE = "#ff8c00"  # orange: the spurious feature's region
+from spurspec.report.figures import outlines  # noqa: E402
 
 
 @dataclass
@@ -79,29 +77,14 @@ def _feature_masks(ds: Dataset, attribute: str) -> tuple[np.ndarray | None, list
     return np.load(path, mmap_mode="r"), []
 
 
-def _grown(mask: np.ndarray, r: int) -> np.ndarray:
-    """`mask` grown by r pixels (a square neighbourhood), so its outline lies around a thin region."""
-    m = np.asarray(mask) > 0
-    padded = np.pad(m, r)
-    h, w = m.shape
-    out = np.zeros_like(m)
-    for dy in range(2 * r + 1):
-        for dx in range(2 * r + 1):
-            out |= padded[dy:dy + h, dx:dx + w]
-    return out
-
-
 def draw(path: Path, examples: list[Example]) -> None:
     """One small panel per example: the image, the abnormality outlined in cyan and the spurious
-    region in dashed orange around it, the cell and image id above (11 pt, readable at any width)."""
+    region in dashed magenta around it, the cell and image id above (11 pt, readable at any width)."""
     fig, axes = plt.subplots(1, len(examples), figsize=(2.7 * len(examples), 3.0), squeeze=False)
     for ax, ex in zip(axes[0], examples, strict=True):
         grey = ex.image.ndim == 2
         ax.imshow(ex.image, cmap="gray" if grey else None, vmin=0, vmax=255, interpolation="nearest")
-        if ex.abnormality.any():
-            ax.contour(ex.abnormality, levels=[0.5], colors=[ABNORMALITY], linewidths=1.4)
-        if ex.feature is not None and ex.feature.any():  # around the stroke, not over it: the reader sees it
-            ax.contour(_grown(ex.feature, 2), levels=[0.5], colors=[FEATURE], linewidths=1.2, linestyles="dashed")
+        outlines(ax, ex.abnormality, ex.feature)  # as the maps outline them, in the same colours
         ax.set_title(f"{ex.title}\n{ex.image_id}", fontsize=11)
         ax.set_xticks([])
         ax.set_yticks([])

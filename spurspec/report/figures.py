@@ -178,16 +178,27 @@ def _map_panel(ax, panel: MapPanel, cmap) -> None:
     ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
     extent = (-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5)
     ax.imshow(_overlay(np.asarray(panel.heat, dtype=float), cmap), extent=extent)
-    region = None
-    if panel.region is not None and np.asarray(panel.region).any():
-        from scipy.ndimage import binary_dilation
+    outlines(ax, panel.mask, panel.region)
 
-        # Around the feature, not on it: a stroke a few pixels wide would hide the map under the line.
-        region = binary_dilation(np.asarray(panel.region, bool), iterations=max(1, round(2 * img.shape[0] / 64)))
-    for outline, color, style in ((panel.mask, ABNORMALITY_COLOR, "solid"), (region, REGION_COLOR, "dashed")):
+
+def outlines(ax, abnormality: np.ndarray | None, region: np.ndarray | None) -> None:
+    """The abnormality outlined in solid cyan and the spurious feature's region in dashed magenta.
+    Every figure that outlines them (the maps, the example images) draws them here."""
+    for outline, color, style in ((abnormality, ABNORMALITY_COLOR, "solid"), (_around(region), REGION_COLOR, "dashed")):
         if outline is not None and np.asarray(outline).any():
-            ax.contour(np.asarray(outline, dtype=float), levels=[0.5], colors=color, linewidths=1.1,
-                       linestyles=style, extent=extent, origin="upper")
+            h, w = np.shape(outline)
+            ax.contour(np.asarray(outline, dtype=float), levels=[0.5], colors=color, linewidths=1.2,
+                       linestyles=style, extent=(-0.5, w - 0.5, h - 0.5, -0.5), origin="upper")
+
+
+def _around(region: np.ndarray | None) -> np.ndarray | None:
+    """The region grown by 2 px per 64, so its outline lies around the feature, not on it: a stroke
+    a few pixels wide would hide the pixels under the line."""
+    if region is None or not np.asarray(region).any():
+        return None
+    from scipy.ndimage import binary_dilation
+
+    return binary_dilation(np.asarray(region, bool), iterations=max(1, round(2 * np.shape(region)[0] / 64)))
 
 
 def saliency(path: Path, rows: list[MapRow], attribute: str) -> None:
