@@ -5,10 +5,12 @@ checks keys and types, and writes the resolved config beside a stage's output.""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import tomllib
 import types
 import typing
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,9 +68,29 @@ def _check_type(cls_name: str, key: str, value: Any, hint: Any) -> Any:
     return value
 
 
+def unknown_names(what: str, unknown: Iterable[str], valid: Iterable[str], show: Callable[[str], str] = repr,
+                  always_list: bool = False, listed_as: str = "valid") -> str:
+    """The one wording of names the user wrote that do not exist (settings keys, pipeline sections,
+    commands): each with the closest valid name where one is close (difflib), else the valid
+    names: `unknown key 'spurious_col'; did you mean 'spurious_cols'?`. `always_list` lists the
+    valid names even then (a short list, e.g. ingest's sources)."""
+    unknown, valid = list(unknown), list(valid)
+    guesses = {name: close[0] for name in unknown if (close := difflib.get_close_matches(name, valid, n=1))}
+    text = f"unknown {what}{'s' if len(unknown) > 1 else ''} {', '.join(show(n) for n in unknown)}"
+    if guesses:
+        if len(unknown) == 1:
+            text += f"; did you mean {show(guesses[unknown[0]])}?"
+        else:
+            text += "; did you mean " + ", ".join(f"{show(g)} for {show(n)}" for n, g in guesses.items()) + "?"
+    if always_list or len(guesses) < len(unknown):
+        text += (" " if guesses else "; ") + f"{listed_as}: {', '.join(valid)}"
+    return text
+
+
 def build(cls: type[C], values: dict[str, Any], where: str = "") -> C:
-    """Make `cls` from defaults overlaid with `values`; unknown keys are an error naming them.
-    A class with a `preset` field layers the named preset (spurspec.presets) under `values`."""
+    """Make `cls` from defaults overlaid with `values`; an unknown key is an error naming it (and
+    the closest valid key), after `where` (a file) when given. A class with a `preset` field
+    layers the named preset (spurspec.presets) under `values`."""
     names = {f.name for f in dataclasses.fields(cls)}
     if "preset" in names and values.get("preset") is not None:
         from spurspec import presets
@@ -78,11 +100,7 @@ def build(cls: type[C], values: dict[str, Any], where: str = "") -> C:
         values = {**preset, **values}
     unknown = sorted(set(values) - names)
     if unknown:
-        place = f" in {where}" if where else ""
-        raise ConfigError(
-            f"unknown setting(s) {', '.join(unknown)}{place} for {cls.__name__}; "
-            f"valid: {', '.join(sorted(names))}"
-        )
+        raise ConfigError((f"{where}: " if where else "") + unknown_names("key", unknown, sorted(names)))
     hints = typing.get_type_hints(cls)
     checked = {k: _check_type(cls.__name__, k, v, hints[k]) for k, v in values.items()}
     return cls(**checked)

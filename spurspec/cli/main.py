@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 
 from spurspec import __version__
 from spurspec.cli.defaults import PlainCommand, command_class, plain_metavars
+from spurspec.config import unknown_names
 from spurspec.errors import SpurspecError
 
 try:  # recent Typer carries its own copy of click; earlier ones run on click itself
@@ -31,6 +32,8 @@ class _ErrorMappingGroup(TyperGroup):
     """User errors become `error: <one line>` and the error's exit code, never a traceback; so
     do usage errors (a bad option value, a missing argument), which click would draw as a box."""
 
+    noun = "command"  # what the names under this group are, for an unknown one's message
+
     def list_commands(self, ctx):  # type: ignore[no-untyped-def]
         """Commands in pipeline order: ingest first (Typer lists groups after commands)."""
         names = super().list_commands(ctx)
@@ -39,6 +42,14 @@ class _ErrorMappingGroup(TyperGroup):
     def format_help(self, ctx, formatter):  # type: ignore[no-untyped-def]
         plain_metavars(self.params, ctx)
         super().format_help(ctx, formatter)
+
+    def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
+        """An unknown name lists the valid ones (click says only "No such command")."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None and not ctx.resilient_parsing:
+            names = self.list_commands(ctx)
+            raise click_errors.UsageError(unknown_names(self.noun, [name], names, always_list=True, listed_as=f"{self.noun}s"), ctx)
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
@@ -78,9 +89,15 @@ class _ErrorMappingGroup(TyperGroup):
         return code
 
 
-def _app(help_text: str) -> typer.Typer:
+class _SourceGroup(_ErrorMappingGroup):
+    """`spurspec ingest`, whose commands are data sources."""
+
+    noun = "source"
+
+
+def _app(help_text: str, cls: type[TyperGroup] = _ErrorMappingGroup) -> typer.Typer:
     return typer.Typer(
-        cls=_ErrorMappingGroup,
+        cls=cls,
         help=help_text,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
@@ -96,7 +113,7 @@ app = _app(
     "every spatial specificity (image label, box, grid, mask) and measure reliance on spurious "
     "features with robust AUROC."
 )
-ingest_app = _app("Turn a data source into a spurspec dataset directory.")
+ingest_app = _app("Turn a data source into a spurspec dataset directory.", _SourceGroup)
 app.add_typer(ingest_app, name="ingest")
 
 # (group, command name, module with a `command` function). Modules import torch lazily.

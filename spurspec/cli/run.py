@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.cells import cell_len
+from rich.markup import escape
+from rich.table import Table
 
 from spurspec.artefacts.layout import ReportLayout
 from spurspec.cli.choices import choices
@@ -43,7 +46,8 @@ def command(
     opts = RunOptions(pipeline=pipeline, executor=executor.value, workers=workers, dry_run=dry_run,
                       only=only.value if only else None, force=force, out=out_dir,
                       overrides=tuple(overrides or ()), yes=yes)
-    result = run_pipeline(opts, on_event=lambda msg: out.print(msg))
+    # Plain text: the progress bar "[###...]" would otherwise read as rich markup and vanish.
+    result = run_pipeline(opts, on_event=lambda msg: out.print(msg, markup=False, highlight=False))
     _print_jobs(f"jobs of {result.study}", result.jobs)
     for note in result.notes:
         out.print(note, markup=False)  # notes hold [section] names, not rich markup
@@ -64,9 +68,34 @@ def _print_jobs(title: str, rows: list[dict[str, Any]]) -> None:
     from spurspec.pipeline import LARGE_STUDY
 
     if len(rows) <= LARGE_STUDY:
-        print_rows(title, rows)
+        out.print(escape(title))
+        out.print(_job_table(rows))
         return
     widths = {key: max(len(key), *(len(str(row[key])) for row in rows)) for key in rows[0]}
     lines = [f"{title} ({len(rows)} jobs)", "  ".join(key.ljust(w) for key, w in widths.items())]
     lines += ["  ".join(str(row[key]).ljust(w) for key, w in widths.items()).rstrip() for row in rows]
     out.print("\n".join(lines), markup=False, highlight=False)
+
+
+# The least the job table's `what` column is narrowed to before job names fold: "seed=0", "binary".
+WHAT_COLUMNS = 10
+
+
+def _job_table(rows: list[dict[str, Any]]) -> Table:
+    """The job table at stdout's width. A job's directory name is what a user copies (to look in
+    it, to delete it), so it stays whole where it can: the `what` column wraps first, down to
+    WHAT_COLUMNS, and only then (or on a screen too narrow for both, half each) does an id fold
+    onto the next line. No column ends in "…"."""
+    text = {key: [str(row[key]) for row in rows] for key in rows[0]}
+    widest = {key: max(cell_len(key), *map(cell_len, column)) for key, column in text.items()}
+    # A rich table's width beyond its cells: a border per column plus one, a space each side of a cell.
+    room = out.width - (3 * len(text) + 1) - sum(w for key, w in widest.items() if key not in ("what", "job"))
+    what = min(widest["what"], WHAT_COLUMNS)
+    widths = dict(widest, job=max(1, min(widest["job"], max(room - what, room // 2))))
+    widths["what"] = max(1, min(widest["what"], room - widths["job"]))
+    table = Table()
+    for key in text:
+        table.add_column(escape(key), width=widths[key], overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(str(value)) for value in row.values()))
+    return table

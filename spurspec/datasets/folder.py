@@ -190,12 +190,12 @@ def check(cfg: Config) -> None:
     for col in cfg.spurious_cols:  # each becomes a manifest column evaluate names in SQL
         problem = attribute_name_problem(col)
         if problem is not None:
-            raise ConfigError(f"--spurious-col {col!r}: {problem}; rename the column in the table")
+            raise ConfigError(f"--spurious-cols {col!r}: {problem}; rename the column in the table")
     clash = [c for c in cfg.spurious_cols if c in (cfg.label_col, cfg.image_col)]
     if clash:
         raise ConfigError(f"spurious column(s) {', '.join(clash)} are also the label or image column")
     if len(set(cfg.spurious_cols)) != len(cfg.spurious_cols):
-        raise ConfigError(f"--spurious-col names a column twice: {', '.join(cfg.spurious_cols)}")
+        raise ConfigError(f"--spurious-cols names a column twice: {', '.join(cfg.spurious_cols)}")
     if not (0 <= cfg.val_fraction and 0 <= cfg.test_fraction and cfg.val_fraction + cfg.test_fraction < 1):
         raise ConfigError("val and test fractions must be >= 0 and sum to less than 1")
 
@@ -216,7 +216,7 @@ def _ingest(cfg: Config, force: bool, progress: Callable[[int], None] | None) ->
             "--rle-col": cfg.rle_col,
             "--patient-col": cfg.patient_col,
             "--split-col": cfg.split_col,
-            **{f"--spurious-col {c}": c for c in cfg.spurious_cols},
+            **{f"--spurious-cols {c}": c for c in cfg.spurious_cols},
         },
         cfg.table,
     )

@@ -6,7 +6,6 @@ a job table (jobs.parquet) whose metadata records the pipeline file and the over
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +20,8 @@ from spurspec.pipeline import plan as planning
 from spurspec.pipeline import spec as specs
 from spurspec.pipeline.checks import check_jobs
 from spurspec.pipeline.executors import EXECUTORS, sbatch_preview
+from spurspec.pipeline.progress import Progress
 from spurspec.pipeline.spec import STAGE_ORDER
-from spurspec.training.progress import duration
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,18 @@ class PipelineResult:
     notes: list[str] = field(default_factory=list)
 
 
-def prepare(opts: RunOptions) -> tuple[specs.PipelineSpec, list[planning.Job], Any, list[str]]:
+@dataclass(frozen=True)
+class Prepared:
+    """A study ready to run: planned, checked whole, its executor built."""
+
+    spec: specs.PipelineSpec
+    jobs: list[planning.Job]
+    executor: Any
+    notes: list[str]
+    configs: dict[str, Any]  # job id -> its checked config
+
+
+def prepare(opts: RunOptions) -> Prepared:
     """Everything that can fail before a job starts, a dry run's too: the file, every job's
     settings (checks.py; errors name the file and table), inputs, and the executor's needs.
     Missing input paths are a dry run's warning: a study file is often previewed before its
@@ -61,7 +71,7 @@ def prepare(opts: RunOptions) -> tuple[specs.PipelineSpec, list[planning.Job], A
     spec = specs.load(opts.pipeline, out=opts.out, overrides=opts.overrides)
     jobs = planning.plan(spec)
     _check_size(jobs, opts)
-    check_jobs(spec, jobs)
+    configs = check_jobs(spec, jobs)
     notes: list[str] = []
     if spec.overrides:
         notes.append("with --set " + ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in spec.overrides.items()))
@@ -74,7 +84,7 @@ def prepare(opts: RunOptions) -> tuple[specs.PipelineSpec, list[planning.Job], A
     executor = EXECUTORS.get(opts.executor)(StudyLayout(spec.out).logs, opts.workers, spec.slurm)
     if not opts.dry_run:
         executor.check()
-    return spec, jobs, executor, notes
+    return Prepared(spec, jobs, executor, notes, configs)
 
 
 def _check_size(jobs: list[planning.Job], opts: RunOptions) -> None:
@@ -93,33 +103,11 @@ def job_rows(jobs: list[planning.Job]) -> list[dict[str, Any]]:
     return [{"stage": j.stage, "what": j.label, "status": status[j.id], "job": j.key} for j in jobs]
 
 
-class _Progress:
-    """Announces each job as it starts ("job 3 of 6: train ...") and, as jobs finish, an overall
-    bar with an ETA from the finished jobs' mean duration."""
-
-    def __init__(self, total: int, say: Callable[[str], None]) -> None:
-        self.total, self.say = total, say
-        self.started = self.done = 0
-        self.t0 = time.perf_counter()
-
-    def start(self, job: planning.Job) -> None:
-        self.started += 1
-        self.say(f"job {self.started} of {self.total}: {job.stage} {job.label}")
-
-    def finish(self, job_id: str) -> None:
-        self.done += 1
-        elapsed = time.perf_counter() - self.t0
-        left = elapsed / self.done * (self.total - self.done)
-        filled = round(20 * self.done / max(self.total, 1))
-        eta = f", about {duration(left)} left" if self.done < self.total else ""
-        self.say(f"[{'#' * filled}{'.' * (20 - filled)}] {self.done}/{self.total} jobs done in {duration(elapsed)}{eta}"
-                 f"  ({job_id})")
-
-
 def run_pipeline(opts: RunOptions, on_event: Callable[[str], None] = lambda _: None) -> PipelineResult:
-    spec, jobs, executor, notes = prepare(opts)
+    prepared = prepare(opts)
+    spec, jobs, executor = prepared.spec, prepared.jobs, prepared.executor
     selected = planning.select(jobs, opts.only)
-    result = PipelineResult(study=spec.out, jobs=job_rows(jobs), notes=notes)
+    result = PipelineResult(study=spec.out, jobs=job_rows(jobs), notes=prepared.notes)
     if opts.dry_run:
         if opts.executor == "slurm":
             previous = None
@@ -135,9 +123,10 @@ def run_pipeline(opts: RunOptions, on_event: Callable[[str], None] = lambda _: N
     with locks.hold(spec.out, "run"):
         if opts.only is not None:
             _check_upstream_done(jobs, selected)
-        progress = _Progress(sum(len(_todo(selected, s, opts.force)) for s in STAGE_ORDER), on_event)
+        todo_of = {stage: _todo(selected, stage, opts.force) for stage in STAGE_ORDER}
+        progress = Progress([j for stage in STAGE_ORDER for j in todo_of[stage]], prepared.configs, on_event)
         for stage in STAGE_ORDER:
-            todo = _todo(selected, stage, opts.force)
+            todo = todo_of[stage]
             if not todo:
                 continue
             executor.run_stage(stage, todo, opts.force, lambda job_id: (result.ran.append(job_id), progress.finish(job_id)),

@@ -21,11 +21,11 @@ from spurspec.training.models import check_pixel_size
 OWN_DIRECTORY = {"train": "out", "evaluate": "run", "probe": "run"}
 
 
-def check_jobs(spec: PipelineSpec, jobs: list[Job]) -> None:
-    """Check every job, ingest first (jobs come in stage order), or raise the first error."""
+def check_jobs(spec: PipelineSpec, jobs: list[Job]) -> dict[str, Any]:
+    """Check every job, ingest first (jobs come in stage order), or raise the first error; returns
+    each job's checked config by job id (what the progress line sizes a job by)."""
     checker = _Checker(spec)
-    for job in jobs:
-        checker.check(job)
+    return {job.id: checker.check(job) for job in jobs}
 
 
 class _Checker:
@@ -33,22 +33,25 @@ class _Checker:
 
     def __init__(self, spec: PipelineSpec) -> None:
         self.spec = spec
-        self.checked: set[str] = set()
+        self.checked: dict[str, Any] = {}  # settings apart from own directory -> checked config
         self.built: dict[str, Any] = {}  # settings apart from own directory and seed -> config
         self.ingest: dict[str, tuple[Any, str]] = {}  # ingest job id -> its config and table
 
-    def check(self, job: Job) -> None:
+    def check(self, job: Job) -> Any:
+        """The job's config, checked (a config alike but for the job's own directory was checked
+        once: it is returned as is, its directory another job's)."""
         own = OWN_DIRECTORY.get(job.stage)
         key = _key(job, (own,))
         if key in self.checked:
-            return
+            return self.checked[key]
         with named(f"{self.spec.path} [{job.table}]"):
             cfg = validate(job, self._config(job, own))
         if job.stage == "ingest":
             self.ingest[job.id] = (cfg, job.table)
         if job.stage == "train":
             self._pixel_size(job, cfg)
-        self.checked.add(key)
+        self.checked[key] = cfg
+        return cfg
 
     def _config(self, job: Job, own: str | None) -> Any:
         """The job's config. Building one resolves its class's type hints (0.7 ms for training's,

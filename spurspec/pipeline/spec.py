@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spurspec.config import read_toml
+from spurspec.config import read_toml, unknown_names
 from spurspec.errors import ConfigError, InputError
 
 SECTIONS = ("study", "datasets", "boxes", "train", "evaluate", "probe", "report", "resources", "slurm")
@@ -120,7 +120,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[Override], where: str)
     data = copy.deepcopy(data)
     for o in overrides:
         if o.key[0] not in SECTIONS:
-            raise ConfigError(f"--set {o.text}: unknown section [{o.key[0]}]; valid: {', '.join(SECTIONS)}")
+            raise ConfigError(f"--set {o.text}: {unknown_names('section', [o.key[0]], SECTIONS, _section, always_list=True)}")
         table = data
         for depth, part in enumerate(o.key[:-1]):
             if part not in table:
@@ -155,7 +155,11 @@ def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 def _check_keys(table: dict[str, Any], allowed: set[str] | dict[str, Any], where: str) -> None:
     unknown = sorted(set(table) - set(allowed))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}")
+        raise ConfigError(f"{where}: {unknown_names('key', unknown, sorted(allowed))}")
+
+
+def _section(name: str) -> str:
+    return f"[{name}]"
 
 
 def load(path: Path, out: Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> PipelineSpec:
@@ -166,7 +170,7 @@ def load(path: Path, out: Path | None = None, overrides: list[str] | tuple[str, 
     data = apply_overrides(read_toml(path), parsed, str(path))
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
-        raise ConfigError(f"{path}: unknown section(s) [{'], ['.join(unknown)}]; valid: {', '.join(SECTIONS)}")
+        raise ConfigError(f"{path}: {unknown_names('section', unknown, SECTIONS, _section, always_list=True)}")
     study = _table(data, "study", str(path))
     _check_keys(study, {"name", "out"}, f"{path} [study]")
     name = str(study.get("name", path.stem))
@@ -271,7 +275,7 @@ def _resources(data: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
     resources = _table(data, "resources", str(path))
     for stage, table in resources.items():
         if stage not in RESOURCE_TABLES:
-            raise ConfigError(f"{path} [resources.{stage}]: unknown stage; valid: {', '.join(RESOURCE_TABLES)}")
+            raise ConfigError(f"{path} [resources.{stage}]: {unknown_names('stage', [stage], RESOURCE_TABLES, always_list=True)}")
         if not isinstance(table, dict):
             raise ConfigError(f"{path} [resources.{stage}] must be a table")
         _check_keys(table, RESOURCE_KEYS, f"{path} [resources.{stage}]")

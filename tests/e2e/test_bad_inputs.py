@@ -31,7 +31,7 @@ from spurspec.artefacts.layout import DatasetLayout, RunLayout
 
 pytestmark = pytest.mark.e2e
 FAST = ["--epochs", "1", "--batch-size", "8", "--workers", "0", "--device", "cpu"]
-FOLDER = ["--image-col", "file", "--label-col", "abnormal", "--mask-col", "mask", "--spurious-col", "tube", "--size", "16"]
+FOLDER = ["--image-col", "file", "--label-col", "abnormal", "--mask-col", "mask", "--spurious-cols", "tube", "--size", "16"]
 FOLDER_ROWS = [("a.png", "1", "a_mask.png", "1"), ("b.png", "0", "", "0"), ("c.png", "1", "c_mask.png", "0"),
                ("d.png", "0", "", "1")]
 
@@ -284,7 +284,7 @@ CASES: list[tuple[str, int, str, Callable[[Path, Path], list]]] = [
     ("synthetic --no-such-flag (usage)", 2, "No such option: --no-such-flag", lambda b, t: _ingest_syn(t, "--no-such-flag")),
     ("synthetic --config not UTF-8", 2, "cfg.toml: not UTF-8 text", lambda b, t: (t.joinpath("cfg.toml").write_bytes(NON_UTF8), _ingest_syn(t, "--config", t / "cfg.toml"))[1]),
     ("synthetic --config bad TOML", 2, "cfg.toml: not valid TOML", lambda b, t: (t.joinpath("cfg.toml").write_text("n = = 3"), _ingest_syn(t, "--config", t / "cfg.toml"))[1]),
-    ("synthetic --config unknown key", 2, "unknown setting(s) bogus", lambda b, t: (t.joinpath("cfg.toml").write_text("bogus = 3"), _ingest_syn(t, "--config", t / "cfg.toml"))[1]),
+    ("synthetic --config unknown key", 2, "cfg.toml: unknown key 'bogus'; valid: ", lambda b, t: (t.joinpath("cfg.toml").write_text("bogus = 3"), _ingest_syn(t, "--config", t / "cfg.toml"))[1]),
     ("synthetic --out is a file", 2, "afile: is a file; an output must be a directory", lambda b, t: (t.joinpath("afile").write_text("x"), ["ingest", "synthetic", "--out", t / "afile", "--n", 16, "--size", 32])[1]),
     ("synthetic --out under a file", 2, "afile is a file, not a directory", lambda b, t: (t.joinpath("afile").write_text("x"), ["ingest", "synthetic", "--out", t / "afile" / "ds", "--n", 16, "--size", 32])[1]),
     ("synthetic into a foreign directory", 4, "exists and is not a spurspec dataset", lambda b, t: (t.joinpath("new").mkdir(), t.joinpath("new", "notes.txt").write_text("mine"), _ingest_syn(t))[2]),
@@ -296,8 +296,8 @@ CASES: list[tuple[str, int, str, Callable[[Path, Path], list]]] = [
     ("folder label 'yes'", 2, "t.csv row 2: abnormal must be 0 or 1, found 'yes'", lambda b, t: _folder(b, t, [FOLDER_ROWS[0], ("b.png", "yes", "", "0")])),
     ("folder label 7", 2, "t.csv row 1: abnormal must be 0 or 1, found '7'", lambda b, t: _folder(b, t, [("a.png", "7", "", "0")])),
     ("folder tube 't'", 2, "t.csv row 1: tube must be 0 or 1, found 't'", lambda b, t: _folder(b, t, [("a.png", "1", "", "t")])),
-    ("folder --spurious-col chest-tube", 2, "--spurious-col 'chest-tube': not a valid attribute name", lambda b, t: _folder(b, t, FOLDER_ROWS, ("file", "abnormal", "mask", "chest-tube")) + ["--spurious-col", "chest-tube"]),
-    ("folder unknown column", 2, "unknown column 'tubes' for --spurious-col tubes", lambda b, t: _folder(b, t) + ["--spurious-col", "tubes"]),
+    ("folder --spurious-cols chest-tube", 2, "--spurious-cols 'chest-tube': not a valid attribute name", lambda b, t: _folder(b, t, FOLDER_ROWS, ("file", "abnormal", "mask", "chest-tube")) + ["--spurious-cols", "chest-tube"]),
+    ("folder unknown column", 2, "unknown column 'tubes' for --spurious-cols tubes", lambda b, t: _folder(b, t) + ["--spurious-cols", "tubes"]),
     ("folder table not UTF-8", 2, "t.csv: table is not UTF-8 text", lambda b, t: (lambda a: ((t / "folder" / "t.csv").write_bytes(b"file,abnormal,mask,tube\n\xe9.png,1,,0\n"), a)[1])(_folder(b, t))),
     ("folder table not found", 2, "none.csv: table not found", lambda b, t: ["ingest", "folder", t / "none.csv", "--out", t / "out", *FOLDER]),
     ("folder image file missing", 2, "gone.png: file not found", lambda b, t: _folder(b, t, [*FOLDER_ROWS, ("gone.png", "1", "", "0")])),

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 pytestmark = pytest.mark.e2e
-FOLDER = ["--image-col", "file", "--label-col", "abnormal", "--spurious-col", "tube", "--size", "16"]
+FOLDER = ["--image-col", "file", "--label-col", "abnormal", "--spurious-cols", "tube", "--size", "16"]
 ROWS = [("a.png", "1", "0"), ("b.png", "0", "1"), ("c.png", "1", "1"), ("d.png", "0", "0")]
 
 

@@ -94,7 +94,7 @@ def _write_csv(path, rows):
         w.writerows(rows)
 
 
-BASE = ["--image-col", "path", "--label-col", "y", "--mask-col", "mask", "--rle-col", "enc", "--spurious-col", "tube", "--size", S]
+BASE = ["--image-col", "path", "--label-col", "y", "--mask-col", "mask", "--rle-col", "enc", "--spurious-cols", "tube", "--size", S]
 
 
 def test_mixed_formats_with_masks_and_rle(folder, tmp_path, cli):
@@ -260,3 +260,18 @@ def test_readers_cover_16bit_png_nifti_volumes_and_dicom_masks(tmp_path):
     rgb[..., 1] = 200
     assert readers.to_channels(rgb, 1).tolist() == [[117, 117], [117, 117]]  # 0.587 * 200
     assert readers.to_channels(rgb[..., 1], 3).shape == (2, 2, 3)
+
+
+def test_the_old_spurious_col_flag_still_works_with_one_warning(folder, tmp_path, cli):
+    """--spurious-cols took the name of the settings key (spurious_cols, as a pipeline's
+    [datasets.NAME] writes it); the flag's old name gives the same dataset and one line naming
+    the new one."""
+    d, _, _ = folder
+    old = [w if w != "--spurious-cols" else "--spurious-col" for w in BASE]
+    res = cli(["ingest", "folder", d / "table.csv", "--out", tmp_path / "old", *old])
+    warnings = [line for line in res.stderr.splitlines() if "warning" in line]
+    assert warnings == ["warning: --spurious-col is now --spurious-cols (the old name still works)"]
+    new = cli(["ingest", "folder", d / "table.csv", "--out", tmp_path / "new", *BASE])
+    assert "warning" not in new.stderr
+    assert Dataset.open(tmp_path / "old").manifest.column("tube").to_pylist() == \
+        Dataset.open(tmp_path / "new").manifest.column("tube").to_pylist() == [1, 0, None, 1, 0]

@@ -108,7 +108,7 @@ def test_stage2_flat_layout_pickle_tubes_and_limit(stage1, tmp_path, cli):
     cells = {(y, t) for y, t in zip(m["label"], m["chest_tube"], strict=True)}
     assert {(0, 0), (0, 1), (1, 0), (1, 1)} <= cells
     toml.write_text("sizes = 48\n")
-    assert "unknown setting(s) sizes" in cli(["ingest", "siim", root, "--out", out, "--config", toml], expect=2).output
+    assert "siim.toml: unknown key 'sizes'; did you mean 'size'?" in cli(["ingest", "siim", root, "--out", out, "--config", toml], expect=2).output
 
 
 # ---- bad input: a tiny 64 px folder with small hand-written RLE rows ----------------------

@@ -55,7 +55,7 @@ def write_folder(table: Path, cols: dict[str, str], n: int = 64, size: int = 48,
             img[:, size // 8] += 120
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / f"images/{i:04d}.png")
         rows.append({cols["--image-col"]: f"images/{i:04d}.png", cols["--label-col"]: label,
-                     cols["--mask-col"]: mask_path, cols["--spurious-col"]: tube, cols["--patient-col"]: f"p{i // 2:03d}"})
+                     cols["--mask-col"]: mask_path, cols["--spurious-cols"]: tube, cols["--patient-col"]: f"p{i // 2:03d}"})
     with table.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -69,7 +69,7 @@ def test_the_five_steps_run_as_written(cli, tmp_path, monkeypatch):
     assert order.count("train") == 2 and len({option(w, "--granularity") for w in steps if w[1] == "train"}) == 2
 
     ingest = steps[0]
-    cols = {k: option(ingest, k) for k in ("--image-col", "--label-col", "--mask-col", "--spurious-col", "--patient-col")}
+    cols = {k: option(ingest, k) for k in ("--image-col", "--label-col", "--mask-col", "--spurious-cols", "--patient-col")}
     monkeypatch.chdir(tmp_path)
     write_folder(Path(ingest[3]), cols)
 

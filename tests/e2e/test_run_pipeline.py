@@ -6,6 +6,7 @@ overrides. (Every shipped pipeline run end to end: test_shipped_pipelines.py.)""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,6 +68,10 @@ def test_run_all_stages_then_rerun_skips_everything(cli, tmp_path):
     n = len(jobs)
     assert f"job 1 of {n}: ingest" in result.stdout and f"job {n} of {n}: report" in result.stdout
     assert f"{n}/{n} jobs done in" in result.stdout and "left" in result.stdout
+    # the bar is drawn (not eaten as markup), and no time is guessed before a run of each kind is timed
+    assert re.search(rf"^\[#+\.+\] 1/{n} jobs done in \S+, estimating…  \(ingest/", result.stdout, flags=re.M)
+    last_train = max(i for i, line in enumerate(result.stdout.splitlines()) if "jobs done" in line and "(train/" in line)
+    assert "estimating…" not in result.stdout.splitlines()[last_train]
     runs = sorted((study / "train").iterdir())
     assert len(runs) == 3 and all((r / "metrics.parquet").exists() for r in runs)
     before = _mtimes(study, "train/*/checkpoints/*.pt")

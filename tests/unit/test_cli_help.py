@@ -16,7 +16,7 @@ from spurspec.cli import main
 from spurspec.cli.defaults import settings_class, shown
 
 # Options named differently from their settings field (out_dir for `out`, ...).
-FIELD_OF = {"out_dir": "out", "granularity_": "granularity", "grid": "grids", "spurious_col": "spurious_cols"}
+FIELD_OF = {"out_dir": "out", "granularity_": "granularity", "grid": "grids"}
 # "(default X)" states a value; "(default: words)" explains an unset one and is not checked.
 STATED = re.compile(r"\bdefault (?!:)")
 
@@ -51,6 +51,25 @@ def test_every_stated_default_is_the_dataclass_default(words, command, module):
             f"spurspec {words} --{param.name}: help {text!r} does not state {settings}.{field} = {value!r}"
         checked += 1
     assert checked or not settings, f"spurspec {words} names SETTINGS but states no default"
+
+
+def test_ingest_folder_options_are_its_settings_keys():
+    """A pipeline's [datasets.NAME] (and a --config file) sets folder.Config's fields, and
+    `ingest folder` has one option per field, spelt the same with dashes: a key never reads
+    differently from its flag (`spurious_cols` is --spurious-cols; --spurious-col, its old
+    name, is a hidden alias)."""
+    from spurspec.datasets.folder import Config
+
+    command = next(c for w, c, _ in COMMANDS if w == "ingest folder")
+    fields = {f.name for f in dataclasses.fields(Config)}
+    named = {p.name: p for p in command.params if p.name not in ("force", "config")}
+    aliases = {name for name, p in named.items() if getattr(p, "hidden", False)}
+    assert aliases == {"old_spurious_col"} and named["old_spurious_col"].opts == ["--spurious-col"]
+    for name in set(named) - aliases:
+        assert name in fields, f"ingest folder --{name.replace('_', '-')} is no field of folder.Config"
+        if named[name].param_type_name == "option":
+            assert named[name].opts == [f"--{name.replace('_', '-')}"], named[name].opts
+    assert fields - set(named) <= {"val_fraction", "test_fraction"}  # set in a file, no flag
 
 
 def test_a_hand_written_default_that_drifted_is_caught():

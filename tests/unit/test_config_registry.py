@@ -31,7 +31,7 @@ def test_layers(tmp_path):
 
 
 def test_unknown_key_and_bad_type_are_named(tmp_path):
-    with pytest.raises(ConfigError, match="unknown setting.*sise"):
+    with pytest.raises(ConfigError, match="unknown key 'sise'; did you mean 'size'\\?"):
         build(Demo, {"sise": 3})
     with pytest.raises(ConfigError, match="Demo.size: expected an integer"):
         build(Demo, {"size": "big"})

@@ -62,8 +62,8 @@ def test_keys_are_stable_and_change_only_downstream_of_a_change(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (("[evaluate]", "[evalute]"), r"unknown section\(s\) \[evalute\]"),
-        (("[study]", "[study]\nnmae = 1"), r"\[study\]: unknown key\(s\) nmae"),
+        (("[evaluate]", "[evalute]"), r"unknown section \[evalute\]; did you mean \[evaluate\]\?"),
+        (("[study]", "[study]\nnmae = 1"), r"\[study\]: unknown key 'nmae'; did you mean 'name'\?"),
         (('granularities = ["binary", "bbox", "grid:4"]', 'granularities = "binary"'), "must be a non-empty list"),
         (("seeds = [0, 1]", 'seeds = [0]\ndatasets = ["nope"]'), "dataset 'nope' is not declared"),
         (('source = "synthetic"\n', ""), r"\[datasets.syn\]: needs a `source`"),
@@ -151,11 +151,11 @@ def test_set_overrides_reach_the_jobs_and_change_their_keys(tmp_path):
         ("train.epochs=", "expected KEY=VALUE"),
         ("train..epochs=2", "expected KEY=VALUE"),
         ("=2", "expected KEY=VALUE"),
-        ("trian.epochs=2", r"--set trian.epochs=2: unknown section \[trian\]; valid: study, datasets"),
+        ("trian.epochs=2", r"--set trian.epochs=2: unknown section \[trian\]; did you mean \[train\]\? valid: study, datasets"),
         ("datasets.sin.n=3", r"declares no \[datasets.sin\]; declared: syn"),
         ("train.epochs.max=3", "train.epochs is a value, not a table"),
         ("train.epochz=3", None),  # the stage's own check names it when the job is validated
-        ("resources.gpu.cpus=2", r"\[resources.gpu\]: unknown stage; valid: default, ingest"),
+        ("resources.gpu.cpus=2", r"\[resources.gpu\]: unknown stage 'gpu'; valid: default, ingest"),
         ("train.seeds=3", "`seeds` must be a non-empty list"),
     ],
 )
@@ -166,7 +166,7 @@ def test_bad_set_is_one_line_config_error(tmp_path, text, message):
         from spurspec.pipeline.jobs import validate
 
         jobs = planning.plan(specs.load(path, overrides=[text]))
-        with pytest.raises(ConfigError, match="unknown setting.*epochz"):
+        with pytest.raises(ConfigError, match="unknown key 'epochz'; did you mean 'epochs'\\?"):
             validate(next(j for j in jobs if j.stage == "train"))
         return
     with pytest.raises(ConfigError, match=message) as err:
@@ -213,7 +213,8 @@ def test_a_huge_matrix_states_its_size_and_needs_yes(tmp_path):
                     f"seeds = {list(range(300))}\n")
     with pytest.raises(ConfigError, match=r"plans 1202 jobs \(ingest 1, train 600, evaluate 600, report 1\).*--yes"):
         prepare(RunOptions(pipeline=path, out=tmp_path / "s"))
-    spec, jobs, _, _ = prepare(RunOptions(pipeline=path, out=tmp_path / "s", yes=True))
+    prepared = prepare(RunOptions(pipeline=path, out=tmp_path / "s", yes=True))
+    jobs = prepared.jobs
     assert len(jobs) == 1202
 
 
@@ -280,7 +281,7 @@ def test_set_seeds_narrows_an_arms_matrix(tmp_path):
         (("seeds = [0, 1]", 'seeds = [0, 1]\ngranularities = ["seg"]'), r"p.toml \[train\]: `granularities` cannot stand beside `arms`"),
         (("seeds = [0, 1]", 'seeds = [0, 1]\nmethods = ["erm"]\nmask_budgets = [3]'),
          r"p.toml \[train\]: `mask_budgets`, `methods` cannot stand beside `arms`"),
-        (('name = "reference"\n', 'name = "reference"\nmethdo = "erm"\n'), r"\[\[train.arms\]\] #1: unknown key\(s\) methdo"),
+        (('name = "reference"\n', 'name = "reference"\nmethdo = "erm"\n'), r"\[\[train.arms\]\] #1: unknown key 'methdo'; did you mean 'method'\?"),
         (('granularity = "bbox"\n', ""), r"\[\[train.arms\]\] #2: needs a `granularity`"),
         (("mask_budget = 5", 'mask_budget = "5"'), r"#3: `mask_budget` = '5' must be a number"),
         (("mask_budget = 5", "mask_budget = true"), r"#3: `mask_budget` = True must be a number"),
@@ -339,7 +340,8 @@ def test_a_10000_job_study_is_planned_and_checked_without_running_anything(tmp_p
 
     built, build = [], checks.config_of
     monkeypatch.setattr(checks, "config_of", lambda job: built.append(job.stage) or build(job))
-    spec, jobs, _, _ = prepare(RunOptions(pipeline=_huge(tmp_path), out=tmp_path / "study", dry_run=True))
+    prepared = prepare(RunOptions(pipeline=_huge(tmp_path), out=tmp_path / "study", dry_run=True))
+    jobs = prepared.jobs
     assert len(jobs) == 10_003 and len({j.id for j in jobs}) == 10_003
     assert {s: sum(j.stage == s for j in jobs) for s in ("ingest", "boxes", "train", "evaluate", "report")} == \
         {"ingest": 1, "boxes": 1, "train": 5000, "evaluate": 5000, "report": 1}
