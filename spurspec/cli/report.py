@@ -11,7 +11,7 @@ import typer
 from spurspec.cli.common import ConfigFile, out
 from spurspec.text import plural
 
-SETTINGS = "spurspec.report.build:ReportConfig"  # its defaults fill {default:FIELD} in help
+SETTINGS = "spurspec.report.settings:ReportConfig"  # its defaults fill {default:FIELD} in help
 
 
 def command(

@@ -152,8 +152,8 @@ STAGE_RUNNERS.add("evaluate", Stage(_settings_of("spurspec.evaluation.evaluate",
                                     _check_of("spurspec.evaluation.evaluate"), _evaluate_run))
 STAGE_RUNNERS.add("probe", Stage(_settings_of("spurspec.probes.stage", "ProbeConfig"),
                                  _check_of("spurspec.probes.stage"), _probe_run))
-STAGE_RUNNERS.add("report", Stage(_settings_of("spurspec.report.build", "ReportConfig"),
-                                  _check_of("spurspec.report.build"), _report_run))
+STAGE_RUNNERS.add("report", Stage(_settings_of("spurspec.report.settings", "ReportConfig"),
+                                  _check_of("spurspec.report.settings"), _report_run))
 
 
 def config_of(job: Job) -> Any:

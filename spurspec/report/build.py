@@ -21,7 +21,6 @@ from spurspec.config import to_dict
 from spurspec.errors import ConfigError, ExistsError, SpurspecError
 from spurspec.metrics.auroc import auroc, roc_points
 from spurspec.metrics.cells import (
-    MIN_CELL_IMAGES,
     ROBUST_CELLS,
     cell_of,
     count_words,
@@ -39,6 +38,7 @@ from spurspec.report.runs import (
     replicate_word,
     select,
 )
+from spurspec.report.settings import ReportConfig, check
 from spurspec.report.writers import Block, markdown, to_html
 from spurspec.text import plural
 from spurspec.training.config import TrainConfig
@@ -46,27 +46,6 @@ from spurspec.training.data import granularity as granularities
 from spurspec.training.models import summaries
 
 WHAT = "a report"  # what freshness messages call a report directory's contents
-
-
-@dataclass(frozen=True)
-class ReportConfig:
-    runs: tuple[Path, ...] = ()  # run directories, or directories holding runs
-    out: Path = Path("report")  # the report directory
-    title: str = "spurspec report"
-    # Pixel models' headline summarising function; the study's was the mean (binary runs have one).
-    summary: str = summaries.DEFAULT
-    attribute: str | None = None  # headline spurious attribute; unset = chest_tube if present, else the first
-    n_saliency: int = 4  # images per model in the saliency panels
-    # Paired patient-bootstrap replicates behind the findings' intervals (0 = no findings section).
-    bootstrap: int = 1000
-    seed: int = 0
-    # The cell-size rule (metrics.cells.MIN_CELL_IMAGES, why it is 10 there): a robust AUROC on fewer
-    # test images than this of either class is "too few images to tell", never a bold finding.
-    min_cell: int = MIN_CELL_IMAGES
-    # Of runs sharing a group and replicate, the one to count (the others are left out); without
-    # it such runs are refused: two trainings of one setting are not two replicates.
-    keep: tuple[Path, ...] = ()
-    include_unfinished: bool = False  # count runs scored before their training finished (marked)
 
 
 @dataclass
@@ -103,15 +82,6 @@ class _Context:
         (--include-unfinished), e.g. 'seg (1 unfinished)'."""
         k = sum(1 for r in self.runs if r.group == group and r.mark)
         return f"{group} ({k} unfinished)" if k else group
-
-
-def check(cfg: ReportConfig) -> None:
-    """Every setting, before anything is read or written (the CLI and pipelines alike)."""
-    if not cfg.runs:
-        raise ConfigError("name at least one run directory (or a directory holding runs)")
-    summaries.get(cfg.summary)
-    if cfg.n_saliency < 0 or cfg.bootstrap < 0 or cfg.min_cell < 0:
-        raise ConfigError("n_saliency, bootstrap and min_cell must be >= 0")
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
