@@ -19,8 +19,9 @@ from spurspec.errors import ConfigError
 C = TypeVar("C")
 
 
-def _check_type(cls_name: str, key: str, value: Any, hint: Any) -> Any:
-    """Coerce TOML/CLI values to the field's declared type; reject what does not fit."""
+def _check_type(where: str, key: str, value: Any, hint: Any) -> Any:
+    """Coerce TOML/CLI values to the field's declared type; reject what does not fit, naming the
+    key as the user wrote it, after `where` (a file, a table) when given."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -30,40 +31,40 @@ def _check_type(cls_name: str, key: str, value: Any, hint: Any) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _check_type(cls_name, key, value, arg)
+                return _check_type(where, key, value, arg)
             except ConfigError:
                 continue  # try the union's next type; the error below names the whole hint
-        raise ConfigError(f"{cls_name}.{key}: {value!r} does not fit {hint}")
+        raise ConfigError(f"{where}{key}: {value!r} does not fit {hint}")
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{cls_name}.{key}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}{key}: expected a list, got {value!r}")
         inner = args[0] if args else Any
-        items = [_check_type(cls_name, key, v, inner) for v in value]
+        items = [_check_type(where, key, v, inner) for v in value]
         return tuple(items)
     if hint is Any:
         return value
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{cls_name}.{key}: expected true/false, got {value!r}")
+            raise ConfigError(f"{where}{key}: expected true/false, got {value!r}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{cls_name}.{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}{key}: expected an integer, got {value!r}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{cls_name}.{key}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}{key}: expected a number, got {value!r}")
         # No setting means anything at nan or inf; they would only fail later, deep in a stage.
         if not math.isfinite(value):
-            raise ConfigError(f"{cls_name}.{key}: expected a finite number, got {value!r}")
+            raise ConfigError(f"{where}{key}: expected a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{cls_name}.{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}{key}: expected a string, got {value!r}")
         return value
     if hint is Path:
         if not isinstance(value, str | Path):
-            raise ConfigError(f"{cls_name}.{key}: expected a path, got {value!r}")
+            raise ConfigError(f"{where}{key}: expected a path, got {value!r}")
         return Path(value)
     return value
 
@@ -102,7 +103,8 @@ def build(cls: type[C], values: dict[str, Any], where: str = "") -> C:
     if unknown:
         raise ConfigError((f"{where}: " if where else "") + unknown_names("key", unknown, sorted(names)))
     hints = typing.get_type_hints(cls)
-    checked = {k: _check_type(cls.__name__, k, v, hints[k]) for k, v in values.items()}
+    prefix = f"{where}: " if where else ""
+    checked = {k: _check_type(prefix, k, v, hints[k]) for k, v in values.items()}
     return cls(**checked)
 
 

@@ -75,6 +75,9 @@ def test_command_and_pipeline_refuse_the_same_settings_alike(cli, tmp_path, comm
     piped = cli(["run", spec, "--out", study], expect=None)
 
     assert direct.exit_code == piped.exit_code == 2, (direct.output, piped.output)
-    assert _error_line(direct.stderr) == _error_line(piped.stderr)
+    # the same message; the pipeline's names the file and table the value came from
+    message = _error_line(direct.stderr).removeprefix("error: ")
+    assert _error_line(piped.stderr).startswith(f"error: {spec} [")
+    assert _error_line(piped.stderr).endswith(f"]: {message}")
     assert "job 1 of" not in piped.stdout  # refused at plan time: no job started
     assert not study.exists() and not paths["out"].exists() and not paths["run"].exists()

@@ -33,9 +33,10 @@ def test_layers(tmp_path):
 def test_unknown_key_and_bad_type_are_named(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'sise'; did you mean 'size'\\?"):
         build(Demo, {"sise": 3})
-    with pytest.raises(ConfigError, match="Demo.size: expected an integer"):
-        build(Demo, {"size": "big"})
-    with pytest.raises(ConfigError, match="Demo.amp: expected true/false"):
+    # the key as the user wrote it, after the file it came from; never the internal class's name
+    with pytest.raises(ConfigError, match="^c.toml: size: expected an integer, got 'big'$"):
+        build(Demo, {"size": "big"}, where="c.toml")
+    with pytest.raises(ConfigError, match="^amp: expected true/false"):
         build(Demo, {"amp": 1})
 
 
