@@ -178,6 +178,7 @@ def test_shipped_pipelines_validate(cli, tmp_path, name):
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # the job is signalled 15 s into each attempt: it must train an epoch by then
 def test_timed_out_training_job_is_requeued_and_resumes(tmp_path):
     """When Slurm signals a job before its time limit (or preempts it), submitit checkpoints the
     call and requeues it; the requeued job resumes training from its last checkpoint. Exercised
