@@ -4,7 +4,7 @@ directory shaped like an evaluated run, so `compare`, `report` and `evaluate --p
 it as they read spurspec's own runs.
 Reads MODEL, the card file if given, the dataset. Writes DIR/config.toml (the audit's identity:
 the model file and its SHA-256, the card, the dataset's link and fingerprint), predictions.parquet
-and metrics.parquet (evaluate's schemas and metric code), provenance/evaluate.json, and with
+and metrics.parquet (evaluate's schemas and metric code), provenance/evaluate.json, `done`, and with
 probes asked DIR/probes/*.parquet (the probe stage's own code, with the outside model as its
 scorer). Every check of the model, card and dataset runs before anything is written, and a
 failure part-way removes DIR again, so no half-written audit is left."""
@@ -142,6 +142,7 @@ def _score(cfg: AuditConfig, model: OnnxModel, ds: Dataset, rows: dict[str, np.n
     provenance.write(layout.provenance("evaluate"), "evaluate", settings,
                      {"model": model.digest, "dataset": ds.fingerprint()},
                      completion={"finished": True, "epochs": 0, "planned": 0, "stopped_early": False})
+    io.write_text(layout.done, "")  # a finished model, as a run's `done` marker says: reports count it
     return metrics, notes
 
 

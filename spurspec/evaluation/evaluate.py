@@ -112,6 +112,7 @@ def _evaluate_run(cfg: EvaluateConfig, force: bool) -> EvaluateResult:
 
 
 def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateResult:
+    record.refuse_audit("evaluate")
     layout = record.layout
     dataset = record.open_dataset(moved_to=cfg.dataset)
     if cfg.dataset is not None:

@@ -175,6 +175,8 @@ class RunInputs:
 def open_run(record: RunRecord, cfg: ProbeConfig, model: Model | None = None) -> RunInputs:
     """The run's dataset, checkpoint, summarising function and validation threshold (evaluate's);
     with `model` (an outside model's audit), its file stands where a run's checkpoint stands."""
+    if model is None:
+        record.refuse_audit("probe")
     metrics = record.metrics  # exit 3 naming `spurspec evaluate` if the run was not evaluated
     ds = record.open_dataset(moved_to=cfg.dataset)
     if cfg.dataset is not None:

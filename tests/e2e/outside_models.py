@@ -38,6 +38,13 @@ class TubeBlind(nn.Module):
         return eroded.mean(dim=(1, 2, 3))[:, None] * 10.0
 
 
+class PixelReader(TubeReader):
+    """A pixel model: P(region) = sigmoid of the top-hat response, a (N, 1, S, S) map."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.conv(x[:, :1]) * 4.0 - 1.0)
+
+
 class NaNOut(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x.mean(dim=(1, 2, 3)) * float("nan"))[:, None]

@@ -162,3 +162,27 @@ def test_export_round_trip(cli, made):
     assert np.max(np.abs(scores - test.score.to_numpy())) < 1e-5
     # The export audits like any outside model, with no card given.
     cli(["audit", d / "run.onnx", "--dataset", d / "ds", "--out", d / "a-run", "--bootstrap", "20"])
+
+
+def test_evaluate_and_probe_say_an_audit_is_no_run(cli, made):
+    _audit(cli, made, "blind")
+    run = made / "a-blind"
+    before = sorted(p.name for p in run.rglob("*"))
+    for args in (["evaluate", run], ["probe", run, "--insert", "tube"]):
+        result = cli(args, expect=2)
+        assert "an audit of" in result.output and "blind.onnx" in result.output
+    assert sorted(p.name for p in run.rglob("*")) == before
+
+
+def test_card_file_and_pixel_output(cli, made, tmp_path):
+    """A pixel model (a probability map) read through a card file; an unknown card key is exit 2."""
+    path = om.to_onnx(om.PixelReader(), tmp_path / "pixel.onnx")
+    card = tmp_path / "card.toml"
+    card.write_text('output = "pixel"\nsummary = "max"\nmean = 0.5\nstd = [0.5]\n')
+    cli(["audit", path, "--dataset", made / "ds", "--out", tmp_path / "a", "--card", card, "--bootstrap", "50"])
+    preds = pq.read_table(RunLayout(tmp_path / "a").predictions).to_pandas()
+    assert set(preds.summary) == {"max"} and preds.score.between(0, 1).all()
+    assert 'output = "pixel"' in (tmp_path / "a" / "config.toml").read_text()
+    card.write_text('output = "pixel"\ncolour = "red"\n')
+    result = cli(["audit", path, "--dataset", made / "ds", "--out", tmp_path / "b", "--card", card], expect=2)
+    assert "unknown card key(s) colour" in result.output and not (tmp_path / "b").exists()
