@@ -96,6 +96,7 @@ def test_compare_and_report_read_audits(cli, made):
 
 
 HOSTILE = {"truncated": "not a valid ONNX model", "not_onnx": "not a valid ONNX model", "pickle_pt2": "unpickling",
+           "pickle_onnx": "not a valid ONNX model",
            "rank3": "rank 3", "nan": "not finite", "rgb_model": "the model's card says 3x32x32",
            "card_channels": "the card says channels 3", "card_index": "outside the output's 1 classes"}
 
@@ -128,8 +129,8 @@ def _hostile_file(case, made, tmp_path):
     elif case == "not_onnx":
         path = tmp_path / "model.onnx"
         path.write_text("this is not a model\n")
-    elif case == "pickle_pt2":
-        path = tmp_path / "model.pt2"
+    elif case in ("pickle_pt2", "pickle_onnx"):  # never unpickled: refused by name, or as no protobuf
+        path = tmp_path / ("model.pt2" if case == "pickle_pt2" else "model.onnx")
         path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
     elif case == "rank3":
         path = om.to_onnx(om.TubeReader(), tmp_path / "rank3.onnx", rank=3)
@@ -153,15 +154,14 @@ def test_export_round_trip(cli, made):
     model = OnnxModel.open(d / "run.onnx")  # the card from the file's own metadata
     preds = pq.read_table(RunLayout(d / "run").predictions).to_pandas()
     test = preds[preds.split == "test"]
-    from spurspec.artefacts.dataset import Dataset
 
-    ds = Dataset.open(d / "ds")
-    ids = ds.manifest.column("image_id").to_pylist()
-    rows = np.asarray([ids.index(i) for i in test.image_id])
-    scores = model.scores(model.normalise(np.asarray(ds.images()[rows])))
-    assert np.max(np.abs(scores - test.score.to_numpy())) < 1e-5
-    # The export audits like any outside model, with no card given.
+    _same_scores(model, d / "ds", test)
+    # The export audits like any outside model, with no card given, and beside its own run the
+    # paired differences on the same test images are zero: the same model, scored twice.
     cli(["audit", d / "run.onnx", "--dataset", d / "ds", "--out", d / "a-run", "--bootstrap", "20"])
+    cli(["compare", d / "run", d / "a-run", "--bootstrap", "50", "--out", d / "paired.parquet"])
+    diffs = [r for r in pq.read_table(d / "paired.parquet").to_pylist() if r["metric"].startswith("robust_auroc")]
+    assert diffs and all(abs(r["diff"]) < 1e-9 for r in diffs), diffs
 
 
 def test_evaluate_and_probe_say_an_audit_is_no_run(cli, made):
@@ -186,3 +186,29 @@ def test_card_file_and_pixel_output(cli, made, tmp_path):
     card.write_text('output = "pixel"\ncolour = "red"\n')
     result = cli(["audit", path, "--dataset", made / "ds", "--out", tmp_path / "b", "--card", card], expect=2)
     assert "unknown card key(s) colour" in result.output and not (tmp_path / "b").exists()
+
+
+def _same_scores(model, ds_path, test):
+    """The ONNX model's scores of the test images equal `test`'s (predictions.parquet) to 1e-5."""
+    from spurspec.artefacts.dataset import Dataset
+
+    ds = Dataset.open(ds_path)
+    ids = ds.manifest.column("image_id").to_pylist()
+    rows = np.asarray([ids.index(i) for i in test.image_id])
+    scores = model.scores(model.normalise(np.asarray(ds.images()[rows])))
+    assert np.max(np.abs(scores - test.score.to_numpy())) < 1e-5
+
+
+@pytest.mark.slow
+def test_export_round_trip_pixel(cli, made):
+    """A mask-trained run exports its P(region) map; the card's summary (the run's) scores it."""
+    from spurspec.audit.model import OnnxModel
+
+    d = made
+    cli(["train", d / "ds", "--out", d / "seg", "--epochs", "1", "--granularity", "seg", "--workers", "0"])
+    cli(["evaluate", d / "seg", "--bootstrap", "20"])
+    cli(["export", d / "seg", "--onnx", d / "seg.onnx"])
+    model = OnnxModel.open(d / "seg.onnx")
+    assert model.card.output == "pixel"
+    preds = pq.read_table(RunLayout(d / "seg").predictions).to_pandas()
+    _same_scores(model, d / "ds", preds[(preds.split == "test") & (preds.summary == model.card.summary)])
