@@ -46,6 +46,9 @@ def export(run: Path, onnx: Path, checkpoint: str = "best", force: bool = False)
     for path in (onnx, card_path(onnx)):
         if path.exists() and not force:
             raise ExistsError(f"{path}: already exists; pass --force to replace it")
+    from spurspec.artefacts.run import RunRecord
+
+    RunRecord.open(Path(run)).refuse_audit("export")
     loaded = predict._load(Path(run), "test", checkpoint, "cpu")
     card = _card(loaded)
     wrapper = _Scored(loaded).eval()
@@ -54,7 +57,11 @@ def export(run: Path, onnx: Path, checkpoint: str = "best", force: bool = False)
     data = _with_card(_to_onnx(wrapper, example), card)
     with io.atomic_path(onnx, suffix=".onnx") as tmp:
         Path(tmp).write_bytes(data)
-    io.write_text(card_path(onnx), card.to_toml())
+    try:
+        io.write_text(card_path(onnx), card.to_toml())
+    except BaseException:
+        onnx.unlink(missing_ok=True)  # never a model without its card beside it
+        raise
     return ExportResult(onnx, card_path(onnx), card)
 
 

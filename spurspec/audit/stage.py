@@ -85,6 +85,11 @@ def check(cfg: AuditConfig) -> None:
 def audit(cfg: AuditConfig, force: bool = False) -> AuditResult:
     check(cfg)
     out = Path(cfg.out)
+    pcfg = _probe_config(cfg, out)
+    if pcfg is not None:
+        from spurspec.probes.stage import check as check_probes
+
+        check_probes(pcfg)  # a bad probe setting stops here, before any scoring
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise ExistsError(f"{out}: already exists; pass --force to replace it")
     model = OnnxModel.open(Path(cfg.model), cfg.card, cfg.card_flags)
@@ -171,15 +176,25 @@ def _table(ids: np.ndarray, split: str, summary: str, scores: np.ndarray, model:
     return io.conform(table, schemas.PREDICTIONS)
 
 
-def _probe(cfg: AuditConfig, model: OnnxModel, out: Path, notes: list[str]) -> dict[str, pa.Table]:
-    """The probes asked, run by the probe stage with the outside model as its scorer."""
+def _probe_config(cfg: AuditConfig, out: Path, summary: str | None = None):
+    """The probe stage's settings for the probes asked; None when none is."""
     if not (cfg.insert or cfg.remove or cfg.attribution):
-        return {}
-    from spurspec.probes.stage import ProbeConfig, probe
+        return None
+    from spurspec.probes.stage import ProbeConfig
 
     # An image output's predictions hold the image score only, which the probe stage then reads.
-    pcfg = ProbeConfig(run=out, insert=cfg.insert, remove=cfg.remove, attribution=cfg.attribution,
-                       bootstrap=cfg.bootstrap, seed=cfg.seed, max_images=cfg.max_images, summary=model.card.summary)
+    return ProbeConfig(run=out, insert=cfg.insert, remove=cfg.remove, attribution=cfg.attribution,
+                       bootstrap=cfg.bootstrap, seed=cfg.seed, max_images=cfg.max_images,
+                       **({"summary": summary} if summary else {}))
+
+
+def _probe(cfg: AuditConfig, model: OnnxModel, out: Path, notes: list[str]) -> dict[str, pa.Table]:
+    """The probes asked, run by the probe stage with the outside model as its scorer."""
+    pcfg = _probe_config(cfg, out, model.card.summary)
+    if pcfg is None:
+        return {}
+    from spurspec.probes.stage import probe
+
     res = probe(pcfg, model=AuditModel(model, cfg))
     notes += [f"probe {n}" for n in res.notes]
     return res.tables

@@ -334,7 +334,7 @@ def _binary_scores(runs: list[Run]) -> str:
     was scored by its probability); '' without binary runs."""
     default = TrainConfig.binary_score
     used = sorted({str(r.config.get("binary_score", default)) for r in runs
-                   if not granularities.is_pixel(r.granularity)})
+                   if not granularities.is_pixel(r.granularity) and "audit" not in r.config})
     words = [BINARY_SCORE_WORDS.get(s, s) for s in used]
     return f", binary models by {' or '.join(words)}" if words else ""
 

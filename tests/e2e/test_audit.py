@@ -164,14 +164,14 @@ def test_export_round_trip(cli, made):
     assert diffs and all(abs(r["diff"]) < 1e-9 for r in diffs), diffs
 
 
-def test_evaluate_and_probe_say_an_audit_is_no_run(cli, made):
+def test_evaluate_probe_and_export_say_an_audit_is_no_run(cli, made):
     _audit(cli, made, "blind")
     run = made / "a-blind"
     before = sorted(p.name for p in run.rglob("*"))
-    for args in (["evaluate", run], ["probe", run, "--insert", "tube"]):
+    for args in (["evaluate", run], ["probe", run, "--insert", "tube"], ["export", run, "--onnx", made / "x.onnx"]):
         result = cli(args, expect=2)
         assert "an audit of" in result.output and "blind.onnx" in result.output
-    assert sorted(p.name for p in run.rglob("*")) == before
+    assert sorted(p.name for p in run.rglob("*")) == before and not (made / "x.onnx").exists()
 
 
 def test_card_file_and_pixel_output(cli, made, tmp_path):
@@ -212,3 +212,17 @@ def test_export_round_trip_pixel(cli, made):
     assert model.card.output == "pixel"
     preds = pq.read_table(RunLayout(d / "seg").predictions).to_pandas()
     _same_scores(model, d / "ds", preds[(preds.split == "test") & (preds.summary == model.card.summary)])
+
+
+def test_a_probe_that_cannot_run_leaves_nothing(cli, made, tmp_path):
+    """A dataset that does not record the spurious region cannot be probed by removal: exit 2
+    after scoring, and the half-made audit is removed; a bad probe setting stops before scoring."""
+    from tests.e2e.tiny_dataset import make
+
+    make(tmp_path / "tiny", n=40, size=32)
+    out = tmp_path / "a"
+    result = cli(["audit", made / "reader.onnx", "--dataset", tmp_path / "tiny", "--out", out, "--remove"], expect=2)
+    assert len([x for x in result.output.splitlines() if x.startswith("error:")]) == 1 and not out.exists()
+    result = cli(["audit", made / "reader.onnx", "--dataset", made / "ds", "--out", out, "--insert", "tube",
+                  "--insert", "tube"], expect=2)
+    assert "insert lists a feature twice" in result.output and not out.exists()
