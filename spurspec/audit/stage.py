@@ -90,7 +90,9 @@ def audit(cfg: AuditConfig, force: bool = False) -> AuditResult:
         from spurspec.probes.stage import check as check_probes
 
         check_probes(pcfg)  # a bad probe setting stops here, before any scoring
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: --out is a file, not a directory")
+    if out.exists() and any(out.iterdir()) and not force:
         raise ExistsError(f"{out}: already exists; pass --force to replace it")
     model = OnnxModel.open(Path(cfg.model), cfg.card, cfg.card_flags)
     ds = Dataset.open(Path(cfg.dataset))
