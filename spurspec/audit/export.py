@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from spurspec.artefacts import io
 from spurspec.audit.card import METADATA_KEY, Card
 from spurspec.errors import ConfigError, ExistsError
@@ -116,6 +114,3 @@ def _scored_module():
 def _Scored(loaded):  # noqa: N802 -- a class built lazily, so torch loads only when exporting
     return _scored_module()(loaded)
 
-
-def max_difference(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))) if len(a) else 0.0

@@ -153,7 +153,10 @@ class OnnxModel:
             return out.astype(np.float64).reshape(n)
         import torch
 
-        return summaries_of(card.summary, torch.from_numpy(np.asarray(out, np.float32))).astype(np.float64)
+        from spurspec.training.models import summaries
+
+        prob = torch.from_numpy(np.ascontiguousarray(out, np.float32))
+        return summaries.get(card.summary)(prob).double().numpy()
 
     def check_first(self, images: np.ndarray) -> None:
         """Run a first batch: its scores must be finite (else the card or the model is wrong)."""
@@ -161,7 +164,7 @@ class OnnxModel:
             scores = self.scores(self.normalise(images))
         except InputError:
             raise
-        except Exception as exc:  # onnxruntime's errors name the node and the shape that disagree
+        except Exception as exc:  # noqa: BLE001 -- any runtime failure means the card does not fit  # onnxruntime's errors name the node and the shape that disagree
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise InputError(f"{self.path}: the model failed on a first batch shaped by the card "
                              f"({self.card.channels}x{self.card.size}x{self.card.size}): {first[:200]}") from None
@@ -169,12 +172,6 @@ class OnnxModel:
         if bad.any():
             raise InputError(f"{self.path}: the model's output is not finite (NaN or infinite) on {int(bad.sum())} of "
                              f"{len(scores)} images of a first batch; check the card's normalisation and output")
-
-
-def summaries_of(name: str, prob) -> np.ndarray:
-    from spurspec.training.models import summaries
-
-    return summaries.get(name)(prob).double().numpy()
 
 
 def _shape(dims: list) -> str:
