@@ -128,11 +128,14 @@ class OnnxModel:
         return self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(x, np.float32)})[0]
 
     def normalise(self, images: np.ndarray) -> np.ndarray:
-        """uint8 (N, C, S, S) images as the model's input."""
+        """uint8 (N, C, S, S) images as the model's input: (image/255 - mean)/std, computed as one
+        multiply and one subtract in place (two passes over the batch, not four)."""
         shape = (1, -1, 1, 1)
-        mean = np.asarray(self.card.mean, np.float32).reshape(shape)
-        std = np.asarray(self.card.std, np.float32).reshape(shape)
-        return (np.asarray(images, np.float32) / np.float32(255.0) - mean) / std
+        mean = np.asarray(self.card.mean, np.float64).reshape(shape)
+        std = np.asarray(self.card.std, np.float64).reshape(shape)
+        x = np.multiply(images, (1.0 / (255.0 * std)).astype(np.float32), dtype=np.float32)
+        x -= (mean / std).astype(np.float32)
+        return x
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         """One float64 score per input (N,), read from the output as the card says."""

@@ -51,10 +51,16 @@ class ExternalScorer:
         return np.concatenate(out) if out else np.zeros(0)
 
     def clean_scores(self, rows: np.ndarray) -> np.ndarray:
-        """Scores of the dataset's own `rows`, in that order."""
+        """Scores of the dataset's own `rows`, in that order, one batch read at a time (a run of
+        consecutive rows is sliced from the memory map rather than gathered)."""
         images = self.ds.images()
-        out = [self.score_images(np.asarray(images[np.asarray(rows[s:s + self.batch_size])]))
-               for s in range(0, len(rows), self.batch_size)]
+        rows = np.asarray(rows, dtype=np.int64)
+        out = []
+        for s in range(0, len(rows), self.batch_size):
+            part = rows[s:s + self.batch_size]
+            consecutive = len(part) and part[-1] - part[0] == len(part) - 1 and bool(np.all(np.diff(part) == 1))
+            batch = images[part[0]:part[-1] + 1] if consecutive else images[part]
+            out.append(self.model.scores(self.model.normalise(batch)))
         return np.concatenate(out) if out else np.zeros(0)
 
     def maps(self, kind: str, images: np.ndarray, ig_steps: int) -> np.ndarray:
