@@ -49,13 +49,33 @@ def _read_onnx(path: Path):
         raise InputError(f"{path}: larger than {MODEL_BYTES >> 30} GiB: not an ONNX model spurspec reads")
     try:
         proto = onnx.load_model(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and the like: all say "not ONNX"
+        raise InputError(f"{path}: not a valid ONNX model ({_first_line(exc)})") from None
+    # Weights stored in other files name those files by path: refused before anything (the checker
+    # included) follows the path, so a model file can never make spurspec read a file it did not name.
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(proto)):
+        raise InputError(f"{path}: the model keeps weights in external files; spurspec reads a model whose weights "
+                         "are inside its one file (onnx.save_model(..., save_as_external_data=False))")
+    try:
         onnx.checker.check_model(proto)
-    except Exception as exc:  # protobuf's DecodeError, onnx's ValidationError, ...: all say "not ONNX"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"{path}: not a valid ONNX model ({first[:160]})") from None
+    except Exception as exc:  # onnx's ValidationError and the like
+        raise InputError(f"{path}: not a valid ONNX model ({_first_line(exc)})") from None
     if not proto.graph.node:
         raise InputError(f"{path}: not a valid ONNX model (its graph has no operators)")
     return proto
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
+def _tensors(proto):
+    """Every tensor stored in the graph: initializers and Constant nodes' values (top level)."""
+    yield from proto.graph.initializer
+    for node in proto.graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
 
 
 def defaults(proto) -> dict[str, Any]:

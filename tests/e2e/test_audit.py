@@ -96,7 +96,7 @@ def test_compare_and_report_read_audits(cli, made):
 
 
 HOSTILE = {"truncated": "not a valid ONNX model", "not_onnx": "not a valid ONNX model", "pickle_pt2": "unpickling",
-           "pickle_onnx": "not a valid ONNX model",
+           "pickle_onnx": "not a valid ONNX model", "external_data": "external files",
            "rank3": "rank 3", "nan": "not finite", "rgb_model": "the model's card says 3x32x32",
            "card_channels": "the card says channels 3", "card_index": "outside the output's 1 classes"}
 
@@ -132,6 +132,13 @@ def _hostile_file(case, made, tmp_path):
     elif case in ("pickle_pt2", "pickle_onnx"):  # never unpickled: refused by name, or as no protobuf
         path = tmp_path / ("model.pt2" if case == "pickle_pt2" else "model.onnx")
         path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    elif case == "external_data":  # weights in a second file, named by path inside the model
+        import onnx
+
+        proto = onnx.load(str(made / "reader.onnx"))
+        path = tmp_path / "external.onnx"
+        onnx.save_model(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location="weights.bin", size_threshold=0)
     elif case == "rank3":
         path = om.to_onnx(om.TubeReader(), tmp_path / "rank3.onnx", rank=3)
     elif case == "nan":
