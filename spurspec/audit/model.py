@@ -122,14 +122,16 @@ class OnnxModel:
     output_name: str
 
     @classmethod
-    def open(cls, path: Path, card_file: Path | None = None, flags: dict[str, Any] | None = None) -> OnnxModel:
-        """The model and its card, checked against each other (see the module's docstring)."""
+    def open(cls, path: Path, card_file: Path | None = None, flags: dict[str, Any] | None = None,
+             threads: int | None = None) -> OnnxModel:
+        """The model and its card, checked against each other (see the module's docstring), run
+        on `threads` compute threads (unset: spurspec.runtime's choice, as every stage)."""
         path = Path(path)
         proto = _read_onnx(path)
         _check_rank(proto, path)
         card = cards.combine(defaults(proto), cards.read(card_file) if card_file else {}, flags or {})
         card = card.check(str(card_file or path))
-        session = _session(proto.SerializeToString(), path)
+        session = _session(proto.SerializeToString(), path, threads)
         model = cls(path, sha256(path), card, session, *_io_names(session, path))
         model._check_shapes(proto)
         return model
@@ -201,12 +203,16 @@ def _shape(dims: list) -> str:
     return "(" + ", ".join(str(d) for d in dims) + ")"
 
 
-def _session(data: bytes, path: Path):
+def _session(data: bytes, path: Path, threads: int | None):
     import onnxruntime as ort
 
+    from spurspec import runtime
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = runtime.choose_threads(threads)
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
     try:
-        return ort.InferenceSession(data, providers=providers)
+        return ort.InferenceSession(data, options, providers=providers)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InputError(f"{path}: ONNX Runtime cannot run this model ({first[:200]})") from None

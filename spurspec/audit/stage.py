@@ -51,6 +51,7 @@ class AuditConfig:
     max_images: int = 200  # attribution: images per image set
     window: int | None = None  # occlusion window (px); None: an eighth of the image
     stride: int | None = None
+    threads: int | None = None  # compute threads; unset = spurspec.runtime's choice
 
 
 @dataclass
@@ -94,7 +95,10 @@ def audit(cfg: AuditConfig, force: bool = False) -> AuditResult:
         raise InputError(f"{out}: --out is a file, not a directory")
     if out.exists() and any(out.iterdir()) and not force:
         raise ExistsError(f"{out}: already exists; pass --force to replace it")
-    model = OnnxModel.open(Path(cfg.model), cfg.card, cfg.card_flags)
+    from spurspec import runtime
+
+    runtime.configure(cfg.threads)  # torch's threads (occlusion's bookkeeping), as every stage sets them
+    model = OnnxModel.open(Path(cfg.model), cfg.card, cfg.card_flags, cfg.threads)
     ds = Dataset.open(Path(cfg.dataset))
     _check_fits(model, ds)
     split = np.asarray(ds.manifest.column("split").to_pylist())

@@ -34,6 +34,7 @@ def command(
     batch_size: Annotated[int | None, typer.Option(help="Images per forward pass (default {default:batch_size}).")] = None,
     bootstrap: Annotated[int | None, typer.Option(help="Patient-bootstrap replicates per interval (default {default:bootstrap}).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seeds the bootstrap and the probes' draws (default {default:seed}).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Compute threads (default: OMP_NUM_THREADS if set, else the cores this process may use).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing DIR.")] = False,
 ) -> None:
     """Audit a model trained anywhere (ONNX): robust AUROC with intervals, insertion/removal probes, occlusion evidence mass."""
@@ -44,7 +45,7 @@ def command(
     flags = {"size": size, "channels": channels, "mean": tuple(mean) if mean else None,
              "std": tuple(std) if std else None, "output": output, "index": index, "summary": summary}
     given = {"batch_size": batch_size, "bootstrap": bootstrap, "seed": seed, "max_images": max_images,
-             "window": window, "stride": stride}
+             "window": window, "stride": stride, "threads": threads}
     cfg = AuditConfig(model=model, dataset=dataset, out=out_dir, card=card, card_flags=flags,
                       insert=tuple(insert or ()), remove=remove, attribution=attribution,
                       **{k: v for k, v in given.items() if v is not None})
