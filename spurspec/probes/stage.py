@@ -10,7 +10,9 @@ a probe is reproducible whatever the order or batch size.
 Reads RUN/config.toml, the checkpoint evaluate scored (predictions.parquet says which), the
 validation threshold in metrics.parquet, and the dataset (images, masks, dataset.json, and
 spurious_masks.npy where stored). Writes RUN/probes/<probe>.parquet (schemas.PROBE) and
-RUN/provenance/probe-<probe>.json; a probe whose settings and inputs are unchanged is not redone."""
+RUN/provenance/probe-<probe>.json; a probe whose settings and inputs are unchanged is not redone.
+`spurspec audit` runs this same stage on an outside model (`model`, the Model protocol below): its
+file stands where a run's checkpoint stands, and its scorer where the run's network does."""
 
 from __future__ import annotations
 
