@@ -5,7 +5,7 @@ occlusion (Captum's, with the model wrapped as a function: it needs no gradients
 the card's mean (zero after normalisation) slides over the image, and a pixel's evidence is the
 mean drop in the score when the windows covering it are blanked, its positive part kept.
 Occlusion costs one forward pass per image and window; that count is said before it starts and
-a progress bar with an ETA follows it (stderr). Reads the dataset's images; writes nothing."""
+in a terminal a progress bar with an ETA follows it (stderr). Reads the dataset's images; writes nothing."""
 
 from __future__ import annotations
 
