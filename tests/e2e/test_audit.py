@@ -148,7 +148,6 @@ def _hostile_file(case, made, tmp_path):
     return path
 
 
-@pytest.mark.slow
 def test_export_round_trip(cli, made):
     """A trained spurspec run, exported, scores its test split as evaluate did, to 1e-5."""
     from spurspec.audit.model import OnnxModel
@@ -206,7 +205,6 @@ def _same_scores(model, ds_path, test):
     assert np.max(np.abs(scores - test.score.to_numpy())) < 1e-5
 
 
-@pytest.mark.slow
 def test_export_round_trip_pixel(cli, made):
     """A mask-trained run exports its P(region) map; the card's summary (the run's) scores it."""
     from spurspec.audit.model import OnnxModel
