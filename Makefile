@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BENCH)/bench_augment.py --repeats 3 --json $(BENCH_OUT)/augment.json
 	$(BENCH)/bench_metrics.py --sizes 10000,100000,1000000 --json $(BENCH_OUT)/metrics.json
 	$(BENCH)/bench_concurrent.py --repeats 1 --json $(BENCH_OUT)/concurrent.json
+	$(BENCH)/bench_audit.py --n 16000 --repeats 11 --json $(BENCH_OUT)/audit.json
 	$(BENCH)/render.py --results $(BENCH_OUT)
 
 # On a CUDA machine (after `make install CONSTRAINTS=` with a CUDA torch): under 5 minutes.

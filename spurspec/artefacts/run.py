@@ -173,6 +173,15 @@ class RunRecord:
         except (OSError, ValueError):
             return {}
 
+    def refuse_audit(self, stage: str) -> None:
+        """An audit's directory (`spurspec audit`: config.toml has an [audit] table) holds no
+        checkpoint: `stage` cannot load its model, so say what can (exit 2)."""
+        audit = self.config.get("audit")
+        if isinstance(audit, dict):
+            raise ConfigError(f"{self.root}: an audit of {audit.get('model_file')}, not a training run: {stage} "
+                              "cannot load it; re-run `spurspec audit ... --force` (its metrics and probes), or "
+                              "`spurspec evaluate --predictions` on its predictions.parquet")
+
     @property
     def granularity(self) -> str:
         return str(self.config.get("granularity", "binary"))

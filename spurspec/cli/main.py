@@ -128,6 +128,8 @@ COMMANDS: list[tuple[str | None, str, str]] = [  # in pipeline order, as --help 
     (None, "compare", "spurspec.cli.compare"),
     (None, "probe", "spurspec.cli.probe"),
     (None, "report", "spurspec.cli.report"),
+    (None, "audit", "spurspec.cli.audit"),
+    (None, "export", "spurspec.cli.export"),
     (None, "run", "spurspec.cli.run"),
     (None, "theory", "spurspec.cli.theory"),
 ]

@@ -45,17 +45,21 @@ def command(
     cfg = resolve(ProbeConfig, config, overrides)
     res = probe(cfg, force=force)
     for name, table in res.tables.items():
-        rows = table.to_pylist()
         if name in res.up_to_date:
             out.print(freshness.up_to_date(res.run, WHAT.format(name)))
-        if rows and rows[0]["kind"] == "attribution":
-            _print_attribution(f"{res.run}: {name}", rows)
-        else:
-            _print_shift(f"{res.run}: {name}, summary {rows[0]['summary'] if rows else '-'}", rows)
+        print_probe(res.run, name, table.to_pylist())
     for note in res.notes:
         out.print(f"note: {note}")
     if res.tables:
         out.print(f"wrote {res.run}/probes/")
+
+
+def print_probe(run: Path, name: str, rows: list[dict]) -> None:
+    """One probe's table: score shifts and flips, or evidence mass."""
+    if rows and rows[0]["kind"] == "attribution":
+        _print_attribution(f"{run}: {name}", rows)
+    else:
+        _print_shift(f"{run}: {name}, summary {rows[0]['summary'] if rows else '-'}", rows)
 
 
 def _cell(r: dict | None, signed: bool = False) -> str:

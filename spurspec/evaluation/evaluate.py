@@ -112,6 +112,7 @@ def _evaluate_run(cfg: EvaluateConfig, force: bool) -> EvaluateResult:
 
 
 def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateResult:
+    record.refuse_audit("evaluate")
     layout = record.layout
     dataset = record.open_dataset(moved_to=cfg.dataset)
     if cfg.dataset is not None:
@@ -141,13 +142,19 @@ def _score_run(cfg: EvaluateConfig, record: RunRecord, force: bool) -> EvaluateR
     _forget(layout)
     io.write_table(layout.predictions, predictions, schemas.PREDICTIONS)
     write_saliency(layout.prob_maps, main.saliency, main.saliency_kind)
-    preds = _roles(predictions, cfg.split, has_split=True)
-    metrics = compute_metrics(dataset.layout.manifest, preds, dataset.spurious, _settings(cfg), where=str(layout.predictions))
+    metrics = metrics_of(predictions, dataset, cfg, where=str(layout.predictions))
     io.write_table(layout.metrics, metrics, schemas.METRICS)
     # What was scored: a fact beside the settings (report marks and counts runs by it).
     provenance.write(layout.provenance("evaluate"), "evaluate", settings, inputs,
                      completion=record.completion.as_record())
     return EvaluateResult(layout.root, metrics, notes=notes)
+
+
+def metrics_of(predictions: pa.Table, dataset: Dataset, cfg: EvaluateConfig, where: str) -> pa.Table:
+    """Every metric of a PREDICTIONS table holding `cfg.split` and val rows (a run's, or an outside
+    model's audit), thresholds chosen on val."""
+    preds = _roles(predictions, cfg.split, has_split=True)
+    return compute_metrics(dataset.layout.manifest, preds, dataset.spurious, _settings(cfg), where=where)
 
 
 def _completion_notes(record: RunRecord, cfg: EvaluateConfig) -> list[str]:

@@ -68,6 +68,10 @@ class Scorer:
         by_row = dict(zip(order, scores[self.summary], strict=True))
         return np.array([by_row[int(r)] for r in rows], dtype=np.float64)
 
+    def clean_scores(self, rows: np.ndarray) -> np.ndarray:
+        """Image scores of the dataset's own `rows` (unchanged images), as evaluate scored them."""
+        return self.scores(self.dataset_rows(), rows)
+
     def score_images(self, images: np.ndarray) -> np.ndarray:
         """Image scores of uint8 images (n, C, S, S)."""
         return self.scores(ArrayRows(images, self.run.cfg.seed), np.arange(len(images)))

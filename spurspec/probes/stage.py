@@ -10,7 +10,9 @@ a probe is reproducible whatever the order or batch size.
 Reads RUN/config.toml, the checkpoint evaluate scored (predictions.parquet says which), the
 validation threshold in metrics.parquet, and the dataset (images, masks, dataset.json, and
 spurious_masks.npy where stored). Writes RUN/probes/<probe>.parquet (schemas.PROBE) and
-RUN/provenance/probe-<probe>.json; a probe whose settings and inputs are unchanged is not redone."""
+RUN/provenance/probe-<probe>.json; a probe whose settings and inputs are unchanged is not redone.
+`spurspec audit` runs this same stage on an outside model (`model`, the Model protocol below): its
+file stands where a run's checkpoint stands, and its scorer where the run's network does."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -144,6 +146,7 @@ class RunInputs:
     threshold_reason: str
     inputs: dict[str, str]  # provenance fingerprints shared by every probe
     test: np.ndarray  # test rows of the dataset
+    checkpoint_file: Path | None = None  # the file scored: a run's checkpoint, or an audit's model file
 
     @property
     def region(self) -> dict[str, Any] | None:
@@ -171,8 +174,11 @@ class RunInputs:
         return np.load(path, mmap_mode="r")
 
 
-def open_run(record: RunRecord, cfg: ProbeConfig) -> RunInputs:
-    """The run's dataset, checkpoint, summarising function and validation threshold (evaluate's)."""
+def open_run(record: RunRecord, cfg: ProbeConfig, model: Model | None = None) -> RunInputs:
+    """The run's dataset, checkpoint, summarising function and validation threshold (evaluate's);
+    with `model` (an outside model's audit), its file stands where a run's checkpoint stands."""
+    if model is None:
+        record.refuse_audit("probe")
     metrics = record.metrics  # exit 3 naming `spurspec evaluate` if the run was not evaluated
     ds = record.open_dataset(moved_to=cfg.dataset)
     if cfg.dataset is not None:
@@ -182,28 +188,41 @@ def open_run(record: RunRecord, cfg: ProbeConfig) -> RunInputs:
     if len(scored) > 1:
         raise ArtefactError(f"{record.layout.predictions}: scored with several checkpoints; re-run `spurspec evaluate --force`")
     checkpoint = scored.pop() if scored else "best"
+    checkpoint_file = model.path if model is not None else record.checkpoint(checkpoint)
     row = next((r for r in metrics.to_pylist() if r["metric"] == "threshold" and r["summary"] == summary), None)
     threshold = None if row is None else row["value"]
     reason = (row or {}).get("reason") or "evaluate chose no validation threshold"
-    inputs = {"checkpoint": provenance.file_digest(record.checkpoint(checkpoint)), "dataset": ds.fingerprint(),
+    inputs = {"checkpoint": provenance.file_digest(checkpoint_file), "dataset": ds.fingerprint(),
               "metrics": provenance.file_digest(record.layout.metrics)}
     split = np.asarray(ds.manifest.column("split").to_pylist())
     test = np.flatnonzero(split == "test")
     if len(test) == 0:
         raise ArtefactError(f"{ds.layout.manifest}: the test split has no images")
-    return RunInputs(record, ds, checkpoint, summary, threshold, f"no flip rates: {reason}", inputs, test)
+    return RunInputs(record, ds, checkpoint, summary, threshold, f"no flip rates: {reason}", inputs, test,
+                     checkpoint_file)
 
 
-def probe(cfg: ProbeConfig, force: bool = False) -> ProbeResult:
+class Model(Protocol):
+    """A model from outside spurspec's runs (spurspec.audit): the file that is its identity, and
+    the scorer a probe calls (score_images, clean_scores, map_kinds, maps; see scoring.Scorer)."""
+
+    path: Path
+
+    def scorer(self, run: RunInputs, cfg: ProbeConfig) -> Any: ...
+
+
+def probe(cfg: ProbeConfig, force: bool = False, model: Model | None = None) -> ProbeResult:
+    """The probes `cfg` asks for on an evaluated run, or, with `model`, on an audit's directory."""
     asked = check(cfg)
     record = RunRecord.open(Path(cfg.run))
     # The run directory's lock, the one train and evaluate take: never probe a run being rewritten.
     with locks.hold(record.root, "probe"):
-        return _probe_locked(cfg, record, asked, force)
+        return _probe_locked(cfg, record, asked, force, model)
 
 
-def _probe_locked(cfg: ProbeConfig, record: RunRecord, asked: list[Request], force: bool) -> ProbeResult:
-    run = open_run(record, cfg)
+def _probe_locked(cfg: ProbeConfig, record: RunRecord, asked: list[Request], force: bool,
+                  model: Model | None) -> ProbeResult:
+    run = open_run(record, cfg, model)
     layout = record.layout
     result = ProbeResult(record.root)
     scorer = None
@@ -215,7 +234,7 @@ def _probe_locked(cfg: ProbeConfig, record: RunRecord, asked: list[Request], for
             result.tables[req.name] = schemas.check(io.read_table(path, "probe table"), schemas.PROBE, path)
             continue
         if scorer is None:
-            scorer = _scorer(run, cfg)
+            scorer = model.scorer(run, cfg) if model is not None else _scorer(run, cfg)
         prov.unlink(missing_ok=True)  # killed half-way, the table is redone, never trusted
         rows, notes = KINDS[req.kind](cfg, req, run, scorer)
         table = _table(rows, req, run, cfg)
@@ -267,7 +286,7 @@ def _fresh(req: Request, run: RunInputs, inputs: dict[str, str], force: bool) ->
 def _input_paths(req: Request, run: RunInputs) -> dict[str, Path]:
     """The file behind each input fingerprint, for a message naming what changed."""
     layout = run.record.layout
-    return {"checkpoint": layout.checkpoint(run.checkpoint), "dataset": run.ds.layout.manifest,
+    return {"checkpoint": run.checkpoint_file or layout.checkpoint(run.checkpoint), "dataset": run.ds.layout.manifest,
             "metrics": layout.metrics, "spurious_masks": run.ds.layout.spurious_masks, **_own_files(req, run)}
 
 
@@ -359,7 +378,7 @@ def _paired(cfg: ProbeConfig, req: Request, run: RunInputs, scorer, candidates: 
         if changed:
             after.append(scorer.score_images(np.stack(changed)))
     kept_rows = np.asarray(kept, dtype=np.int64)
-    before = scorer.scores(scorer.dataset_rows(), kept_rows)
+    before = scorer.clean_scores(kept_rows)
     paired = stats.Paired.from_ids(before, np.concatenate(after) if after else np.zeros(0),
                                    run.column("label", kept_rows), run.column("patient_id", kept_rows))
     rows = stats.shift_rows(paired, run.threshold, cfg.bootstrap, _seed_sequence(cfg, req, "shift"), cfg.confidence,

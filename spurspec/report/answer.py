@@ -54,6 +54,8 @@ class GroupResult:
 
 def trained_on(group: str) -> str:
     """A group's training signal in words, from its granularity (the group's first word)."""
+    if group.startswith("audit:"):  # an outside model (`spurspec audit`): its training is not known
+        return "data outside spurspec"
     try:
         g = granularities.parse(group.split(" ")[0])
     except SpurspecError:  # an unknown granularity is named as it is

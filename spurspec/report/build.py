@@ -6,6 +6,7 @@ identity). Each section of the report has its own builder, called in reading ord
 
 from __future__ import annotations
 
+import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,7 +262,23 @@ def _how_made(ctx: _Context) -> list[Block]:
             f"Robust AUROC is computed on {{label=1, {a}=0}} ∪ {{label=0, {a}=1}}. Intervals are 95% patient-level "
             f"bootstrap percentile intervals; paired differences use {plural(ctx.cfg.bootstrap, 'replicate')} "
             f"(seed {ctx.cfg.seed}). Cell-size rule: fewer than {plural(ctx.cfg.min_cell, 'test image')} of a class.")
-    return [Block("h2", "How this report was made"), Block("p", text)]
+    return [Block("h2", "How this report was made"), Block("p", text), *_audited(ctx)]
+
+
+def _audited(ctx: _Context) -> list[Block]:
+    """What each audited outside model is (`spurspec audit` keeps it in the audit's config.toml):
+    its file and SHA-256, its card and the dataset it was scored on."""
+    out = []
+    for run in ctx.runs:
+        audit, card = run.config.get("audit"), run.config.get("card")
+        if not isinstance(audit, dict):
+            continue
+        shown = ", ".join(f"{k} {v}" for k, v in (card or {}).items())
+        source = f", card {audit['card_file']}" if audit.get("card_file") else ", card from the model's metadata and flags"
+        out.append(Block("p", f"{run.root.name} audits {audit.get('model_file')} (SHA-256 {audit.get('model_sha256')})"
+                              f"{source}: {shown}; scored on {os.path.normpath(run.dataset)} "
+                              f"({audit.get('dataset_fingerprint', '')[:19]})."))
+    return out
 
 
 def _unfinished_words(ctx: _Context) -> str:
@@ -287,7 +304,7 @@ def _binary_scores(runs: list[Run]) -> str:
     was scored by its probability); '' without binary runs."""
     default = TrainConfig.binary_score
     used = sorted({str(r.config.get("binary_score", default)) for r in runs
-                   if not granularities.parse(r.granularity).pixel})
+                   if not granularities.is_pixel(r.granularity) and "audit" not in r.config})
     words = [BINARY_SCORE_WORDS.get(s, s) for s in used]
     return f", binary models by {' or '.join(words)}" if words else ""
 
@@ -621,7 +638,7 @@ def _map_kind(run: Run) -> str:
     """What a run's kept maps are: as saliency.npz records it, else (a file from before the
     record) probabilities for a pixel model and Grad-CAM for an image-label one."""
     kind = read_saliency_kind(run.record.layout.prob_maps)
-    return kind or ("probability" if granularities.parse(run.granularity).pixel else "gradcam")
+    return kind or ("probability" if granularities.is_pixel(run.granularity) else "gradcam")
 
 
 def _panel_facts(run: Run, ids: list[str], attribute: str) -> dict[str, tuple]:

@@ -133,7 +133,7 @@ def remedy_arms(rows: list[dict]) -> list[RemedyArm]:
     for r in rows:
         run = r["run"]
         if run.group not in arms:
-            pixel = granularities.parse(run.granularity).pixel
+            pixel = granularities.is_pixel(run.granularity)
             need = needs_kind(run.method, pixel) if run.method in METHODS else "unregistered method"
             arms[run.group] = RemedyArm(run.group, need, _masks_given(run) if need == "masks" else None)
         arms[run.group].rows.append(r)

@@ -19,6 +19,11 @@ from spurspec.artefacts import io  # noqa: E402
 _PNG_META = {"Software": None}  # no version string in the file: same inputs, same bytes
 
 
+
+def tick(group: str) -> str:
+    """A group as an axis label: an audited model's `audit:NAME` on two lines, so long names fit."""
+    return group.replace("audit:", "audit:\n", 1) if group.startswith("audit:") else group
+
 def _save(fig, path: Path) -> None:
     with io.atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata=_PNG_META)
@@ -58,7 +63,7 @@ def headline(path: Path, rows: list[dict], groups: list[str], reference: dict[st
         shift = -0.18 if study_metric == "overall" else 0.18
         ax.scatter([i + shift for i, _ in ref], [v for _, v in ref], marker="*", s=160, facecolors="none",
                    edgecolors="black", label="the study's robust AUROC (reference)", zorder=5)
-    ax.set_xticks(x, labels or groups)
+    ax.set_xticks(x, labels or [tick(g) for g in groups])
     _fit_auroc(ax, [*(r[k] for r in rows for m in ("overall", "robust") for k in (m, f"{m}_lo", f"{m}_hi")),
                     *(v for _, v in ref)], bars=True)
     _chance(ax)
@@ -438,7 +443,7 @@ def probe_shift(path: Path, points: list[dict], groups: list[str], flip_label: s
             _dots(ax, gi, runs, key, "#dd5143")
         ax.bar(x, means, width=0.5, color="#dd5143", alpha=0.25)
         ax.axhline(0, color="grey", lw=1)
-        ax.set_xticks(x, labels or groups)
+        ax.set_xticks(x, labels or [tick(g) for g in groups])
         ax.set_ylim(*ylim)
         ax.set_ylabel(ylabel)
     _save(fig, path)
@@ -467,7 +472,7 @@ def evidence_mass(path: Path, bars: list[dict], image_sets: list[str]) -> None:
         if any(a is not None for a in area):
             ax.hlines([np.nan if a is None else a for a in area], x - 0.35, x + 0.35, colors="black", linestyles=":",
                       label=f"{images} region's share of the image")
-        ax.set_xticks(x, [f"{b['group']}\n{MAP_NAMES.get(b['map'], b['map'])}" for b in shown], fontsize=7)
+        ax.set_xticks(x, [f"{tick(b['group'])}\n{MAP_NAMES.get(b['map'], b['map'])}" for b in shown], fontsize=7)
         ax.set_ylim(0, 1.02)
         ax.set_ylabel(f"share of evidence (test images with the {images} region)")
         _legend_below(ax, ncol=2)

@@ -71,7 +71,7 @@ class Run:
     def group(self) -> str:
         """What seeds are averaged over: granularity, plus method and budget when not default."""
         parts = [self.granularity]
-        if self.method != "erm":
+        if self.method not in ("erm", "outside"):  # outside: an audit, named by its model (audit:NAME)
             parts.append(self.method)
         if self.budget != "all":
             parts.append(f"masks={self.budget}")

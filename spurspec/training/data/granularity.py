@@ -76,6 +76,15 @@ def names() -> list[str]:
     return GRANULARITIES.choices()
 
 
+def is_pixel(name: str) -> bool:
+    """Whether a granularity name trains a pixel model; False for a name that is no granularity
+    (an audited outside model's `audit:NAME`, which has one image score)."""
+    try:
+        return parse(name).pixel
+    except ConfigError:
+        return False
+
+
 def sort_key(name: str) -> tuple:
     """Sort key of a granularity name (unknown names last, by name)."""
     try:
