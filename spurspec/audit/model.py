@@ -2,9 +2,9 @@
 provider when this onnxruntime has it, else CPU). Nothing in an ONNX file is code: the graph is
 protobuf data of standard operators, so opening one cannot run Python. Files saved by
 torch.export (.pt2) and TorchScript are refused: loading either unpickles (torch.export.load reads
-weights and constants with torch.load(weights_only=False) and custom objects with pickle.loads;
-TorchScript archives run their own code and unpickle constants), and spurspec never unpickles a
-model file (docs/audit.md).
+weights and constants through torch's unrestricted loader, with the weights-only guard off, and
+custom objects through the pickle module; TorchScript archives run their own code and unpickle
+constants), and spurspec never unpickles a model file (docs/audit.md).
 
 `OnnxModel.open` checks the file and the card against the graph (input rank 4, channels, size;
 an output the card can read) and runs a first batch, whose scores must be finite; every mismatch
